@@ -1,0 +1,49 @@
+# One entry point for people and CI. Every target sets up what it needs by itself.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint unit integration controlplane crds bench e2e-kind clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## Build (once, cached by version) the local control plane binaries.
+controlplane:
+	bash hack/controlplane/build.sh >/dev/null
+
+## Start a local control plane (unless KUBECONFIG is set), install the chart, run the operator.
+run: $(VENV)/.installed
+	@if [ -z "$${KUBECONFIG:-}" ]; then bash hack/controlplane/build.sh >/dev/null; fi
+	$(BIN)/python -m usersecrets.devcluster run
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit -q
+
+## Lint, unit tests and integration tests against the real local control plane.
+test: $(VENV)/.installed controlplane lint
+	$(BIN)/pytest -q --durations=15
+
+## Regenerate crds/ from the pydantic models (the single source of truth).
+crds: $(VENV)/.installed
+	$(BIN)/python -m usersecrets.crds crds
+
+bench: $(VENV)/.installed controlplane
+	$(BIN)/python -m bench
+
+## End-to-end on kind (needs Docker): image, cluster, chart, a Job that reads its secret.
+e2e-kind:
+	bash hack/e2e-kind.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

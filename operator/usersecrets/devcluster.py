@@ -1,0 +1,363 @@
+"""A real, local Kubernetes control plane for `make run` and the integration tests.
+
+etcd, kube-apiserver and kube-controller-manager run as child processes on free loopback
+ports, the way controller-runtime's envtest does, because no container engine is available
+where we develop and test. The binaries come from `KUBEBUILDER_ASSETS` when it has them all,
+otherwise from hack/controlplane/build.sh, which builds the pinned release once into a cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from usersecrets.certificates import Bundle, issue_certificate, new_ca
+
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+REPO = Path(__file__).resolve().parents[2]
+CONTROLLERS = (
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "clusterrole-aggregation-controller",
+    "job-controller",
+)
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be found, built or started."""
+
+
+def find_binaries() -> Path:
+    """KUBEBUILDER_ASSETS when it has every binary, else the cached build of the pinned release."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and all((Path(assets) / name).is_file() for name in BINARIES):
+        return Path(assets)
+    script = REPO / "hack" / "controlplane" / "build.sh"
+    if not script.is_file():
+        raise ControlPlaneError(
+            f"no control plane binaries: set KUBEBUILDER_ASSETS to a directory with "
+            f"{', '.join(BINARIES)}, or run from a checkout that has {script}"
+        )
+    result = subprocess.run(["bash", str(script)], check=False, stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise ControlPlaneError(f"{script} failed with exit code {result.returncode}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def cached_binaries() -> Path | None:
+    """The binaries if they are already there, without building anything."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and all((Path(assets) / name).is_file() for name in BINARIES):
+        return Path(assets)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    for candidate in sorted((cache / "usersecrets" / "controlplane").glob("k8s-*")):
+        if all((candidate / name).is_file() for name in BINARIES):
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """Runs in the child: the kernel kills it if the test process dies, even by SIGKILL."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+class ControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager, started and stopped as one."""
+
+    def __init__(self, bin_dir: Path, workdir: Path | None = None) -> None:
+        self.bin_dir = bin_dir
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="usersecrets-cp-"))
+        self.logs = self.workdir / "logs"
+        self.kubeconfig = self.workdir / "admin.kubeconfig"
+        self.port = free_port()
+        self.server = f"https://127.0.0.1:{self.port}"
+        self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self._ca: Bundle | None = None
+
+    # -- certificates and kubeconfigs -------------------------------------------------
+
+    @property
+    def ca(self) -> Bundle:
+        if self._ca is None:
+            raise ControlPlaneError("the control plane has not been started")
+        return self._ca
+
+    def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
+        """A kubeconfig that authenticates as `user` (and `groups`) with a client certificate."""
+        cert = issue_certificate(self.ca, common_name=user, organizations=groups, client=True)
+        path = self.workdir / f"{user}.kubeconfig"
+        path.write_text(yaml.safe_dump(self._kubeconfig_dict(user, cert)))
+        path.chmod(0o600)
+        return path
+
+    def _kubeconfig_dict(self, user: str, cert: Bundle) -> dict[str, Any]:
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
+
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": b64(self.ca.cert_pem),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate-data": b64(cert.cert_pem),
+                        "client-key-data": b64(cert.key_pem),
+                    },
+                }
+            ],
+            "contexts": [{"name": user, "context": {"cluster": "local", "user": user}}],
+            "current-context": user,
+        }
+
+    def _write_pki(self) -> dict[str, Path]:
+        pki = self.workdir / "pki"
+        pki.mkdir(parents=True, exist_ok=True)
+        self._ca = new_ca("usersecrets-devcluster-ca")
+        serving = issue_certificate(
+            self.ca,
+            common_name="kube-apiserver",
+            dns_names=("localhost", "kubernetes", "kubernetes.default"),
+            ip_addresses=("127.0.0.1",),
+        )
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        files = {
+            "ca.crt": self.ca.cert_pem,
+            "apiserver.crt": serving.cert_pem,
+            "apiserver.key": serving.key_pem,
+            "sa.key": _pem_key(sa_key),
+            "sa.pub": sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        }
+        paths = {}
+        for name, data in files.items():
+            (pki / name).write_bytes(data)
+            (pki / name).chmod(0o600)
+            paths[name] = pki / name
+        return paths
+
+    # -- processes --------------------------------------------------------------------
+
+    def _spawn(self, name: str, args: Sequence[str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [str(self.bin_dir / name), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509  (no threads yet at spawn time)
+            start_new_session=True,
+        )
+        self._processes.append((name, process, log))
+
+    def start(self, timeout: float = 120.0) -> ControlPlane:
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
+        pki = self._write_pki()
+        etcd_client, etcd_peer = free_port(), free_port()
+        self._spawn(
+            "etcd",
+            [
+                "--name=default",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                f"--cert-dir={self.workdir / 'pki'}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--tls-cert-file={pki['apiserver.crt']}",
+                f"--tls-private-key-file={pki['apiserver.key']}",
+                f"--client-ca-file={pki['ca.crt']}",
+                "--authorization-mode=RBAC",
+                "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={pki['sa.pub']}",
+                f"--service-account-signing-key-file={pki['sa.key']}",
+                "--allow-privileged=true",
+                "--v=1",
+            ],
+        )
+        self.kubeconfig.write_text(
+            yaml.safe_dump(self._kubeconfig_dict("admin", self._admin_cert()))
+        )
+        self.kubeconfig.chmod(0o600)
+        self._wait_ready(timeout)
+        manager = self.user_kubeconfig("system:kube-controller-manager")
+        self._spawn(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={manager}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--service-account-private-key-file={pki['sa.key']}",
+                f"--root-ca-file={pki['ca.crt']}",
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
+        )
+        self._wait_default_service_account(timeout)
+
+    def _admin_cert(self) -> Bundle:
+        return issue_certificate(
+            self.ca, common_name="admin", organizations=("system:masters",), client=True
+        )
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
+        admin = self._admin_cert()
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = Path(tmp) / "c", Path(tmp) / "k"
+            cert.write_bytes(admin.cert_pem)
+            key.write_bytes(admin.key_pem)
+            context.load_cert_chain(cert, key)
+        return context
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """A raw GET as admin; for readiness checks and tests of the apiserver itself."""
+        request = urllib.request.Request(self.server + path)  # noqa: S310  (https only)
+        try:
+            with urllib.request.urlopen(request, context=self._ssl_context(), timeout=5) as r:  # noqa: S310
+                return r.status, r.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def _check_alive(self) -> None:
+        for name, process, _ in self._processes:
+            if process.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise ControlPlaneError(f"{name} exited with {process.returncode}:\n{tail}")
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with contextlib.suppress(OSError):
+                if self.get("/readyz")[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise ControlPlaneError(f"kube-apiserver not ready after {timeout}s; logs in {self.logs}")
+
+    def _wait_default_service_account(self, timeout: float) -> None:
+        """Pods need the `default` ServiceAccount, which the controller manager creates."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if self.get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200:
+                return
+            time.sleep(0.2)
+        raise ControlPlaneError(f"controller manager not working after {timeout}s")
+
+    def stop(self) -> None:
+        """Stops every process (and its process group) and waits for each to exit."""
+        for _name, process, _log in reversed(self._processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for _name, process, log in reversed(self._processes):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.close()
+        self._processes.clear()
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(workdir: Path | None = None) -> Iterator[ControlPlane]:
+    with ControlPlane(find_binaries(), workdir) as plane:
+        yield plane
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m usersecrets.devcluster`: start a control plane and wait for Ctrl-C."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workdir", type=Path, help="keep state and logs here")
+    parser.add_argument("--kubeconfig-out", type=Path, help="also copy the admin kubeconfig here")
+    args = parser.parse_args(argv)
+    with running(args.workdir) as plane:
+        if args.kubeconfig_out:
+            shutil.copy(plane.kubeconfig, args.kubeconfig_out)
+        print(f"export KUBECONFIG={args.kubeconfig_out or plane.kubeconfig}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

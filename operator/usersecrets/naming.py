@@ -1,0 +1,72 @@
+"""Who a namespace belongs to, and the names the operator gives what it creates."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from collections.abc import Mapping
+
+from usersecrets.settings import Settings
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "usersecrets"
+OWNER_LABEL = "usersecrets.io/owner"
+KEY_LABEL = "usersecrets.io/key"
+REASON_LABEL = "usersecrets.io/reason"
+URI_ANNOTATION = "usersecrets.io/uri"
+
+#: Why a copy exists in a namespace: its owner's, or a grantee's.
+REASON_OWNER = "owner"
+REASON_GRANT = "grant"
+
+#: Key inside every materialized Secret's data.
+DATA_KEY = "value"
+
+
+def user_of_namespace(
+    name: str, labels: Mapping[str, str] | None, settings: Settings
+) -> str | None:
+    """The namespace's user, or None for system namespaces and unlabelled ones without fallback."""
+    if name == settings.operator_namespace or any(
+        fnmatch.fnmatchcase(name, pattern) for pattern in settings.system_namespaces
+    ):
+        return None
+    user = (labels or {}).get(settings.user_label)
+    if user:
+        return user
+    return name if settings.namespace_name_fallback else None
+
+
+def secret_uri(cluster: str, user: str, key: str) -> str:
+    return f"secret://{cluster}/{user}/{key}"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:10]
+
+
+def _slug(user: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", user.lower()).strip("-") or "user"
+
+
+def copy_name(owner: str, key: str) -> str:
+    """Secret name of (owner, key) in any namespace.
+
+    Readable for people, and collision-free because user names may contain characters a
+    Secret name may not (the slug is lossy) and `-` appears in both parts: the digest of the
+    exact pair decides.
+    """
+    return f"usec-{_slug(owner)}-{key}-{_digest(owner, key)}"
+
+
+def grant_name(key: str, user: str) -> str:
+    """Name the CLI gives the SecretGrant of `key` to `user`, so sharing twice is one grant."""
+    return f"{key}-{_slug(user)}-{_digest(key, user)[:6]}"
+
+
+def copy_labels(owner: str, key: str, reason: str) -> dict[str, str]:
+    return {MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: owner, KEY_LABEL: key, REASON_LABEL: reason}
+
+
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"

@@ -1,0 +1,48 @@
+"""Operator configuration, read once from USERSECRETS_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a platform team may tune; the Helm chart sets these as env vars."""
+
+    model_config = SettingsConfigDict(env_prefix="USERSECRETS_", frozen=True)
+
+    cluster_name: str = Field(
+        "default", description="This cluster's name in secret://CLUSTER/USER/KEY URIs."
+    )
+    user_label: str = Field(
+        "usersecrets.io/user", description="Namespace label whose value is the namespace's user."
+    )
+    namespace_name_fallback: bool = Field(
+        True, description="A namespace without the user label belongs to the user of its name."
+    )
+    system_namespaces: tuple[str, ...] = Field(
+        ("kube-*",), description="Glob patterns of namespaces that never belong to a user."
+    )
+    operator_namespace: str = Field(
+        "usersecrets-system", description="Where the operator runs; never a user's namespace."
+    )
+    log_level: str = "INFO"
+    resync_seconds: float = Field(
+        300.0, description="Full re-reconciliation period, a safety net for missed events."
+    )
+    # Webhook serving.
+    webhook_host: str = "0.0.0.0"  # noqa: S104  (a pod listens on its own IP)
+    webhook_port: int = 8443
+    webhook_config_name: str = Field(
+        "usersecrets", description="MutatingWebhookConfiguration whose caBundle we keep current."
+    )
+    webhook_service: str = Field("usersecrets-webhook", description="Service in front of us.")
+    webhook_cert_secret: str = Field(
+        "usersecrets-webhook-tls", description="Secret holding our self-managed CA and cert."
+    )
+    webhook_cert_dir: str | None = Field(
+        None, description="Serve tls.crt/tls.key from here (cert-manager) instead of our own."
+    )
+    metrics_port: int = 8080
+    leader_election: bool = True
+    lease_name: str = "usersecrets-leader"

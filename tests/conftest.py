@@ -1,0 +1,159 @@
+"""Fixtures on a real local control plane: one per test session, users under real RBAC."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from usersecrets.devcluster import ControlPlane, cached_binaries
+
+HOW_TO_GET_BINARIES = (
+    "the local control plane binaries are missing: run `make test` (it builds them from the "
+    "pinned Kubernetes modules into ~/.cache/usersecrets) or set KUBEBUILDER_ASSETS to a "
+    "directory with etcd, kube-apiserver, kube-controller-manager, kubectl and helm"
+)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    bin_dir = cached_binaries()
+    if bin_dir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(HOW_TO_GET_BINARIES)
+        pytest.skip(HOW_TO_GET_BINARIES)
+    plane = ControlPlane(bin_dir, tmp_path_factory.mktemp("controlplane")).start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+def api_client(kubeconfig: Path) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def admin(cluster: ControlPlane) -> client.ApiClient:
+    return api_client(cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def user_client(cluster: ControlPlane) -> Callable[[str], client.ApiClient]:
+    """An API client that authenticates as the named user, with only that user's rights."""
+    return lambda user: api_client(cluster.user_kubeconfig(user))
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> object:
+    """Polls until `condition()` is truthy and returns it; fails the test with `what` if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def create_namespace(admin: client.ApiClient, labels: dict[str, str] | None = None) -> str:
+    core = client.CoreV1Api(admin)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
+    )
+
+    def has_default_service_account() -> bool:
+        try:
+            core.read_namespaced_service_account("default", name)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    wait_for(has_default_service_account, what=f"the default ServiceAccount in {name}")
+    return name
+
+
+def delete_namespace(admin: client.ApiClient, name: str) -> None:
+    try:
+        client.CoreV1Api(admin).delete_namespace(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+@pytest.fixture
+def namespace(admin: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace, deleted after the test."""
+    name = create_namespace(admin)
+    yield name
+    delete_namespace(admin, name)
+
+
+USER_ROLE = "usersecrets-test-user"
+
+
+@pytest.fixture(scope="session")
+def user_role(admin: client.ApiClient) -> str:
+    """What a user may do in their own namespaces: Secrets, pods, Jobs and our resources."""
+    rbac = client.RbacAuthorizationV1Api(admin)
+    rules = [
+        client.V1PolicyRule(
+            api_groups=[""],
+            resources=["secrets", "pods", "configmaps", "events"],
+            verbs=["*"],
+        ),
+        client.V1PolicyRule(api_groups=["batch"], resources=["jobs"], verbs=["*"]),
+        client.V1PolicyRule(
+            api_groups=["usersecrets.io"], resources=["usersecrets", "secretgrants"], verbs=["*"]
+        ),
+    ]
+    try:
+        rbac.create_cluster_role(
+            client.V1ClusterRole(metadata=client.V1ObjectMeta(name=USER_ROLE), rules=rules)
+        )
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return USER_ROLE
+
+
+@pytest.fixture
+def user_namespace(
+    admin: client.ApiClient, user_role: str, cluster: ControlPlane
+) -> Iterator[Callable[[str], str]]:
+    """Factory: a fresh namespace of `user`, where only that user (and admins) may act."""
+    created: list[str] = []
+
+    def make(user: str, label: str = "usersecrets.io/user") -> str:
+        name = create_namespace(admin, {label: user})
+        created.append(name)
+        client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
+            name,
+            client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name=f"{user}-owns-namespace"),
+                role_ref=client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=user_role
+                ),
+                subjects=[
+                    client.RbacV1Subject(
+                        kind="User", name=user, api_group="rbac.authorization.k8s.io"
+                    )
+                ],
+            ),
+        )
+        return name
+
+    yield make
+    for name in created:
+        delete_namespace(admin, name)

@@ -1,0 +1,266 @@
+"""The local control plane is a real one: each test here would fail against a fake."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from conftest import wait_for
+from usersecrets.certificates import issue_certificate, new_ca
+from usersecrets.devcluster import REPO, ControlPlane
+
+pytestmark = pytest.mark.integration
+
+
+def pinned_release() -> str:
+    for line in (REPO / "hack" / "controlplane" / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["k8s.io/kubernetes"]:
+            return parts[1]
+    raise AssertionError("k8s.io/kubernetes is not pinned in hack/controlplane/go.mod")
+
+
+def test_version_is_the_pinned_release(cluster: ControlPlane) -> None:
+    status, body = cluster.get("/version")
+    assert status == 200
+    assert json.loads(body)["gitVersion"] == pinned_release()
+
+
+def test_rbac_denies_bob_until_a_role_binding(
+    admin: client.ApiClient,
+    user_client: Callable[[str], client.ApiClient],
+    user_namespace: Callable[[str], str],
+) -> None:
+    alice_ns = user_namespace("alice")
+    client.CoreV1Api(admin).create_namespaced_secret(
+        alice_ns, client.V1Secret(metadata=client.V1ObjectMeta(name="s"), string_data={"k": "v"})
+    )
+    bob = client.CoreV1Api(user_client("bob"))
+    with pytest.raises(ApiException) as refused:
+        bob.read_namespaced_secret("s", alice_ns)
+    assert refused.value.status == 403
+
+    # `edit` is an aggregated ClusterRole: its rules come from the aggregation controller.
+    client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
+        alice_ns,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="bob-edits"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="edit"
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="User", name="bob", api_group="rbac.authorization.k8s.io")
+            ],
+        ),
+    )
+
+    def bob_can_read() -> bool:
+        try:
+            bob.read_namespaced_secret("s", alice_ns)
+        except ApiException as error:
+            if error.status != 403:
+                raise
+            return False
+        return True
+
+    wait_for(bob_can_read, what="bob's access through the aggregated edit role")
+
+
+def test_garbage_collector_removes_owned_objects(admin: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(admin)
+    owner = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
+    reference = client.V1OwnerReference(
+        api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
+    )
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="child", owner_references=[reference])
+        ),
+    )
+    core.delete_namespaced_config_map("owner", namespace)
+
+    def child_gone() -> bool:
+        return not any(
+            cm.metadata.name == "child" for cm in core.list_namespaced_config_map(namespace).items
+        )
+
+    wait_for(child_gone, what="the garbage collector to delete the child")
+
+
+def test_namespace_deletion_completes(admin: client.ApiClient) -> None:
+    core = client.CoreV1Api(admin)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="doomed")))
+    core.create_namespaced_config_map(
+        "doomed", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="content"))
+    )
+    core.delete_namespace("doomed")
+
+    def gone() -> bool:
+        return "doomed" not in {ns.metadata.name for ns in core.list_namespace().items}
+
+    wait_for(gone, what="the namespace controller to finish deleting the namespace")
+
+
+def test_job_controller_creates_a_pod(admin: client.ApiClient, namespace: str) -> None:
+    container = client.V1Container(name="main", image="busybox", command=["true"])
+    client.BatchV1Api(admin).create_namespaced_job(
+        namespace,
+        client.V1Job(
+            metadata=client.V1ObjectMeta(name="job"),
+            spec=client.V1JobSpec(
+                template=client.V1PodTemplateSpec(
+                    spec=client.V1PodSpec(containers=[container], restart_policy="Never")
+                )
+            ),
+        ),
+    )
+    core = client.CoreV1Api(admin)
+    wait_for(
+        lambda: core.list_namespaced_pod(namespace, label_selector="job-name=job").items,
+        what="the job controller to create a pod",
+    )
+
+
+class _Refuser(http.server.BaseHTTPRequestHandler):
+    """An admission webhook that refuses every pod with a recognisable message."""
+
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.dumps(
+            {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "response": {
+                    "uid": review["request"]["uid"],
+                    "allowed": False,
+                    "status": {"code": 403, "message": "refused by the test webhook"},
+                },
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def refusing_webhook(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
+    ca = new_ca("test-webhook-ca")
+    serving = issue_certificate(ca, common_name="webhook", ip_addresses=("127.0.0.1",))
+    (tmp_path / "tls.crt").write_bytes(serving.cert_pem)
+    (tmp_path / "tls.key").write_bytes(serving.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuser)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], ca.cert_pem
+    server.shutdown()
+
+
+def test_apiserver_calls_an_https_webhook(
+    admin: client.ApiClient, namespace: str, refusing_webhook: tuple[int, bytes]
+) -> None:
+    port, ca_pem = refusing_webhook
+    registration = client.AdmissionregistrationV1Api(admin)
+    name = f"refuse-{namespace}"
+    registration.create_mutating_webhook_configuration(
+        client.V1MutatingWebhookConfiguration(
+            metadata=client.V1ObjectMeta(name=name),
+            webhooks=[
+                client.V1MutatingWebhook(
+                    name="refuse.test.usersecrets.io",
+                    client_config=client.AdmissionregistrationV1WebhookClientConfig(
+                        url=f"https://127.0.0.1:{port}/refuse",
+                        ca_bundle=base64.b64encode(ca_pem).decode(),
+                    ),
+                    rules=[
+                        client.V1RuleWithOperations(
+                            api_groups=[""],
+                            api_versions=["v1"],
+                            operations=["CREATE"],
+                            resources=["pods"],
+                        )
+                    ],
+                    namespace_selector=client.V1LabelSelector(
+                        match_labels={"kubernetes.io/metadata.name": namespace}
+                    ),
+                    side_effects="None",
+                    admission_review_versions=["v1"],
+                    failure_policy="Fail",
+                    timeout_seconds=5,
+                )
+            ],
+        )
+    )
+    try:
+        pod = client.V1Pod(
+            metadata=client.V1ObjectMeta(name="p"),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
+        )
+        with pytest.raises(ApiException) as refused:
+            client.CoreV1Api(admin).create_namespaced_pod(namespace, pod)
+        assert "refused by the test webhook" in refused.value.body
+    finally:
+        registration.delete_mutating_webhook_configuration(name)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_nothing_survives_a_crashed_test_process(cluster: ControlPlane, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from usersecrets.devcluster import ControlPlane
+        plane = ControlPlane(Path({str(cluster.bin_dir)!r}), Path({str(tmp_path)!r})).start()
+        print(plane.port, flush=True)
+        sys.stdin.read()
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
+    )
+    assert child.stdout is not None
+    port = int(child.stdout.readline())
+    assert _port_open(port)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    def all_gone() -> bool:
+        leftovers = subprocess.run(
+            ["pgrep", "-f", str(tmp_path)], check=False, capture_output=True, text=True
+        ).stdout.split()
+        return not leftovers and not _port_open(port)
+
+    wait_for(all_gone, timeout=20, what="the control plane of a SIGKILLed process to go away")
