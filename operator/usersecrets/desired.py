@@ -1,0 +1,565 @@
+"""The desired materialized Secrets as a pure function of (UserSecrets, SecretGrants, namespaces).
+
+Level-based reconciliation rests on this module: whatever events were missed or repeated, the
+operator computes what should exist, compares it with what does (`diff`) and applies the plan.
+Nothing here performs I/O, so every rule is unit-tested without a cluster.
+
+`World` indexes the inputs so that a computation restricted to a few (owner, key) pairs touches
+only their secrets, grants and namespaces; the reconciler can keep one World up to date from
+watch events and run a scoped computation per event, and a full one periodically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets as _random
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import NamedTuple
+
+from usersecrets import naming
+
+
+class OwnerKey(NamedTuple):
+    """A secret's identity: the same in every namespace of its owner, and in its URI."""
+
+    owner: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecretView:
+    """What the computation needs of one UserSecret.
+
+    `value` is None when it cannot be known: its valueFrom Secret (or that Secret's key) is
+    missing. The owner is not stored: it is the namespace's user, looked up when computing, so a
+    relabelled namespace changes it without rebuilding views.
+    """
+
+    namespace: str
+    key: str
+    created: str
+    value: bytes | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantView:
+    namespace: str
+    name: str
+    secret_name: str
+    user: str
+
+
+class SecretState(StrEnum):
+    """Why a UserSecret is (not) materialized; the values are CamelCase condition reasons."""
+
+    MATERIALIZED = "Materialized"
+    SOURCE_MISSING = "SourceMissing"
+    CONFLICT = "Conflict"
+    NO_OWNER = "NoOwner"
+
+
+class GrantState(StrEnum):
+    """Why a grant is (not) effective; the values are CamelCase condition reasons."""
+
+    GRANTED = "Granted"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105  (a reason, not a password)
+    SECRET_NOT_READY = "SecretNotReady"  # noqa: S105
+    NO_OWNER = "NoOwner"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredCopy:
+    """One Secret the operator should maintain; `value` is the bytes under naming.DATA_KEY."""
+
+    namespace: str
+    name: str
+    owner: str
+    key: str
+    reason: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    value: bytes = field(repr=False)
+    #: data_digest(self.data), computed once per (owner, key) rather than once per copy.
+    digest: str = field(default="", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", data_digest(self.data))
+
+    @property
+    def data(self) -> dict[str, bytes]:
+        return {naming.DATA_KEY: self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFacts:
+    """What the status of one UserSecret should say."""
+
+    namespace: str
+    key: str
+    owner: str | None
+    uri: str | None
+    state: SecretState
+    #: Sorted namespaces holding a copy of this UserSecret's value (empty unless materialized).
+    namespaces: tuple[str, ...] = ()
+    #: The namespace of the older UserSecret with the same (owner, key), when in conflict.
+    conflict_with: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantFacts:
+    """What the status of one SecretGrant should say."""
+
+    namespace: str
+    name: str
+    owner: str | None
+    user: str
+    secret_name: str
+    uri: str | None
+    state: GrantState
+    #: Sorted namespaces of the grantee where the secret can be used now.
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """The computation's result; `scope` None means it covers the whole world."""
+
+    copies: Mapping[tuple[str, str], DesiredCopy]
+    secrets: Mapping[tuple[str, str], SecretFacts]
+    grants: Mapping[tuple[str, str], GrantFacts]
+    scope: frozenset[OwnerKey] | None = None
+
+    def in_scope(self, owner: str | None, key: str | None) -> bool:
+        if self.scope is None:
+            return True
+        return owner is not None and key is not None and OwnerKey(owner, key) in self.scope
+
+
+# --- Inputs, indexed ---------------------------------------------------------------------------
+
+
+class World:
+    """The inputs, indexed for scoped computations; mutate it from events, read it to compute."""
+
+    def __init__(
+        self,
+        secrets: Iterable[SecretView] = (),
+        grants: Iterable[GrantView] = (),
+        namespaces: Mapping[str, str | None] | None = None,
+    ) -> None:
+        self._secrets: dict[tuple[str, str], SecretView] = {}
+        self._secrets_by_key: dict[str, dict[str, SecretView]] = defaultdict(dict)
+        self._keys_by_namespace: dict[str, set[str]] = defaultdict(set)
+        self._grants: dict[tuple[str, str], GrantView] = {}
+        self._grants_by_target: dict[tuple[str, str], dict[str, GrantView]] = defaultdict(dict)
+        self._grants_by_user: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._users: dict[str, str | None] = {}
+        self._namespaces_of: dict[str, set[str]] = defaultdict(set)
+        for name, user in (namespaces or {}).items():
+            self.set_namespace(name, user)
+        for secret in secrets:
+            self.put_secret(secret)
+        for grant in grants:
+            self.put_grant(grant)
+
+    # Mutations.
+
+    def put_secret(self, secret: SecretView) -> None:
+        self.remove_secret(secret.namespace, secret.key)
+        self._secrets[secret.namespace, secret.key] = secret
+        self._secrets_by_key[secret.key][secret.namespace] = secret
+        self._keys_by_namespace[secret.namespace].add(secret.key)
+
+    def remove_secret(self, namespace: str, key: str) -> None:
+        if self._secrets.pop((namespace, key), None) is not None:
+            by_namespace = self._secrets_by_key[key]
+            del by_namespace[namespace]
+            if not by_namespace:
+                del self._secrets_by_key[key]
+            keys = self._keys_by_namespace[namespace]
+            keys.discard(key)
+            if not keys:
+                del self._keys_by_namespace[namespace]
+
+    def put_grant(self, grant: GrantView) -> None:
+        self.remove_grant(grant.namespace, grant.name)
+        self._grants[grant.namespace, grant.name] = grant
+        self._grants_by_target[grant.namespace, grant.secret_name][grant.name] = grant
+        self._grants_by_user[grant.user].add((grant.namespace, grant.name))
+
+    def remove_grant(self, namespace: str, name: str) -> None:
+        grant = self._grants.pop((namespace, name), None)
+        if grant is None:
+            return
+        target = self._grants_by_target[grant.namespace, grant.secret_name]
+        del target[name]
+        if not target:
+            del self._grants_by_target[grant.namespace, grant.secret_name]
+        ids = self._grants_by_user[grant.user]
+        ids.discard((namespace, name))
+        if not ids:
+            del self._grants_by_user[grant.user]
+
+    def set_namespace(self, name: str, user: str | None) -> None:
+        """Record a namespace's user (None: system or unowned), as naming.user_of_namespace says."""
+        self.remove_namespace(name)
+        self._users[name] = user
+        if user is not None:
+            self._namespaces_of[user].add(name)
+
+    def remove_namespace(self, name: str) -> None:
+        user = self._users.pop(name, None)
+        if user is not None:
+            members = self._namespaces_of[user]
+            members.discard(name)
+            if not members:
+                del self._namespaces_of[user]
+
+    # Queries.
+
+    def user_of(self, namespace: str) -> str | None:
+        return self._users.get(namespace)
+
+    def knows_namespace(self, name: str) -> bool:
+        return name in self._users
+
+    def secret(self, namespace: str, key: str) -> SecretView | None:
+        return self._secrets.get((namespace, key))
+
+    def grant(self, namespace: str, name: str) -> GrantView | None:
+        return self._grants.get((namespace, name))
+
+    def namespaces_of(self, user: str) -> tuple[str, ...]:
+        return tuple(sorted(self._namespaces_of.get(user, ())))
+
+    def all_secrets(self) -> Iterable[SecretView]:
+        return self._secrets.values()
+
+    def all_grants(self) -> Iterable[GrantView]:
+        return self._grants.values()
+
+    def owner_key_of(self, secret: SecretView) -> OwnerKey | None:
+        owner = self.user_of(secret.namespace)
+        return None if owner is None else OwnerKey(owner, secret.key)
+
+    def keys_visible_to(self, user: str) -> set[OwnerKey]:
+        """(owner, key) pairs whose copies the user's namespaces hold or may hold."""
+        out: set[OwnerKey] = set()
+        for namespace in self._namespaces_of.get(user, ()):
+            out.update(OwnerKey(user, key) for key in self._keys_in(namespace))
+        for grant_id in self._grants_by_user.get(user, ()):
+            grant = self._grants[grant_id]
+            owner = self.user_of(grant.namespace)
+            if owner is not None:
+                out.add(OwnerKey(owner, grant.secret_name))
+        return out
+
+    def affected_by_namespace(self, name: str, new_user: str | None) -> set[OwnerKey]:
+        """Pairs to recompute when namespace `name` (re)appears as `new_user`'s, or vanishes.
+
+        Call it before set_namespace/remove_namespace, and compute after: the old and the new
+        user's view both change (and their own secrets change owner).
+        """
+        out: set[OwnerKey] = set()
+        for user in {self.user_of(name), new_user}:
+            if user is not None:
+                out |= self.keys_visible_to(user)
+                out.update(OwnerKey(user, key) for key in self._keys_in(name))
+        return out
+
+    def _keys_in(self, namespace: str) -> Collection[str]:
+        return self._keys_by_namespace.get(namespace, set())
+
+    def _candidates(self, owner_key: OwnerKey) -> list[SecretView]:
+        """The UserSecrets named `key` in the owner's namespaces."""
+        by_namespace = self._secrets_by_key.get(owner_key.key, {})
+        return [s for ns, s in by_namespace.items() if self.user_of(ns) == owner_key.owner]
+
+    def _grants_of(self, owner_key: OwnerKey) -> list[GrantView]:
+        """The grants, in the owner's namespaces, that name `key`."""
+        out: list[GrantView] = []
+        for namespace in self._namespaces_of.get(owner_key.owner, ()):
+            out.extend(self._grants_by_target.get((namespace, owner_key.key), {}).values())
+        return out
+
+
+# --- The computation ---------------------------------------------------------------------------
+
+
+_NEWEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _age(secret: SecretView) -> tuple[datetime, str]:
+    """Oldest first, namespace name breaking ties; an unreadable timestamp counts as newest."""
+    try:
+        created = datetime.fromisoformat(secret.created)
+    except ValueError:
+        return _NEWEST, secret.namespace
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created, secret.namespace
+
+
+def compute(world: World, cluster: str, for_keys: Collection[OwnerKey] | None = None) -> Desired:
+    """The desired copies and status facts, for everything or only for the `for_keys` pairs.
+
+    A scoped result reports the secrets and grants of those pairs only; `diff` then only
+    considers managed Secrets labelled with one of them, so a scoped run never deletes others.
+    """
+    copies: dict[tuple[str, str], DesiredCopy] = {}
+    secret_facts: dict[tuple[str, str], SecretFacts] = {}
+    grant_facts: dict[tuple[str, str], GrantFacts] = {}
+
+    if for_keys is None:
+        groups: dict[OwnerKey, list[SecretView]] = defaultdict(list)
+        for secret in world.all_secrets():
+            owner_key = world.owner_key_of(secret)
+            if owner_key is None:
+                secret_facts[secret.namespace, secret.key] = SecretFacts(
+                    secret.namespace, secret.key, None, None, SecretState.NO_OWNER
+                )
+            else:
+                groups[owner_key].append(secret)
+        grouped_grants: dict[OwnerKey, list[GrantView]] = defaultdict(list)
+        for grant in world.all_grants():
+            owner = world.user_of(grant.namespace)
+            if owner is None:
+                grant_facts[grant.namespace, grant.name] = GrantFacts(
+                    grant.namespace,
+                    grant.name,
+                    None,
+                    grant.user,
+                    grant.secret_name,
+                    None,
+                    GrantState.NO_OWNER,
+                )
+            else:
+                grouped_grants[OwnerKey(owner, grant.secret_name)].append(grant)
+        pairs: Iterable[OwnerKey] = groups.keys() | grouped_grants.keys()
+        scope = None
+    else:
+        scope = frozenset(OwnerKey(*pair) for pair in for_keys)
+        groups = {pair: world._candidates(pair) for pair in scope}
+        grouped_grants = {pair: world._grants_of(pair) for pair in scope}
+        pairs = scope
+
+    for pair in pairs:
+        _compute_pair(
+            world,
+            cluster,
+            pair,
+            groups.get(pair, []),
+            grouped_grants.get(pair, []),
+            copies,
+            secret_facts,
+            grant_facts,
+        )
+    return Desired(copies=copies, secrets=secret_facts, grants=grant_facts, scope=scope)
+
+
+def _compute_pair(
+    world: World,
+    cluster: str,
+    pair: OwnerKey,
+    candidates: list[SecretView],
+    grants: list[GrantView],
+    copies: dict[tuple[str, str], DesiredCopy],
+    secret_facts: dict[tuple[str, str], SecretFacts],
+    grant_facts: dict[tuple[str, str], GrantFacts],
+) -> None:
+    owner, key = pair
+    uri = naming.secret_uri(cluster, owner, key)
+    candidates = sorted(candidates, key=_age)
+    winner = candidates[0] if candidates else None
+    value = winner.value if winner is not None else None
+
+    # Where copies go, and why: the owner's reason wins over a grant's.
+    # A grant counts when its own namespace holds a UserSecret of that key (winner or not: the
+    # pair's identity, and so its URI and copies, is (owner, key)).
+    present = {secret.namespace for secret in candidates}
+    targets: dict[str, str] = {}
+    if value is not None:
+        for namespace in world.namespaces_of(owner):
+            targets[namespace] = naming.REASON_OWNER
+        for grant in grants:
+            if grant.namespace in present:
+                for namespace in world.namespaces_of(grant.user):
+                    targets.setdefault(namespace, naming.REASON_GRANT)
+
+    if value is not None:
+        name = naming.copy_name(owner, key)
+        annotations = {naming.URI_ANNOTATION: uri}
+        digest = data_digest({naming.DATA_KEY: value})
+        for namespace, reason in targets.items():
+            copies[namespace, name] = DesiredCopy(
+                namespace=namespace,
+                name=name,
+                owner=owner,
+                key=key,
+                reason=reason,
+                labels=naming.copy_labels(owner, key, reason),
+                annotations=annotations,
+                value=value,
+                digest=digest,
+            )
+    materialized = tuple(sorted(targets))
+
+    for secret in candidates:
+        if secret is not winner:
+            assert winner is not None
+            facts = SecretFacts(
+                secret.namespace,
+                key,
+                owner,
+                uri,
+                SecretState.CONFLICT,
+                conflict_with=winner.namespace,
+            )
+        elif value is None:
+            facts = SecretFacts(secret.namespace, key, owner, uri, SecretState.SOURCE_MISSING)
+        else:
+            facts = SecretFacts(
+                secret.namespace, key, owner, uri, SecretState.MATERIALIZED, materialized
+            )
+        secret_facts[secret.namespace, key] = facts
+
+    for grant in grants:
+        where: tuple[str, ...] = ()
+        if grant.namespace not in present:
+            state = GrantState.SECRET_NOT_FOUND
+        elif value is None:
+            state = GrantState.SECRET_NOT_READY
+        else:
+            state = GrantState.GRANTED
+            where = tuple(ns for ns in world.namespaces_of(grant.user) if ns in targets)
+        grant_facts[grant.namespace, grant.name] = GrantFacts(
+            grant.namespace, grant.name, owner, grant.user, grant.secret_name, uri, state, where
+        )
+
+
+def desired_state(
+    secrets: Iterable[SecretView],
+    grants: Iterable[GrantView],
+    namespaces: Mapping[str, str | None],
+    cluster: str,
+    for_keys: Collection[OwnerKey] | None = None,
+) -> Desired:
+    """One-shot form of `compute`, for callers that do not keep a World."""
+    return compute(World(secrets, grants, namespaces), cluster, for_keys)
+
+
+# --- What exists, and what to change -----------------------------------------------------------
+
+# Digests are only ever compared within this process; keying them with a per-process secret
+# means a digest that leaks (a log, a dump) does not allow guessing a low-entropy value offline.
+_DIGEST_KEY = _random.token_bytes(32)
+
+
+def data_digest(data: Mapping[str, bytes]) -> str:
+    """A keyed digest of a Secret's data, so the cache of existing Secrets holds no values."""
+    mac = hmac.new(_DIGEST_KEY, digestmod=hashlib.sha256)
+    for name in sorted(data):
+        encoded = name.encode()
+        mac.update(len(encoded).to_bytes(8, "big") + encoded)
+        mac.update(len(data[name]).to_bytes(8, "big") + data[name])
+    return mac.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ActualSecret:
+    """An existing Secret, as the reconciler's cache keeps it (a digest, not the data)."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    digest: str
+
+    @property
+    def managed(self) -> bool:
+        return self.labels.get(naming.MANAGED_BY_LABEL) == naming.MANAGED_BY
+
+    @classmethod
+    def of(
+        cls,
+        namespace: str,
+        name: str,
+        labels: Mapping[str, str] | None,
+        annotations: Mapping[str, str] | None,
+        data: Mapping[str, bytes] | None,
+    ) -> ActualSecret:
+        return cls(
+            namespace, name, dict(labels or {}), dict(annotations or {}), data_digest(data or {})
+        )
+
+    @classmethod
+    def of_copy(cls, copy: DesiredCopy) -> ActualSecret:
+        """The Secret that applying `copy` leaves behind."""
+        return cls(
+            copy.namespace, copy.name, dict(copy.labels), dict(copy.annotations), copy.digest
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Changes that make the cluster match `Desired`, each list sorted by (namespace, name)."""
+
+    creates: tuple[DesiredCopy, ...] = ()
+    updates: tuple[DesiredCopy, ...] = ()
+    deletes: tuple[ActualSecret, ...] = ()
+    #: Desired copies whose name is taken by a Secret we do not manage: left alone, reported.
+    collisions: tuple[DesiredCopy, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.creates or self.updates or self.deletes)
+
+
+def _differs(copy: DesiredCopy, actual: ActualSecret) -> bool:
+    """Our labels, our annotation or the data differ; labels others added are not ours to undo."""
+    return (
+        actual.digest != copy.digest
+        or any(actual.labels.get(k) != v for k, v in copy.labels.items())
+        or any(actual.annotations.get(k) != v for k, v in copy.annotations.items())
+    )
+
+
+def diff(desired: Desired, actual: Iterable[ActualSecret]) -> Plan:
+    """Creates, updates and deletes; Secrets without our managed-by label are never touched.
+
+    `actual` may hold every Secret the reconciler knows of (managed or not, in scope or not):
+    a scoped `desired` only deletes managed Secrets labelled with one of its (owner, key) pairs.
+    """
+    by_name: dict[tuple[str, str], ActualSecret] = {}
+    deletes: list[ActualSecret] = []
+    for secret in actual:
+        ident = (secret.namespace, secret.name)
+        by_name[ident] = secret
+        if (
+            secret.managed
+            and ident not in desired.copies
+            and desired.in_scope(
+                secret.labels.get(naming.OWNER_LABEL), secret.labels.get(naming.KEY_LABEL)
+            )
+        ):
+            deletes.append(secret)
+    creates: list[DesiredCopy] = []
+    updates: list[DesiredCopy] = []
+    collisions: list[DesiredCopy] = []
+    for ident in sorted(desired.copies):
+        copy = desired.copies[ident]
+        existing = by_name.get(ident)
+        if existing is None:
+            creates.append(copy)
+        elif not existing.managed:
+            collisions.append(copy)
+        elif _differs(copy, existing):
+            updates.append(copy)
+    deletes.sort(key=lambda s: (s.namespace, s.name))
+    return Plan(tuple(creates), tuple(updates), tuple(deletes), tuple(collisions))
