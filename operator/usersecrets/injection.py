@@ -1,0 +1,210 @@
+"""The pod patch: secret volumes, subPath mounts and secretKeyRef env vars.
+
+Pure, so the webhook answers in milliseconds and the same input always gives the same patch;
+idempotent, so a reinvocation (policy IfNeeded) or a pod spec copied from a running pod yields
+an empty patch instead of duplicates.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from usersecrets import naming
+from usersecrets.references import CONTAINERS_ANNOTATION, References, SecretRef, normalize_path
+
+VOLUME_PREFIX = "usersecrets-"
+#: Owner-only, as on Neu.ro; group-readable when a non-root process relies on fsGroup to read.
+MODE_OWNER = 0o400
+MODE_GROUP = 0o440
+CONTAINER_FIELDS = ("initContainers", "containers")
+
+JsonPatch = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Injection:
+    """The mutated pod, the RFC 6902 patch from the input to it, and every conflict found."""
+
+    pod: dict[str, Any]
+    patch: JsonPatch
+    errors: tuple[str, ...]
+
+
+def secret_name(ref: SecretRef) -> str:
+    return naming.copy_name(ref.owner, ref.key)
+
+
+def volume_name(secret: str) -> str:
+    """A DNS-1123 label of 22 characters: Secret names are too long to be volume names."""
+    return VOLUME_PREFIX + hashlib.sha256(secret.encode()).hexdigest()[:10]
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _matches(actual: object, wanted: object) -> bool:
+    """Whether `actual` is what we would add, tolerating fields the API server defaulted."""
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and _matches(actual[k], v) for k, v in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(wanted)
+            and all(map(_matches, actual, wanted))
+        )
+    return type(actual) is type(wanted) and actual == wanted
+
+
+def _non_root(pod_context: Mapping[str, Any], container: Mapping[str, Any]) -> bool:
+    context = _dict(container.get("securityContext"))
+    uid = context.get("runAsUser", pod_context.get("runAsUser"))
+    non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+    return (isinstance(uid, int) and uid != 0) or non_root is True
+
+
+def _name(item: object, field: str = "name") -> str | None:
+    value = _dict(item).get(field)
+    return value if isinstance(value, str) else None
+
+
+def _mount_path(mount: object) -> str | None:
+    """Normalized like ours, so that `/a/b/` on the pod conflicts with our `/a/b`."""
+    path = _name(mount, "mountPath")
+    normal = normalize_path(path or "")
+    return normal if isinstance(normal, str) else path
+
+
+def _append(
+    patch: JsonPatch, owner: dict[str, Any], field: str, pointer: str, items: list[Any]
+) -> None:
+    """Append to owner[field], creating it when absent; the pod gets copies so that changing
+    the returned pod never changes the patch."""
+    if not items:
+        return
+    if isinstance(owner.get(field), list):
+        patch.extend({"op": "add", "path": f"{pointer}/-", "value": item} for item in items)
+        owner[field].extend(copy.deepcopy(items))
+    else:
+        patch.append({"op": "add", "path": pointer, "value": items})
+        owner[field] = copy.deepcopy(items)
+
+
+def _prepend(
+    patch: JsonPatch, owner: dict[str, Any], field: str, pointer: str, items: list[Any]
+) -> None:
+    """Insert before the pod's own entries, so that they can use ours in `$(NAME)`."""
+    if not items:
+        return
+    if isinstance(owner.get(field), list):
+        patch.extend(
+            {"op": "add", "path": f"{pointer}/{i}", "value": item} for i, item in enumerate(items)
+        )
+        owner[field][:0] = copy.deepcopy(items)
+    else:
+        patch.append({"op": "add", "path": pointer, "value": items})
+        owner[field] = copy.deepcopy(items)
+
+
+def inject(pod: Mapping[str, Any], references: References) -> Injection:
+    """Add what `references` asks for to the targeted containers of `pod`.
+
+    The pod may be any JSON value shaped like a pod: fields of the wrong type count as absent
+    (and are replaced if we need them), so garbage never makes this raise.
+    """
+    result: dict[str, Any] = copy.deepcopy(dict(pod))
+    spec = result.get("spec")
+    if not isinstance(spec, dict):
+        return Injection(result, [], ())
+    errors: list[str] = []
+    targets: list[tuple[str, dict[str, Any]]] = [
+        (f"/spec/{field}/{i}", container)
+        for field in CONTAINER_FIELDS
+        for i, container in enumerate(_list(spec.get(field)))
+        if isinstance(container, dict)
+    ]
+    if references.containers is not None:
+        known = [_name(c) for _, c in targets]
+        has = ", ".join(f"'{n}'" for n in known if n is not None) or "none"
+        errors.extend(
+            f"Unknown container '{name}' in {CONTAINERS_ANNOTATION} (the pod has {has})"
+            for name in references.containers
+            if name not in known
+        )
+        targets = [(p, c) for p, c in targets if _name(c) in references.containers]
+
+    patch: JsonPatch = []
+    if not targets or not (references.files or references.env):
+        return Injection(result, patch, tuple(errors))
+
+    pod_context = _dict(spec.get("securityContext"))
+    group_readable = pod_context.get("fsGroup") is not None and any(
+        _non_root(pod_context, c) for _, c in targets
+    )
+    mode = MODE_GROUP if group_readable else MODE_OWNER
+
+    volumes: dict[str | None, object] = {}
+    for item in _list(spec.get("volumes")):
+        volumes.setdefault(_name(item), item)
+    new_volumes: list[dict[str, Any]] = []
+    for secret in dict.fromkeys(secret_name(f.ref) for f in references.files):
+        vname = volume_name(secret)
+        volume: dict[str, Any] = {
+            "name": vname,
+            "secret": {
+                "secretName": secret,
+                "defaultMode": mode,
+                "items": [{"key": naming.DATA_KEY, "path": naming.DATA_KEY, "mode": mode}],
+            },
+        }
+        existing = volumes.setdefault(vname, volume)
+        if existing is volume:
+            new_volumes.append(volume)
+        elif not _matches(existing, volume):
+            errors.append(
+                f"The pod already has a volume named '{vname}' that differs from the "
+                f"one usersecrets adds for Secret '{secret}'"
+            )
+    _append(patch, spec, "volumes", "/spec/volumes", new_volumes)
+
+    for pointer, container in targets:
+        name = _name(container)
+        mounts = {_mount_path(m): m for m in reversed(_list(container.get("volumeMounts")))}
+        new_mounts = []
+        for f in references.files:
+            mount = {
+                "name": volume_name(secret_name(f.ref)),
+                "mountPath": f.path,
+                "subPath": naming.DATA_KEY,
+                "readOnly": True,
+            }
+            if f.path not in mounts:
+                new_mounts.append(mount)
+            elif not _matches(mounts[f.path], mount):
+                errors.append(f"Container '{name}' already mounts a volume at '{f.path}'")
+        _append(patch, container, "volumeMounts", f"{pointer}/volumeMounts", new_mounts)
+
+        env = {_name(e): e for e in reversed(_list(container.get("env")))}
+        new_env = []
+        for e in references.env:
+            var = {
+                "name": e.name,
+                "valueFrom": {"secretKeyRef": {"name": secret_name(e.ref), "key": naming.DATA_KEY}},
+            }
+            if e.name not in env:
+                new_env.append(var)
+            elif not _matches(env[e.name], var):
+                errors.append(f"Container '{name}' already has environment variable '{e.name}'")
+        _prepend(patch, container, "env", f"{pointer}/env", new_env)
+
+    return Injection(result, patch, tuple(errors))

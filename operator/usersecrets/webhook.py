@@ -1,0 +1,380 @@
+"""The HTTPS endpoint the kube-apiserver calls for admission, and the certificates it serves.
+
+It runs beside kopf, not inside it: every replica answers admission requests, leader or
+standby, so pods that asked for secrets can start while leadership changes hands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import ssl
+import tempfile
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from kubernetes.client.exceptions import ApiException
+
+from usersecrets.certificates import Bundle, is_consistent, issue_bundle, needs_rotation
+from usersecrets.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MUTATE_PATH = "/mutate-pods"
+HEALTH_PATH = "/healthz"
+#: An AdmissionReview of a pod is far below this (etcd caps objects at 1.5 MiB).
+MAX_BODY = 3 * 1024 * 1024
+CERT_FILE = "tls.crt"
+KEY_FILE = "tls.key"
+CA_FILE = "ca.crt"
+
+Review = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+# -- HTTP ---------------------------------------------------------------------------------
+
+
+def build_app(review: Review, *, max_body: int = MAX_BODY) -> web.Application:
+    """Routes exactly the admission and health endpoints; everything else is a 404."""
+
+    async def mutate(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > max_body:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=max_body, actual_size=request.content_length
+            )
+        raw = await request.read()  # aiohttp raises 413 beyond client_max_size
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            return web.Response(status=400, text="request body is not valid JSON\n")
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="request body must be a JSON object\n")
+        try:
+            response = await review(body)
+            text = json.dumps(response, separators=(",", ":"))
+        except Exception as error:
+            # The message may quote the pod (env values are plain text there): log only the
+            # exception's type and where it happened.
+            log.error(
+                "admission review failed with %s\n%s",
+                type(error).__name__,
+                "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+            )
+            return web.Response(status=500, text="internal error\n")
+        return web.Response(text=text, content_type="application/json")
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=max_body)
+    app.router.add_post(MUTATE_PATH, mutate)
+    app.router.add_get(HEALTH_PATH, healthz)
+    return app
+
+
+async def serve(
+    app: web.Application, ssl_context: ssl.SSLContext, host: str, port: int
+) -> web.AppRunner:
+    """Start listening; the caller awaits `runner.cleanup()` to stop."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+def server_ssl_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+@contextlib.contextmanager
+def _pem_paths(cert_pem: bytes, key_pem: bytes) -> Iterator[tuple[str, str]]:
+    """Paths OpenSSL can read the pair from; in memory where Linux allows (read-only root
+    filesystems, and the key never touches a disk), else in a private temporary directory."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fds = [os.memfd_create(CERT_FILE), os.memfd_create(KEY_FILE)]
+        try:
+            for fd, data in zip(fds, (cert_pem, key_pem), strict=True):
+                os.write(fd, data)
+            yield f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="usersecrets-tls-") as tmp:
+        paths = (os.path.join(tmp, CERT_FILE), os.path.join(tmp, KEY_FILE))
+        for path, data in zip(paths, (cert_pem, key_pem), strict=True):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+                f.write(data)
+        yield paths
+
+
+def load_pair(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """Put a certificate and key into a (possibly serving) context; new connections use them.
+
+    The pair is tried on a scratch context first: OpenSSL drops the old key as soon as a new
+    certificate is loaded, so a bad pair loaded directly would leave the server with nothing
+    to serve. On failure the context keeps what it had and ssl.SSLError is raised.
+    """
+    with _pem_paths(cert_pem, key_pem) as (cert_path, key_path):
+        server_ssl_context().load_cert_chain(cert_path, key_path)
+        context.load_cert_chain(cert_path, key_path)
+
+
+def ssl_context_from_bundle(bundle: Bundle) -> ssl.SSLContext:
+    context = server_ssl_context()
+    load_pair(context, bundle.cert_pem, bundle.key_pem)
+    return context
+
+
+def _read_pair(cert_dir: Path) -> tuple[bytes, bytes]:
+    return (cert_dir / CERT_FILE).read_bytes(), (cert_dir / KEY_FILE).read_bytes()
+
+
+def ssl_context_from_dir(cert_dir: str | Path) -> ssl.SSLContext:
+    """Serve `tls.crt`/`tls.key` from a directory (cert-manager's Secret, mounted)."""
+    context = server_ssl_context()
+    load_pair(context, *_read_pair(Path(cert_dir)))
+    return context
+
+
+def _stamp(cert_dir: Path) -> tuple[tuple[int, int, int], ...] | None:
+    # stat follows the symlinks a Secret volume swaps atomically (..data), so a new
+    # projection changes the inode even when mtimes collide.
+    try:
+        stats = [os.stat(cert_dir / name) for name in (CERT_FILE, KEY_FILE)]
+    except OSError:
+        return None
+    return tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
+
+
+async def watch_cert_dir(
+    context: ssl.SSLContext, cert_dir: str | Path, interval: float = 5.0
+) -> None:
+    """Reload the pair into `context` whenever the files change; runs until cancelled.
+
+    A pair that does not load (say, the certificate is rewritten before the key) is retried
+    when the files change again; until then the previous certificate keeps being served.
+    """
+    directory = Path(cert_dir)
+    seen = _stamp(directory)
+    while True:
+        await asyncio.sleep(interval)
+        stamp = _stamp(directory)
+        if stamp is None or stamp == seen:
+            continue
+        seen = stamp
+        try:
+            load_pair(context, *_read_pair(directory))
+        except (OSError, ssl.SSLError) as error:
+            log.warning("webhook certificate in %s not reloaded: %s", directory, error)
+        else:
+            log.info("webhook certificate reloaded from %s", directory)
+
+
+# -- self-managed certificates (sync kubernetes client; run these in a thread) -----------
+
+
+def service_dns_names(service: str, namespace: str) -> list[str]:
+    """The names the kube-apiserver may use for a Service-backed webhook."""
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
+
+
+def _describe(error: Exception) -> str:
+    # An ApiException's text carries the response body; status and reason are enough.
+    if isinstance(error, ApiException):
+        return f"HTTP {error.status} {error.reason}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _bundle_from_secret(secret: Any) -> Bundle | None:
+    data = secret.data or {}
+    try:
+        return Bundle(
+            ca_pem=base64.b64decode(data[CA_FILE]),
+            cert_pem=base64.b64decode(data[CERT_FILE]),
+            key_pem=base64.b64decode(data[KEY_FILE]),
+        )
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _secret_body(
+    settings: Settings, bundle: Bundle, secret_type: str, resource_version: str | None = None
+) -> dict[str, Any]:
+    # Deliberately not labelled managed-by=usersecrets: that selector means "a materialized
+    # copy", which the reconciler deletes when it is not desired.
+    metadata: dict[str, Any] = {
+        "name": settings.webhook_cert_secret,
+        "namespace": settings.operator_namespace,
+        "labels": {
+            "app.kubernetes.io/name": "usersecrets",
+            "app.kubernetes.io/component": "webhook",
+        },
+    }
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": secret_type,
+        "data": {
+            CA_FILE: _b64(bundle.ca_pem),
+            CERT_FILE: _b64(bundle.cert_pem),
+            KEY_FILE: _b64(bundle.key_pem),
+        },
+    }
+
+
+def ensure_bundle(
+    core_v1: Any,
+    settings: Settings,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[str],
+    now: datetime,
+    attempts: int = 5,
+) -> Bundle:
+    """The webhook's bundle from its Secret, created or rotated as needed.
+
+    Writes are optimistic (create, or replace at the resourceVersion we read), so when replicas
+    race exactly one wins and the others adopt its bundle on the re-read.
+    """
+    name, namespace = settings.webhook_cert_secret, settings.operator_namespace
+    names = [*dns_names, *ip_addresses]
+    for _ in range(attempts):
+        try:
+            secret = core_v1.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            bundle = issue_bundle(dns_names, ip_addresses, now)
+            try:
+                core_v1.create_namespaced_secret(
+                    namespace, _secret_body(settings, bundle, "kubernetes.io/tls")
+                )
+            except ApiException as error:
+                if error.status == 409:  # another replica created it first: use theirs
+                    continue
+                raise
+            log.info("created webhook certificate Secret %s/%s", namespace, name)
+            return bundle
+        current = _bundle_from_secret(secret)
+        if (
+            current is not None
+            and is_consistent(current)
+            and not needs_rotation(current.cert_pem, now, names)
+        ):
+            return current
+        bundle = issue_bundle(dns_names, ip_addresses, now, previous=current)
+        body = _secret_body(
+            settings,
+            bundle,
+            secret.type or "kubernetes.io/tls",  # type is immutable; keep what exists
+            resource_version=secret.metadata.resource_version,
+        )
+        try:
+            core_v1.replace_namespaced_secret(name, namespace, body)
+        except ApiException as error:
+            if error.status == 409:  # another replica rotated first: use theirs
+                continue
+            raise
+        log.info("rotated webhook certificate in Secret %s/%s", namespace, name)
+        return bundle
+    raise RuntimeError(f"webhook certificate Secret {namespace}/{name} kept changing under us")
+
+
+def patch_ca_bundle(admission_v1: Any, settings: Settings, ca_pem: bytes) -> bool:
+    """Make every webhook of our configuration trust `ca_pem`; True when something changed.
+
+    A JSON patch that first tests each webhook's name, so a concurrent edit of the list fails
+    the patch instead of putting the bundle on the wrong entry.
+    """
+    name = settings.webhook_config_name
+    wanted = _b64(ca_pem)
+    for _ in range(3):
+        try:
+            config = admission_v1.read_mutating_webhook_configuration(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            log.warning("MutatingWebhookConfiguration %s not found; caBundle not set", name)
+            return False
+        ops: list[dict[str, Any]] = []
+        for i, hook in enumerate(config.webhooks or []):
+            if hook.client_config.ca_bundle != wanted:
+                ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook.name})
+                ops.append(
+                    {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": wanted}
+                )
+        if not ops:
+            return False
+        try:
+            admission_v1.patch_mutating_webhook_configuration(name, ops)
+        except ApiException as error:
+            if error.status in (409, 422):  # the list changed under us: look again
+                continue
+            raise
+        log.info("updated caBundle of MutatingWebhookConfiguration %s", name)
+        return True
+    raise RuntimeError(f"MutatingWebhookConfiguration {name} kept changing under us")
+
+
+def refresh_self_managed(
+    core_v1: Any,
+    admission_v1: Any,
+    settings: Settings,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[str],
+) -> Bundle:
+    """One full pass of the self-managed mode: the bundle, and the apiserver trusting it."""
+    bundle = ensure_bundle(core_v1, settings, dns_names, ip_addresses, datetime.now(UTC))
+    patch_ca_bundle(admission_v1, settings, bundle.ca_pem)
+    return bundle
+
+
+async def keep_bundle_current(
+    context: ssl.SSLContext,
+    refresh: Callable[[], Bundle],
+    current: Bundle,
+    interval: float = 3600.0,
+) -> None:
+    """Every `interval`, run `refresh` (blocking; in a thread) and serve what it returns if it
+    changed. Errors are logged and retried next time: the served certificate has a third of its
+    lifetime left when rotation starts. Runs until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            bundle = await asyncio.to_thread(refresh)
+            if bundle.cert_pem != current.cert_pem:
+                load_pair(context, bundle.cert_pem, bundle.key_pem)
+                current = bundle
+                log.info("webhook now serves the rotated certificate")
+        except Exception as error:
+            log.warning("webhook certificate check failed (%s); retrying later", _describe(error))
