@@ -20,7 +20,7 @@ controlplane:
 ## Start a local control plane (unless KUBECONFIG is set), install the chart, run the operator.
 run: $(VENV)/.installed
 	@if [ -z "$${KUBECONFIG:-}" ]; then bash hack/controlplane/build.sh >/dev/null; fi
-	$(BIN)/python -m usersecrets.devcluster run
+	$(BIN)/python -m usersecrets.devcluster
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests

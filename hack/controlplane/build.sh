@@ -2,16 +2,20 @@
 # Builds kube-apiserver, kube-controller-manager, kubectl, etcd and helm from the
 # modules pinned in this folder into a per-user cache keyed by version, and prints
 # that directory. A second run finds the binaries there and builds nothing.
+# With --check it only prints the directory if the binaries are there, and fails otherwise.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K8S_VERSION="$(awk '$1=="k8s.io/kubernetes" {print $2}' "$here/go.mod")"
 ETCD_VERSION="$(awk '$1=="go.etcd.io/etcd/server/v3" {print $2}' "$here/go.mod")"
 HELM_VERSION="$(cat "$here/helm.version")"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/usersecrets/controlplane/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
+# The inputs' digest is in the key too, so a change of flags here rebuilds instead of reusing.
+inputs="$(cd "$here" && cat build.sh go.mod go.sum helm.version etcd/main.go | sha256sum | cut -c1-8)"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/usersecrets/controlplane/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_${inputs}"
 bins=(etcd kube-apiserver kube-controller-manager kubectl helm)
 
 complete() { for b in "${bins[@]}"; do [[ -x "$cache/$b" ]] || return 1; done; }
 if complete; then echo "$cache"; exit 0; fi
+if [[ "${1:-}" == --check ]]; then exit 1; fi
 
 mkdir -p "$cache.tmp"
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
@@ -29,7 +33,10 @@ start=$SECONDS
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kubectl
   go build -trimpath -ldflags "-s -w" -o "$cache.tmp/etcd" ./etcd
-  GOBIN="$cache.tmp" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+  # Helm's built-in default Kubernetes version is what `helm template` checks kubeVersion against.
+  chartutil=helm.sh/helm/v3/pkg/chartutil
+  GOBIN="$cache.tmp" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION
+ -X $chartutil.k8sVersionMajor=1 -X $chartutil.k8sVersionMinor=$minor" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 ) >&2
 rm -rf "$cache" && mv "$cache.tmp" "$cache"

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import ctypes
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -48,33 +47,37 @@ class ControlPlaneError(RuntimeError):
     """The control plane could not be found, built or started."""
 
 
-def find_binaries() -> Path:
-    """KUBEBUILDER_ASSETS when it has every binary, else the cached build of the pinned release."""
+def _assets() -> Path | None:
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets and all((Path(assets) / name).is_file() for name in BINARIES):
         return Path(assets)
+    return None
+
+
+def _build(*args: str) -> Path | None:
     script = REPO / "hack" / "controlplane" / "build.sh"
     if not script.is_file():
         raise ControlPlaneError(
             f"no control plane binaries: set KUBEBUILDER_ASSETS to a directory with "
             f"{', '.join(BINARIES)}, or run from a checkout that has {script}"
         )
-    result = subprocess.run(["bash", str(script)], check=False, stdout=subprocess.PIPE, text=True)
+    result = subprocess.run(["bash", str(script), *args], check=False, stdout=subprocess.PIPE)
     if result.returncode != 0:
-        raise ControlPlaneError(f"{script} failed with exit code {result.returncode}")
-    return Path(result.stdout.strip().splitlines()[-1])
+        return None
+    return Path(result.stdout.decode().strip().splitlines()[-1])
+
+
+def find_binaries() -> Path:
+    """KUBEBUILDER_ASSETS when it has every binary, else the cached build of the pinned release."""
+    found = _assets() or _build()
+    if found is None:
+        raise ControlPlaneError("hack/controlplane/build.sh failed; its output says why")
+    return found
 
 
 def cached_binaries() -> Path | None:
     """The binaries if they are already there, without building anything."""
-    assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if assets and all((Path(assets) / name).is_file() for name in BINARIES):
-        return Path(assets)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    for candidate in sorted((cache / "usersecrets" / "controlplane").glob("k8s-*")):
-        if all((candidate / name).is_file() for name in BINARIES):
-            return candidate
-    return None
+    return _assets() or _build("--check")
 
 
 def free_port() -> int:
@@ -84,7 +87,7 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child: the kernel kills it if the test process dies, even by SIGKILL."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     pr_set_pdeathsig = 1
@@ -128,10 +131,24 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
-    def _kubeconfig_dict(self, user: str, cert: Bundle) -> dict[str, Any]:
+    def token_kubeconfig(self, name: str, token: str) -> Path:
+        """A kubeconfig that authenticates with a bearer token (a ServiceAccount's)."""
+        path = self.workdir / f"{name}.kubeconfig"
+        config = self._kubeconfig_dict(name, None)
+        config["users"][0]["user"] = {"token": token}
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+    def _kubeconfig_dict(self, user: str, cert: Bundle | None) -> dict[str, Any]:
         def b64(data: bytes) -> str:
             return base64.b64encode(data).decode()
 
+        credentials = (
+            {"client-certificate-data": b64(cert.cert_pem), "client-key-data": b64(cert.key_pem)}
+            if cert
+            else {}
+        )
         return {
             "apiVersion": "v1",
             "kind": "Config",
@@ -147,10 +164,7 @@ class ControlPlane:
             "users": [
                 {
                     "name": user,
-                    "user": {
-                        "client-certificate-data": b64(cert.cert_pem),
-                        "client-key-data": b64(cert.key_pem),
-                    },
+                    "user": credentials,
                 }
             ],
             "contexts": [{"name": user, "context": {"cluster": "local", "user": user}}],
@@ -194,7 +208,7 @@ class ControlPlane:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509  (no threads yet at spawn time)
+            preexec_fn=die_with_parent,
             start_new_session=True,
         )
         self._processes.append((name, process, log))
@@ -339,6 +353,134 @@ class ControlPlane:
         self.stop()
 
 
+RELEASE = "usersecrets"
+RELEASE_NAMESPACE = "usersecrets-system"
+CHART = REPO / "charts" / "usersecrets"
+
+
+def install_chart(plane: ControlPlane, webhook_port: int, *values: str) -> list[dict[str, Any]]:
+    """`helm upgrade --install` of our chart, its webhook pointed at an operator on loopback.
+
+    Pods do not run on this control plane (no kubelet): the chart's objects are what we need,
+    above all its RBAC, so that the operator can run here as the chart's ServiceAccount.
+    """
+    url = f"https://127.0.0.1:{webhook_port}/mutate-pods"
+    command = [
+        str(plane.bin_dir / "helm"),
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        f"--kubeconfig={plane.kubeconfig}",
+        f"--namespace={RELEASE_NAMESPACE}",
+        "--create-namespace",
+        f"--set=webhook.url={url}",
+        *(f"--set={value}" for value in values),
+    ]
+    subprocess.run(command, check=True, capture_output=True)
+    manifest = subprocess.run(
+        [
+            str(plane.bin_dir / "helm"),
+            "get",
+            "manifest",
+            RELEASE,
+            f"--kubeconfig={plane.kubeconfig}",
+            f"--namespace={RELEASE_NAMESPACE}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(manifest) if doc]
+
+
+def chart_identity(plane: ControlPlane, objects: list[dict[str, Any]]) -> Path:
+    """A kubeconfig with a TokenRequest token of the chart's ServiceAccount."""
+    account = next(o for o in objects if o["kind"] == "ServiceAccount")["metadata"]["name"]
+    kubectl = [str(plane.bin_dir / "kubectl"), f"--kubeconfig={plane.kubeconfig}"]
+    token = subprocess.run(
+        [
+            *kubectl,
+            "create",
+            "token",
+            account,
+            f"--namespace={RELEASE_NAMESPACE}",
+            "--duration=24h",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return plane.token_kubeconfig(f"{RELEASE_NAMESPACE}-{account}", token)
+
+
+def chart_environment(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The operator's settings exactly as the chart's Deployment sets them."""
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {env["name"]: env["value"] for env in container.get("env", []) if "value" in env}
+
+
+class OperatorProcess:
+    """`usersecrets-operator` on loopback with the chart's identity and settings."""
+
+    def __init__(self, plane: ControlPlane, name: str = "operator", **overrides: str) -> None:
+        self.plane = plane
+        self.webhook_port = free_port()
+        self.metrics_port = free_port()
+        objects = install_chart(plane, self.webhook_port)
+        self.kubeconfig = chart_identity(plane, objects)
+        self.log = plane.logs / f"{name}.log"
+        self.env = {
+            **os.environ,
+            **chart_environment(objects),
+            "KUBECONFIG": str(self.kubeconfig),
+            "USERSECRETS_WEBHOOK_HOST": "127.0.0.1",
+            "USERSECRETS_WEBHOOK_PORT": str(self.webhook_port),
+            "USERSECRETS_WEBHOOK_EXTRA_HOSTS": '["127.0.0.1"]',
+            "USERSECRETS_METRICS_PORT": str(self.metrics_port),
+            **overrides,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> OperatorProcess:
+        self.plane.logs.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "usersecrets.main"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise ControlPlaneError(
+                    f"the operator exited with {self.process.returncode}:\n{tail}"
+                )
+            with contextlib.suppress(OSError):
+                url = f"http://127.0.0.1:{self.metrics_port}/readyz"
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            time.sleep(0.1)
+        raise ControlPlaneError(f"the operator was not ready after {timeout}s; see {self.log}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
 @contextlib.contextmanager
 def running(workdir: Path | None = None) -> Iterator[ControlPlane]:
     with ControlPlane(find_binaries(), workdir) as plane:
@@ -346,17 +488,25 @@ def running(workdir: Path | None = None) -> Iterator[ControlPlane]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m usersecrets.devcluster`: start a control plane and wait for Ctrl-C."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workdir", type=Path, help="keep state and logs here")
-    parser.add_argument("--kubeconfig-out", type=Path, help="also copy the admin kubeconfig here")
+    """`make run`: against $KUBECONFIG if set, else a local control plane with the chart."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--workdir", type=Path, help="keep the control plane's state here")
     args = parser.parse_args(argv)
+    if os.environ.get("KUBECONFIG"):
+        os.execvp(sys.executable, [sys.executable, "-m", "usersecrets.main"])  # noqa: S606
     with running(args.workdir) as plane:
-        if args.kubeconfig_out:
-            shutil.copy(plane.kubeconfig, args.kubeconfig_out)
-        print(f"export KUBECONFIG={args.kubeconfig_out or plane.kubeconfig}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        operator = OperatorProcess(plane).start()
+        print(
+            f"The operator runs as the chart's ServiceAccount; logs in {plane.logs}.\n"
+            f"Point kubectl at the cluster with:\n\n    export KUBECONFIG={plane.kubeconfig}\n",
+            flush=True,
+        )
+        signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            signal.sigwait(signals)
+        finally:
+            operator.stop()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     webhook_cert_dir: str | None = Field(
         None, description="Serve tls.crt/tls.key from here (cert-manager) instead of our own."
     )
+    webhook_extra_hosts: tuple[str, ...] = Field(
+        (), description="More names or IPs for our own certificate (an operator run locally)."
+    )
     metrics_port: int = 8080
+    workers: int = Field(4, description="Secrets reconciled in parallel.")
+    dry_run: bool = Field(
+        False, description="Compute and log every change, write none (server-side dry run)."
+    )
     leader_election: bool = True
     lease_name: str = "usersecrets-leader"

@@ -1,0 +1,70 @@
+"""kopf's part: every watch event becomes a cache update and dirty pairs; nothing more.
+
+Only `on.event` handlers, on purpose: kopf then stores nothing on our objects, so no finalizer
+can get stuck and no last-handled-configuration annotation ever holds `spec.value`. Deletions
+need no finalizer either: the desired state no longer has the copies, so they go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from usersecrets import GROUP, VERSION, metrics
+from usersecrets.reconciler import Reconciler
+
+registry = kopf.OperatorRegistry()
+
+
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod its ServiceAccount, elsewhere the kubeconfig: as the rest of the operator."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+def _deleted(event_type: str | None) -> bool:
+    return event_type == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, "usersecrets", registry=registry)
+async def usersecret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    reconciler: Reconciler = memo["reconciler"]
+    metrics.WATCH_EVENTS.labels("usersecret").inc()
+    source = None
+    if not _deleted(type) and (ref := reconciler.needs_source(body)):
+        source = await asyncio.to_thread(reconciler.read_source, *ref)
+    reconciler.set_usersecret(body, _deleted(type), source)
+
+
+@kopf.on.event(GROUP, VERSION, "secretgrants", registry=registry)
+async def secretgrant(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    metrics.WATCH_EVENTS.labels("secretgrant").inc()
+    memo["reconciler"].set_grant(body, _deleted(type))
+
+
+@kopf.on.event("", "v1", "namespaces", registry=registry)
+async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    metrics.WATCH_EVENTS.labels("namespace").inc()
+    memo["reconciler"].set_namespace(body.metadata.name, body.metadata.labels, _deleted(type))
+
+
+@kopf.on.event("", "v1", "secrets", registry=registry)
+async def secret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    metrics.WATCH_EVENTS.labels("secret").inc()
+    memo["reconciler"].set_secret(body, _deleted(type))
+
+
+def settings() -> kopf.OperatorSettings:
+    operator = kopf.OperatorSettings()
+    # Users read our Events and statuses; kopf's own Events would only echo handler errors.
+    operator.posting.enabled = False
+    # The apiserver closes each watch within server_timeout; a watch silent for longer than
+    # client_timeout is considered stale and reopened, so a dead connection cannot go unnoticed.
+    operator.watching.server_timeout = 240
+    operator.watching.client_timeout = 300
+    operator.watching.connect_timeout = 30
+    # We know our resources: no CRD discovery watch (and no RBAC for it).
+    operator.scanning.disabled = True
+    return operator

@@ -1,0 +1,183 @@
+"""`usersecrets-operator`: the webhook on every replica, the reconciler on the leader.
+
+The webhook and its namespace watch start first and never depend on leadership, so a standby
+replica answers admissions as well as the leader does. The reconciler waits for the Lease,
+fills its caches from full lists, then follows kopf's watches until the process ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+
+import kopf
+from aiohttp import web
+from kubernetes import client, config
+
+from usersecrets import handlers, lookups, metrics, webhook
+from usersecrets.leadership import LeaderElector
+from usersecrets.reconciler import Reconciler
+from usersecrets.settings import Settings
+
+logger = logging.getLogger("usersecrets")
+
+
+def api_client() -> client.ApiClient:
+    """In a pod, its ServiceAccount; elsewhere the kubeconfig, as kubectl would pick it."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = 32  # workers and admissions share the pool
+    return client.ApiClient(configuration)
+
+
+def _split_hosts(hosts: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    names, addresses = [], []
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            names.append(host)
+        else:
+            addresses.append(host)
+    return names, addresses
+
+
+async def start_webhook(
+    api: client.ApiClient, settings: Settings, users: lookups.NamespaceUsers
+) -> tuple[web.AppRunner, asyncio.Task[None]]:
+    """Serves admissions over TLS, with cert-manager's files or a certificate of our own."""
+    if settings.webhook_cert_dir:
+        context = webhook.ssl_context_from_dir(settings.webhook_cert_dir)
+        keeper = webhook.watch_cert_dir(context, settings.webhook_cert_dir)
+    else:
+        names, addresses = _split_hosts(settings.webhook_extra_hosts)
+        names += webhook.service_dns_names(settings.webhook_service, settings.operator_namespace)
+        refresh = functools.partial(
+            webhook.refresh_self_managed,
+            client.CoreV1Api(api),
+            client.AdmissionregistrationV1Api(api),
+            settings,
+            names,
+            addresses,
+        )
+        bundle = await asyncio.to_thread(refresh)
+        context = webhook.ssl_context_from_bundle(bundle)
+        keeper = webhook.keep_bundle_current(context, refresh, bundle)
+    review = lookups.reviewer(client.CoreV1Api(api), users, settings)
+    app = webhook.build_app(review)
+    runner = await webhook.serve(app, context, settings.webhook_host, settings.webhook_port)
+    logger.info("webhook serving on %s:%d", settings.webhook_host, settings.webhook_port)
+    return runner, asyncio.create_task(keeper)
+
+
+async def start_probes(settings: Settings, ready: Callable[[], bool]) -> web.AppRunner:
+    app = metrics.build_app(ready)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.webhook_host, settings.metrics_port).start()
+    return runner
+
+
+async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Event) -> None:
+    """Leads (when elected), loads the world, and runs the workers and kopf until `stop`."""
+    elector = None
+    tasks: list[asyncio.Task[None]] = []
+    if settings.leader_election:
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        elector = LeaderElector(
+            client.CoordinationV1Api(api),
+            settings.operator_namespace,
+            settings.lease_name,
+            identity,
+        )
+        await _until(elector.acquire(), stop)
+        if stop.is_set():
+            return
+        tasks.append(asyncio.create_task(elector.keep()))
+    reconciler = Reconciler(api, settings, dry_run=settings.dry_run)
+    await asyncio.to_thread(reconciler.load)
+    tasks += [asyncio.create_task(reconciler.work()) for _ in range(settings.workers)]
+    tasks.append(
+        asyncio.create_task(
+            kopf.operator(
+                registry=handlers.registry,
+                settings=handlers.settings(),
+                memo=kopf.Memo(reconciler=reconciler),
+                clusterwide=True,
+                standalone=True,
+                stop_flag=stop,
+            )
+        )
+    )
+    tasks.append(asyncio.create_task(_resync(reconciler, settings.resync_seconds)))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopped:
+                task.result()  # a lost Lease or a crashed kopf ends the process: raise it
+    finally:
+        for task in [*tasks, stopped]:
+            task.cancel()
+        await asyncio.gather(*tasks, stopped, return_exceptions=True)
+        if elector is not None:
+            await asyncio.to_thread(elector.release)
+
+
+async def _until(work: Awaitable[None], stop: asyncio.Event) -> None:
+    waiter = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiter, stopped], return_when=asyncio.FIRST_COMPLETED)
+    for task in (waiter, stopped):
+        task.cancel()
+
+
+async def _resync(reconciler: Reconciler, period: float) -> None:
+    """Re-examines every pair now and then: a safety net under the watches, never relied on."""
+    while True:
+        await asyncio.sleep(period)
+        for pair in reconciler.everything():
+            reconciler.queue.add(pair)
+
+
+async def run(settings: Settings) -> None:
+    api = api_client()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    users = lookups.NamespaceUsers(client.CoreV1Api(api), settings)
+    users_stop = users.start()
+    probes = await start_probes(settings, users.synced.is_set)
+    server, keeper = await start_webhook(api, settings, users)
+    try:
+        await reconcile(api, settings, stop)
+    finally:
+        keeper.cancel()
+        users_stop.set()
+        with contextlib.suppress(Exception):
+            await server.cleanup()
+            await probes.cleanup()
+
+
+def main() -> None:
+    settings = Settings()
+    level = logging.getLevelName(settings.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kopf reports every handled event at INFO: that is our DEBUG.
+    logging.getLogger("kopf.objects").setLevel(max(level, logging.WARNING))
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Prometheus metrics and the probes, on one plain-HTTP port.
+
+Labels are bounded enumerations: never a user, a key, a namespace or a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+RECONCILE_SECONDS = Histogram(
+    "usersecrets_reconcile_duration_seconds",
+    "Time to reconcile one secret (owner, key): compute, apply the difference, write statuses.",
+)
+RECONCILE_ERRORS = Counter(
+    "usersecrets_reconcile_errors_total", "Reconciliations that failed and were retried."
+)
+SYNC_SECONDS = Histogram(
+    "usersecrets_sync_duration_seconds",
+    "Time from a change being observed to every copy of that secret being in sync.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+COPIES = Gauge("usersecrets_materialized_secrets", "Secrets the operator maintains.")
+WATCH_EVENTS = Counter(
+    "usersecrets_watch_events_total", "Watch events received, by kind.", ["kind"]
+)
+ADMISSIONS = Counter(
+    "usersecrets_admissions_total", "Pod admissions answered, by result.", ["result"]
+)
+ADMISSION_SECONDS = Histogram(
+    "usersecrets_admission_duration_seconds",
+    "Time to answer one AdmissionReview, as measured inside the webhook.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+
+
+def build_app(ready: Callable[[], bool]) -> web.Application:
+    """`/readyz` is true once this replica can answer admissions, leader or not."""
+
+    async def scrape(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(text="ok") if ready() else web.Response(status=503, text="not ready")
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

@@ -1,0 +1,440 @@
+"""Keeps the materialized Secrets equal to `desired.compute`, one (owner, key) at a time.
+
+Events only mark pairs dirty; workers take a pair, compute its desired copies from the cached
+world, diff them with the cached copies and apply the difference, then write the statuses.
+A pair is never worked on twice at once, a pair dirtied while in work is redone after, and a
+failure is retried with backoff: the usual controller work queue, so missed, repeated or
+reordered events all end in the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from usersecrets import API_VERSION, GROUP, VERSION, conditions, desired, metrics, naming, status
+from usersecrets.desired import ActualSecret, DesiredCopy, OwnerKey, SecretView, World
+from usersecrets.resources import Condition, SecretKeySelector, UserSecretSpec
+from usersecrets.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Ref = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class _Meta:
+    """What status writes need of a custom object: its generation and current status."""
+
+    uid: str
+    generation: int | None
+    status: Mapping[str, Any]
+    value_from: SecretKeySelector | None = None
+
+
+@dataclass
+class WorkQueue:
+    """Deduplicating queue: a pair waits at most once, and is never in two workers."""
+
+    queued: set[OwnerKey] = field(default_factory=set)
+    active: set[OwnerKey] = field(default_factory=set)
+    dirty: set[OwnerKey] = field(default_factory=set)
+    since: dict[OwnerKey, float] = field(default_factory=dict)
+    failures: dict[OwnerKey, int] = field(default_factory=dict)
+    queue: asyncio.Queue[OwnerKey] = field(default_factory=asyncio.Queue)
+
+    def add(self, pair: OwnerKey) -> None:
+        self.since.setdefault(pair, time.monotonic())
+        if pair in self.active:
+            self.dirty.add(pair)
+        elif pair not in self.queued:
+            self.queued.add(pair)
+            self.queue.put_nowait(pair)
+
+    async def get(self) -> OwnerKey:
+        pair = await self.queue.get()
+        self.queued.discard(pair)
+        self.active.add(pair)
+        return pair
+
+    def done(self, pair: OwnerKey, ok: bool) -> float | None:
+        """Ends work on `pair`; returns the seconds it waited since first dirtied, on success."""
+        self.active.discard(pair)
+        started = self.since.pop(pair, None)
+        if ok:
+            self.failures.pop(pair, None)
+        if pair in self.dirty:
+            self.dirty.discard(pair)
+            self.add(pair)
+        elif not ok:
+            count = self.failures[pair] = self.failures.get(pair, 0) + 1
+            delay = min(0.2 * 2**count, 60.0)
+            asyncio.get_running_loop().call_later(delay, self.add, pair)
+        return None if started is None or not ok else time.monotonic() - started
+
+    @property
+    def idle(self) -> bool:
+        return not (self.queued or self.active or self.dirty)
+
+
+class Reconciler:
+    """The leader's caches, fed by kopf's watches, and the workers that act on them."""
+
+    def __init__(self, api: client.ApiClient, settings: Settings, dry_run: bool = False) -> None:
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.settings = settings
+        self.dry_run = dry_run
+        self.world = World()
+        self.copies: dict[Ref, ActualSecret] = {}
+        self.versions: dict[Ref, str] = {}
+        self.secret_meta: dict[Ref, _Meta] = {}
+        self.grant_meta: dict[Ref, _Meta] = {}
+        self.sources: dict[Ref, set[Ref]] = {}  # valueFrom Secret -> UserSecrets reading it
+        self.queue = WorkQueue()
+
+    # -- the world, from events ---------------------------------------------------------
+
+    def pair_of(self, namespace: str, key: str) -> OwnerKey | None:
+        user = self.world.user_of(namespace)
+        return None if user is None else OwnerKey(user, key)
+
+    def _mark(self, pairs: Iterable[OwnerKey | None]) -> None:
+        for pair in pairs:
+            if pair is not None:
+                self.queue.add(pair)
+
+    def set_namespace(self, name: str, labels: Mapping[str, str] | None, deleted: bool) -> None:
+        user = None if deleted else naming.user_of_namespace(name, labels, self.settings)
+        if not deleted and self.world.knows_namespace(name) and self.world.user_of(name) == user:
+            return
+        affected = self.world.affected_by_namespace(name, user)
+        if deleted:
+            self.world.remove_namespace(name)
+        else:
+            self.world.set_namespace(name, user)
+        self._mark(affected | self.world.affected_by_namespace(name, user))
+
+    def set_usersecret(
+        self, body: Mapping[str, Any], deleted: bool, source: Mapping[str, bytes] | None = None
+    ) -> None:
+        """`source` is the data of the valueFrom Secret, when the caller had to read it."""
+        meta = body["metadata"]
+        ref: Ref = (meta["namespace"], meta["name"])
+        old = self.secret_meta.get(ref)
+        if old and old.value_from:
+            self.sources.get((ref[0], old.value_from.name), set()).discard(ref)
+        if deleted:
+            self.world.remove_secret(*ref)
+            self.secret_meta.pop(ref, None)
+            self._mark([self.pair_of(*ref)])
+            return
+        spec = UserSecretSpec.model_validate(body.get("spec") or {})
+        selector = spec.value_from.secret_key_ref if spec.value_from else None
+        self.secret_meta[ref] = _Meta(
+            meta["uid"], meta.get("generation"), body.get("status") or {}, selector
+        )
+        if selector is not None:
+            self.sources.setdefault((ref[0], selector.name), set()).add(ref)
+            value = (source or {}).get(selector.key)
+        else:
+            value = spec.decoded_value()
+        view = SecretView(ref[0], ref[1], meta.get("creationTimestamp") or "", value)
+        self.world.put_secret(view)
+        self._mark([self.pair_of(*ref)])
+
+    def needs_source(self, body: Mapping[str, Any]) -> Ref | None:
+        """The valueFrom Secret to read before `set_usersecret`, if any."""
+        value_from = (body.get("spec") or {}).get("valueFrom")
+        if not value_from:
+            return None
+        return (body["metadata"]["namespace"], value_from["secretKeyRef"]["name"])
+
+    def read_source(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        try:
+            source = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v) for k, v in (source.data or {}).items()}
+
+    def load(self) -> None:
+        """Fills the caches from full lists before any work, so that nothing is deleted
+        because the view of the world was still partial. Runs in a thread."""
+        for ns in self.core.list_namespace().items:
+            self.set_namespace(ns.metadata.name, ns.metadata.labels, deleted=False)
+        copies = self.core.list_secret_for_all_namespaces(label_selector=naming.MANAGED_SELECTOR)
+        for copy in copies.items:
+            self.set_secret(self.core.api_client.sanitize_for_serialization(copy), False)
+        for grant in self._list("secretgrants"):
+            self.set_grant(grant, deleted=False)
+        for user_secret in self._list("usersecrets"):
+            ref = self.needs_source(user_secret)
+            self.set_usersecret(user_secret, False, self.read_source(*ref) if ref else None)
+        logger.info(
+            "loaded %d user secrets, %d grants and %d copies",
+            len(list(self.world.all_secrets())),
+            len(list(self.world.all_grants())),
+            len(self.copies),
+        )
+
+    def _list(self, plural: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.custom.list_cluster_custom_object(
+            GROUP, VERSION, plural
+        )["items"]
+        return items
+
+    def set_grant(self, body: Mapping[str, Any], deleted: bool) -> None:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        ref: Ref = (meta["namespace"], meta["name"])
+        before = self.world.grant(*ref)
+        if before is not None:
+            self._mark([self.pair_of(before.namespace, before.secret_name)])
+        if deleted:
+            self.world.remove_grant(*ref)
+            self.grant_meta.pop(ref, None)
+            return
+        self.grant_meta[ref] = _Meta(meta["uid"], meta.get("generation"), body.get("status") or {})
+        grant = desired.GrantView(ref[0], ref[1], spec["secretName"], spec["user"])
+        self.world.put_grant(grant)
+        self._mark([self.pair_of(ref[0], grant.secret_name)])
+
+    def set_secret(self, body: Mapping[str, Any], deleted: bool) -> None:
+        """Any Secret: our copies (to notice drift) and valueFrom sources (to propagate)."""
+        meta = body["metadata"]
+        ref: Ref = (meta["namespace"], meta["name"])
+        labels = meta.get("labels") or {}
+        data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
+        if labels.get(naming.MANAGED_BY_LABEL) == naming.MANAGED_BY:
+            if deleted:
+                self.copies.pop(ref, None)
+                self.versions.pop(ref, None)
+            else:
+                self._remember(ref, ActualSecret.of(*ref, labels, meta.get("annotations"), data))
+                self.versions[ref] = meta["resourceVersion"]
+            owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
+            if owner and key:
+                self.queue.add(OwnerKey(owner, key))
+        for reader in list(self.sources.get(ref, ())):
+            current = self.world.secret(*reader)
+            selector = self.secret_meta[reader].value_from if reader in self.secret_meta else None
+            if current is None or selector is None:
+                continue
+            value = None if deleted else data.get(selector.key)
+            if value != current.value:
+                self.world.put_secret(
+                    SecretView(current.namespace, current.key, current.created, value)
+                )
+                self._mark([self.pair_of(*reader)])
+
+    def _remember(self, ref: Ref, secret: ActualSecret) -> None:
+        self.copies[ref] = secret
+
+    def everything(self) -> set[OwnerKey]:
+        """Every pair the caches know of, including ones only a stale copy still names."""
+        pairs = {p for s in self.world.all_secrets() if (p := self.world.owner_key_of(s))}
+        for grant in self.world.all_grants():
+            pairs.add(self.pair_of(grant.namespace, grant.secret_name) or OwnerKey("", ""))
+        for copy in self.copies.values():
+            owner, key = copy.labels.get(naming.OWNER_LABEL), copy.labels.get(naming.KEY_LABEL)
+            if owner and key:
+                pairs.add(OwnerKey(owner, key))
+        pairs.discard(OwnerKey("", ""))
+        return pairs
+
+    # -- the workers ----------------------------------------------------------------------
+
+    async def work(self) -> None:
+        while True:
+            pair = await self.queue.get()
+            started = time.monotonic()
+            ok = False
+            try:
+                await asyncio.to_thread(self.reconcile, pair)
+                ok = True
+            except ApiException as error:
+                metrics.RECONCILE_ERRORS.inc()
+                logger.warning(
+                    "reconciling %s/%s failed: HTTP %s %s; retrying",
+                    pair.owner,
+                    pair.key,
+                    error.status,
+                    error.reason,
+                )
+            except Exception as error:
+                metrics.RECONCILE_ERRORS.inc()
+                logger.exception("reconciling %s/%s failed: %s", pair.owner, pair.key, type(error))
+            finally:
+                metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+                waited = self.queue.done(pair, ok)
+                if waited is not None:
+                    metrics.SYNC_SECONDS.observe(waited)
+
+    def reconcile(self, pair: OwnerKey) -> None:
+        """Compute, diff, apply and report for one (owner, key). Runs in a worker thread."""
+        want = desired.compute(self.world, self.settings.cluster_name, [pair])
+        mine = [
+            copy
+            for copy in self.copies.values()
+            if copy.labels.get(naming.OWNER_LABEL) == pair.owner
+            and copy.labels.get(naming.KEY_LABEL) == pair.key
+        ]
+        plan = desired.diff(want, mine)
+        collisions: list[str] = []
+        for copy in plan.creates:
+            if not self._create(copy):
+                collisions.append(copy.namespace)
+        for copy in plan.updates:
+            self._update(copy)
+        for stale in plan.deletes:
+            self._delete(stale)
+        metrics.COPIES.set(len(self.copies))
+        self._write_statuses(want, collisions)
+
+    def _body(self, copy: DesiredCopy) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "name": copy.name,
+                "labels": dict(copy.labels),
+                "annotations": dict(copy.annotations),
+            },
+            "type": "Opaque",
+            "data": {k: base64.b64encode(v).decode() for k, v in copy.data.items()},
+        }
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"dry_run": "All"} if self.dry_run else {}
+
+    def _create(self, copy: DesiredCopy) -> bool:
+        """Creates the copy; False when a Secret we do not manage already has its name."""
+        ref = (copy.namespace, copy.name)
+        try:
+            created = self.core.create_namespaced_secret(
+                copy.namespace, self._body(copy), **self._kwargs()
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            existing = self.core.read_namespaced_secret(copy.name, copy.namespace)
+            labels = existing.metadata.labels or {}
+            if labels.get(naming.MANAGED_BY_LABEL) != naming.MANAGED_BY:
+                return False
+            self.versions[ref] = existing.metadata.resource_version
+            self._update(copy)
+            return True
+        self._applied(copy, created.metadata.resource_version)
+        return True
+
+    def _update(self, copy: DesiredCopy) -> None:
+        ref = (copy.namespace, copy.name)
+        body = self._body(copy)
+        body["metadata"]["resourceVersion"] = self.versions.get(ref)  # optimistic: never blind
+        updated = self.core.patch_namespaced_secret(
+            copy.name, copy.namespace, body, **self._kwargs()
+        )
+        self._applied(copy, updated.metadata.resource_version)
+
+    def _applied(self, copy: DesiredCopy, version: str) -> None:
+        if not self.dry_run:
+            self._remember((copy.namespace, copy.name), ActualSecret.of_copy(copy))
+            self.versions[copy.namespace, copy.name] = version
+
+    def _delete(self, stale: ActualSecret) -> None:
+        ref = (stale.namespace, stale.name)
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(resource_version=self.versions.get(ref))
+        )
+        try:
+            self.core.delete_namespaced_secret(
+                stale.name, stale.namespace, body=options, **self._kwargs()
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        if not self.dry_run:
+            self.copies.pop(ref, None)
+            self.versions.pop(ref, None)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _no_owner_hint(self) -> str:
+        return f"a system namespace, or one without the '{self.settings.user_label}' label"
+
+    def _write_statuses(self, want: desired.Desired, collisions: list[str]) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        for ref, facts in want.secrets.items():
+            meta = self.secret_meta.get(ref)
+            if meta is None:
+                continue
+            new = status.secret_status(
+                facts,
+                generation=meta.generation,
+                value_from=meta.value_from,
+                collisions=sorted(collisions) if facts.namespaces else [],
+                no_owner_hint=self._no_owner_hint(),
+                current=meta.status,
+                now=now,
+            )
+            self._patch_status("usersecrets", ref, meta, new)
+        for ref, grant_facts in want.grants.items():
+            meta = self.grant_meta.get(ref)
+            if meta is None:
+                continue
+            new = status.grant_status(
+                grant_facts,
+                generation=meta.generation,
+                no_owner_hint=self._no_owner_hint(),
+                current=meta.status,
+                now=now,
+            )
+            self._patch_status("secretgrants", ref, meta, new)
+
+    def _patch_status(self, plural: str, ref: Ref, meta: _Meta, new: dict[str, Any]) -> None:
+        if status.same(meta.status, new) or self.dry_run:
+            return
+        before = conditions.find(meta.status.get("conditions"))
+        after = conditions.find(new["conditions"])
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ref[0], plural, ref[1], {"status": new}
+            )
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+        meta.status = {**meta.status, **new}
+        if after and (
+            before is None or (before.status, before.reason) != (after.status, after.reason)
+        ):
+            self._event(plural, ref, meta.uid, after)
+
+    def _event(self, plural: str, ref: Ref, uid: str, ready: Condition) -> None:
+        """Tells the user what changed, on the object, as `kubectl describe` shows it."""
+        kind = "UserSecret" if plural == "usersecrets" else "SecretGrant"
+        now = datetime.datetime.now(datetime.UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{ref[1]}."),
+            involved_object=client.V1ObjectReference(
+                api_version=API_VERSION, kind=kind, name=ref[1], namespace=ref[0], uid=uid
+            ),
+            reason=ready.reason,
+            message=ready.message,
+            type="Normal" if ready.status == "True" else "Warning",
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="usersecrets"),
+        )
+        try:
+            self.core.create_namespaced_event(ref[0], event)
+        except ApiException as error:  # an Event is best effort; the status already says it
+            logger.warning("could not post an Event on %s/%s: %s", ref[0], ref[1], error.reason)
