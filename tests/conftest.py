@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from usersecrets.devcluster import ControlPlane, cached_binaries
+from usersecrets.devcluster import ControlPlane, OperatorProcess, cached_binaries
 
 HOW_TO_GET_BINARIES = (
     "the local control plane binaries are missing: run `make test` (it builds them from the "
@@ -33,6 +33,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         yield plane
     finally:
         plane.stop()
+
+
+CLUSTER_NAME = "testcluster"
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: ControlPlane) -> Iterator[OperatorProcess]:
+    """The operator, installed by the chart and running as the chart's ServiceAccount, at DEBUG.
+
+    Every integration test that depends on it therefore also proves the chart's RBAC enough.
+    """
+    process = OperatorProcess(
+        cluster, values=[f"clusterName={CLUSTER_NAME}", "logLevel=DEBUG"]
+    ).start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def api_client(kubeconfig: Path) -> client.ApiClient:

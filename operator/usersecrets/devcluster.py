@@ -424,11 +424,17 @@ def chart_environment(objects: list[dict[str, Any]]) -> dict[str, str]:
 class OperatorProcess:
     """`usersecrets-operator` on loopback with the chart's identity and settings."""
 
-    def __init__(self, plane: ControlPlane, name: str = "operator", **overrides: str) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        name: str = "operator",
+        values: Sequence[str] = (),
+        **overrides: str,
+    ) -> None:
         self.plane = plane
         self.webhook_port = free_port()
         self.metrics_port = free_port()
-        objects = install_chart(plane, self.webhook_port)
+        objects = install_chart(plane, self.webhook_port, *values)
         self.kubeconfig = chart_identity(plane, objects)
         self.log = plane.logs / f"{name}.log"
         self.env = {
