@@ -23,8 +23,8 @@ run: $(VENV)/.installed
 	$(BIN)/python -m usersecrets.devcluster
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
 
 unit: $(VENV)/.installed

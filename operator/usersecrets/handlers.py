@@ -3,11 +3,17 @@
 Only `on.event` handlers, on purpose: kopf then stores nothing on our objects, so no finalizer
 can get stuck and no last-handled-configuration annotation ever holds `spec.value`. Deletions
 need no finalizer either: the desired state no longer has the copies, so they go.
+
+kopf runs in a thread with an event loop of its own, because on stopping it cancels every task
+of its loop, and the webhook must not be one of them. Handlers hand each event to the
+reconciler's loop, in order, with call_soon_threadsafe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -28,6 +34,10 @@ def _deleted(event_type: str | None) -> bool:
     return event_type == "DELETED"
 
 
+def _hand_over(memo: kopf.Memo, update: Callable[..., None], *args: Any) -> None:
+    memo["loop"].call_soon_threadsafe(update, *args)
+
+
 @kopf.on.event(GROUP, VERSION, "usersecrets", registry=registry)
 async def usersecret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     reconciler: Reconciler = memo["reconciler"]
@@ -35,25 +45,40 @@ async def usersecret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: An
     source = None
     if not _deleted(type) and (ref := reconciler.needs_source(body)):
         source = await asyncio.to_thread(reconciler.read_source, *ref)
-    reconciler.set_usersecret(body, _deleted(type), source)
+    _hand_over(memo, reconciler.set_usersecret, body, _deleted(type), source)
 
 
 @kopf.on.event(GROUP, VERSION, "secretgrants", registry=registry)
 async def secretgrant(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     metrics.WATCH_EVENTS.labels("secretgrant").inc()
-    memo["reconciler"].set_grant(body, _deleted(type))
+    _hand_over(memo, memo["reconciler"].set_grant, body, _deleted(type))
 
 
 @kopf.on.event("", "v1", "namespaces", registry=registry)
 async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     metrics.WATCH_EVENTS.labels("namespace").inc()
-    memo["reconciler"].set_namespace(body.metadata.name, body.metadata.labels, _deleted(type))
+    labels = dict(body.metadata.labels)
+    _hand_over(memo, memo["reconciler"].set_namespace, body.metadata.name, labels, _deleted(type))
 
 
 @kopf.on.event("", "v1", "secrets", registry=registry)
 async def secret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     metrics.WATCH_EVENTS.labels("secret").inc()
-    memo["reconciler"].set_secret(body, _deleted(type))
+    _hand_over(memo, memo["reconciler"].set_secret, body, _deleted(type))
+
+
+def run(reconciler: Reconciler, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    """kopf until `stop` is set; run it in a thread of its own, `loop` being the reconciler's."""
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            settings=settings(),
+            memo=kopf.Memo(reconciler=reconciler, loop=loop),
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop,
+        )
+    )
 
 
 def settings() -> kopf.OperatorSettings:

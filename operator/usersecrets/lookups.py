@@ -84,7 +84,8 @@ def copies_in(core: client.CoreV1Api, namespace: str) -> set[SecretRef]:
         _preload_content=False,
         _headers={"Accept": METADATA_ONLY},
     )
-    items: list[dict[str, Any]] = json.loads(response.data)["items"]
+    # An empty list comes back as `"items": null` (a nil slice in Go).
+    items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
     refs = set()
     for item in items:
         labels = item["metadata"].get("labels") or {}

@@ -15,9 +15,9 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 
-import kopf
 from aiohttp import web
 from kubernetes import client, config
 
@@ -106,30 +106,27 @@ async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Eve
         tasks.append(asyncio.create_task(elector.keep()))
     reconciler = Reconciler(api, settings, dry_run=settings.dry_run)
     await asyncio.to_thread(reconciler.load)
+    metrics.LEADING.set(1)
     tasks += [asyncio.create_task(reconciler.work()) for _ in range(settings.workers)]
-    tasks.append(
-        asyncio.create_task(
-            kopf.operator(
-                registry=handlers.registry,
-                settings=handlers.settings(),
-                memo=kopf.Memo(reconciler=reconciler),
-                clusterwide=True,
-                standalone=True,
-                stop_flag=stop,
-            )
-        )
-    )
     tasks.append(asyncio.create_task(_resync(reconciler, settings.resync_seconds)))
+    kopf_stop = threading.Event()
+    watching = asyncio.create_task(
+        asyncio.to_thread(handlers.run, reconciler, asyncio.get_running_loop(), kopf_stop)
+    )
     stopped = asyncio.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            [*tasks, watching, stopped], return_when=asyncio.FIRST_COMPLETED
+        )
         for task in done:
             if task is not stopped:
-                task.result()  # a lost Lease or a crashed kopf ends the process: raise it
+                task.result()  # a lost Lease or a stopped kopf ends the process: raise it
+                raise RuntimeError("kopf stopped watching")
     finally:
+        kopf_stop.set()
         for task in [*tasks, stopped]:
             task.cancel()
-        await asyncio.gather(*tasks, stopped, return_exceptions=True)
+        await asyncio.gather(*tasks, watching, stopped, return_exceptions=True)
         if elector is not None:
             await asyncio.to_thread(elector.release)
 
@@ -158,8 +155,10 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     users = lookups.NamespaceUsers(client.CoreV1Api(api), settings)
     users_stop = users.start()
-    probes = await start_probes(settings, users.synced.is_set)
+    serving = asyncio.Event()
+    probes = await start_probes(settings, lambda: users.synced.is_set() and serving.is_set())
     server, keeper = await start_webhook(api, settings, users)
+    serving.set()
     try:
         await reconcile(api, settings, stop)
     finally:

@@ -23,6 +23,12 @@ SYNC_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 COPIES = Gauge("usersecrets_materialized_secrets", "Secrets the operator maintains.")
+QUEUE_DEPTH = Gauge(
+    "usersecrets_work_queue_depth", "Secrets waiting for or in reconciliation (0: converged)."
+)
+LEADING = Gauge(
+    "usersecrets_leader", "1 once this replica leads and has loaded the cluster's state."
+)
 WATCH_EVENTS = Counter(
     "usersecrets_watch_events_total", "Watch events received, by kind.", ["kind"]
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -81,9 +82,36 @@ class WorkQueue:
             asyncio.get_running_loop().call_later(delay, self.add, pair)
         return None if started is None or not ok else time.monotonic() - started
 
-    @property
-    def idle(self) -> bool:
-        return not (self.queued or self.active or self.dirty)
+    def __len__(self) -> int:
+        return len(self.queued | self.active | self.dirty)
+
+
+@dataclass
+class _Outcome:
+    """What applying a plan did; the event loop records it in the caches."""
+
+    written: list[tuple[DesiredCopy, str]] = field(default_factory=list)
+    deleted: list[Ref] = field(default_factory=list)
+    collisions: list[Ref] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _StatusWrite:
+    plural: str
+    ref: Ref
+    meta: _Meta
+    status: dict[str, Any]
+
+
+def _namespace_terminating(error: ApiException) -> bool:
+    """The API server's refusal to create anything in a namespace being deleted."""
+    if error.status != 403:
+        return False
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except (TypeError, ValueError):
+        return False
+    return any(c.get("reason") == "NamespaceTerminating" for c in details.get("causes") or [])
 
 
 class Reconciler:
@@ -96,11 +124,16 @@ class Reconciler:
         self.dry_run = dry_run
         self.world = World()
         self.copies: dict[Ref, ActualSecret] = {}
+        self.by_pair: dict[OwnerKey, set[Ref]] = {}
         self.versions: dict[Ref, str] = {}
         self.secret_meta: dict[Ref, _Meta] = {}
         self.grant_meta: dict[Ref, _Meta] = {}
         self.sources: dict[Ref, set[Ref]] = {}  # valueFrom Secret -> UserSecrets reading it
+        # Copy names taken by a Secret we do not manage -> the pair that wants the name, so
+        # that the copy is created as soon as that Secret goes (we get no other event then).
+        self.collisions: dict[Ref, OwnerKey] = {}
         self.queue = WorkQueue()
+        metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
 
     # -- the world, from events ---------------------------------------------------------
 
@@ -217,14 +250,15 @@ class Reconciler:
         data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
         if labels.get(naming.MANAGED_BY_LABEL) == naming.MANAGED_BY:
             if deleted:
-                self.copies.pop(ref, None)
-                self.versions.pop(ref, None)
+                self._forget(ref)
             else:
-                self._remember(ref, ActualSecret.of(*ref, labels, meta.get("annotations"), data))
-                self.versions[ref] = meta["resourceVersion"]
+                actual = ActualSecret.of(*ref, labels, meta.get("annotations"), data)
+                self._remember(actual, meta["resourceVersion"])
             owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
             if owner and key:
                 self.queue.add(OwnerKey(owner, key))
+        if (waiting := self.collisions.get(ref)) is not None:
+            self.queue.add(waiting)
         for reader in list(self.sources.get(ref, ())):
             current = self.world.secret(*reader)
             selector = self.secret_meta[reader].value_from if reader in self.secret_meta else None
@@ -237,18 +271,33 @@ class Reconciler:
                 )
                 self._mark([self.pair_of(*reader)])
 
-    def _remember(self, ref: Ref, secret: ActualSecret) -> None:
-        self.copies[ref] = secret
+    def _remember(self, copy: ActualSecret, version: str) -> None:
+        ref = (copy.namespace, copy.name)
+        self._forget(ref)
+        self.copies[ref] = copy
+        self.versions[ref] = version
+        owner, key = copy.labels.get(naming.OWNER_LABEL), copy.labels.get(naming.KEY_LABEL)
+        if owner and key:
+            self.by_pair.setdefault(OwnerKey(owner, key), set()).add(ref)
+
+    def _forget(self, ref: Ref) -> None:
+        copy = self.copies.pop(ref, None)
+        self.versions.pop(ref, None)
+        if copy is not None:
+            pair = OwnerKey(
+                copy.labels.get(naming.OWNER_LABEL, ""), copy.labels.get(naming.KEY_LABEL, "")
+            )
+            refs = self.by_pair.get(pair, set())
+            refs.discard(ref)
+            if not refs:
+                self.by_pair.pop(pair, None)
 
     def everything(self) -> set[OwnerKey]:
         """Every pair the caches know of, including ones only a stale copy still names."""
         pairs = {p for s in self.world.all_secrets() if (p := self.world.owner_key_of(s))}
         for grant in self.world.all_grants():
             pairs.add(self.pair_of(grant.namespace, grant.secret_name) or OwnerKey("", ""))
-        for copy in self.copies.values():
-            owner, key = copy.labels.get(naming.OWNER_LABEL), copy.labels.get(naming.KEY_LABEL)
-            if owner and key:
-                pairs.add(OwnerKey(owner, key))
+        pairs |= self.by_pair.keys()
         pairs.discard(OwnerKey("", ""))
         return pairs
 
@@ -260,7 +309,7 @@ class Reconciler:
             started = time.monotonic()
             ok = False
             try:
-                await asyncio.to_thread(self.reconcile, pair)
+                await self.reconcile(pair)
                 ok = True
             except ApiException as error:
                 metrics.RECONCILE_ERRORS.inc()
@@ -271,35 +320,63 @@ class Reconciler:
                     error.status,
                     error.reason,
                 )
-            except Exception as error:
+            except Exception:
                 metrics.RECONCILE_ERRORS.inc()
-                logger.exception("reconciling %s/%s failed: %s", pair.owner, pair.key, type(error))
+                logger.exception("reconciling %s/%s failed; retrying", pair.owner, pair.key)
             finally:
                 metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
                 waited = self.queue.done(pair, ok)
                 if waited is not None:
                     metrics.SYNC_SECONDS.observe(waited)
 
-    def reconcile(self, pair: OwnerKey) -> None:
-        """Compute, diff, apply and report for one (owner, key). Runs in a worker thread."""
+    async def reconcile(self, pair: OwnerKey) -> None:
+        """Compute, diff, apply and report for one (owner, key).
+
+        The caches are read and written on the event loop only, where the watch events change
+        them; the threads make API calls with what they are handed, and hand back what they did.
+        """
         want = desired.compute(self.world, self.settings.cluster_name, [pair])
-        mine = [
-            copy
-            for copy in self.copies.values()
-            if copy.labels.get(naming.OWNER_LABEL) == pair.owner
-            and copy.labels.get(naming.KEY_LABEL) == pair.key
+        plan = desired.diff(want, [self.copies[ref] for ref in self.by_pair.get(pair, ())])
+        touched = [(c.namespace, c.name) for c in plan.updates] + [
+            (c.namespace, c.name) for c in plan.deletes
         ]
-        plan = desired.diff(want, mine)
-        collisions: list[str] = []
-        for copy in plan.creates:
-            if not self._create(copy):
-                collisions.append(copy.namespace)
-        for copy in plan.updates:
-            self._update(copy)
-        for stale in plan.deletes:
-            self._delete(stale)
+        versions = {ref: self.versions[ref] for ref in touched if ref in self.versions}
+        outcome = await asyncio.to_thread(self._apply, plan, versions)
+        for ref in [ref for ref, waiting in self.collisions.items() if waiting == pair]:
+            del self.collisions[ref]
+        for ref in outcome.collisions:
+            self.collisions[ref] = pair
+        if not self.dry_run:  # a dry run changed nothing: the caches still say what exists
+            for copy, version in outcome.written:
+                self._remember(ActualSecret.of_copy(copy), version)
+            for ref in outcome.deleted:
+                self._forget(ref)
         metrics.COPIES.set(len(self.copies))
-        self._write_statuses(want, collisions)
+        if plan.creates or plan.updates or plan.deletes:
+            logger.info(
+                "secret %s/%s: %d copies created, %d updated, %d deleted, %d name collisions",
+                pair.owner,
+                pair.key,
+                len(plan.creates) - len(outcome.collisions),
+                len(plan.updates),
+                len(plan.deletes),
+                len(outcome.collisions),
+            )
+        writes = self._status_writes(want, sorted(ns for ns, _ in outcome.collisions))
+        if writes and not self.dry_run:
+            await asyncio.to_thread(self._write_statuses, writes)
+            for write in writes:
+                write.meta.status = {**write.meta.status, **write.status}
+
+    def _apply(self, plan: desired.Plan, versions: dict[Ref, str]) -> _Outcome:
+        outcome = _Outcome()
+        for copy in plan.creates:
+            self._create(copy, outcome)
+        for copy in plan.updates:
+            self._update(copy, versions.get((copy.namespace, copy.name)), outcome)
+        for stale in plan.deletes:
+            self._delete(stale, versions.get((stale.namespace, stale.name)), outcome)
+        return outcome
 
     def _body(self, copy: DesiredCopy) -> dict[str, Any]:
         return {
@@ -315,44 +392,41 @@ class Reconciler:
     def _kwargs(self) -> dict[str, Any]:
         return {"dry_run": "All"} if self.dry_run else {}
 
-    def _create(self, copy: DesiredCopy) -> bool:
-        """Creates the copy; False when a Secret we do not manage already has its name."""
+    def _create(self, copy: DesiredCopy, outcome: _Outcome) -> None:
+        """Creates the copy, unless a Secret we do not manage has its name: then, a collision."""
         ref = (copy.namespace, copy.name)
         try:
             created = self.core.create_namespaced_secret(
                 copy.namespace, self._body(copy), **self._kwargs()
             )
         except ApiException as error:
+            if _namespace_terminating(error):
+                # Nothing can be created there any more, and the namespace is going away: it
+                # must not hold up this secret's other namespaces, nor its status.
+                logger.debug("not creating %s/%s: namespace terminating", *ref)
+                return
             if error.status != 409:
                 raise
             existing = self.core.read_namespaced_secret(copy.name, copy.namespace)
             labels = existing.metadata.labels or {}
             if labels.get(naming.MANAGED_BY_LABEL) != naming.MANAGED_BY:
-                return False
-            self.versions[ref] = existing.metadata.resource_version
-            self._update(copy)
-            return True
-        self._applied(copy, created.metadata.resource_version)
-        return True
+                outcome.collisions.append(ref)
+                return
+            self._update(copy, existing.metadata.resource_version, outcome)
+            return
+        outcome.written.append((copy, created.metadata.resource_version))
 
-    def _update(self, copy: DesiredCopy) -> None:
-        ref = (copy.namespace, copy.name)
+    def _update(self, copy: DesiredCopy, version: str | None, outcome: _Outcome) -> None:
         body = self._body(copy)
-        body["metadata"]["resourceVersion"] = self.versions.get(ref)  # optimistic: never blind
+        body["metadata"]["resourceVersion"] = version  # optimistic: a conflict retries
         updated = self.core.patch_namespaced_secret(
             copy.name, copy.namespace, body, **self._kwargs()
         )
-        self._applied(copy, updated.metadata.resource_version)
+        outcome.written.append((copy, updated.metadata.resource_version))
 
-    def _applied(self, copy: DesiredCopy, version: str) -> None:
-        if not self.dry_run:
-            self._remember((copy.namespace, copy.name), ActualSecret.of_copy(copy))
-            self.versions[copy.namespace, copy.name] = version
-
-    def _delete(self, stale: ActualSecret) -> None:
-        ref = (stale.namespace, stale.name)
+    def _delete(self, stale: ActualSecret, version: str | None, outcome: _Outcome) -> None:
         options = client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(resource_version=self.versions.get(ref))
+            preconditions=client.V1Preconditions(resource_version=version)
         )
         try:
             self.core.delete_namespaced_secret(
@@ -361,61 +435,59 @@ class Reconciler:
         except ApiException as error:
             if error.status != 404:
                 raise
-        if not self.dry_run:
-            self.copies.pop(ref, None)
-            self.versions.pop(ref, None)
+        outcome.deleted.append((stale.namespace, stale.name))
 
     # -- status ---------------------------------------------------------------------------
 
     def _no_owner_hint(self) -> str:
         return f"a system namespace, or one without the '{self.settings.user_label}' label"
 
-    def _write_statuses(self, want: desired.Desired, collisions: list[str]) -> None:
+    def _status_writes(self, want: desired.Desired, collisions: list[str]) -> list[_StatusWrite]:
+        """The statuses that differ from what the objects say, with an Event for each change
+        of their Ready condition."""
         now = datetime.datetime.now(datetime.UTC)
+        writes = []
         for ref, facts in want.secrets.items():
-            meta = self.secret_meta.get(ref)
-            if meta is None:
-                continue
-            new = status.secret_status(
-                facts,
-                generation=meta.generation,
-                value_from=meta.value_from,
-                collisions=sorted(collisions) if facts.namespaces else [],
-                no_owner_hint=self._no_owner_hint(),
-                current=meta.status,
-                now=now,
-            )
-            self._patch_status("usersecrets", ref, meta, new)
+            if (meta := self.secret_meta.get(ref)) is not None:
+                new = status.secret_status(
+                    facts,
+                    generation=meta.generation,
+                    value_from=meta.value_from,
+                    collisions=collisions if facts.namespaces else [],
+                    no_owner_hint=self._no_owner_hint(),
+                    current=meta.status,
+                    now=now,
+                )
+                writes.append(_StatusWrite("usersecrets", ref, meta, new))
         for ref, grant_facts in want.grants.items():
-            meta = self.grant_meta.get(ref)
-            if meta is None:
-                continue
-            new = status.grant_status(
-                grant_facts,
-                generation=meta.generation,
-                no_owner_hint=self._no_owner_hint(),
-                current=meta.status,
-                now=now,
-            )
-            self._patch_status("secretgrants", ref, meta, new)
+            if (meta := self.grant_meta.get(ref)) is not None:
+                new = status.grant_status(
+                    grant_facts,
+                    generation=meta.generation,
+                    no_owner_hint=self._no_owner_hint(),
+                    current=meta.status,
+                    now=now,
+                )
+                writes.append(_StatusWrite("secretgrants", ref, meta, new))
+        return [write for write in writes if not status.same(write.meta.status, write.status)]
 
-    def _patch_status(self, plural: str, ref: Ref, meta: _Meta, new: dict[str, Any]) -> None:
-        if status.same(meta.status, new) or self.dry_run:
-            return
-        before = conditions.find(meta.status.get("conditions"))
-        after = conditions.find(new["conditions"])
-        try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, ref[0], plural, ref[1], {"status": new}
-            )
-        except ApiException as error:
-            if error.status != 404:  # deleted meanwhile: nothing to report on
+    def _write_statuses(self, writes: list[_StatusWrite]) -> None:
+        for write in writes:
+            namespace, name = write.ref
+            try:
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, write.plural, name, {"status": write.status}
+                )
+            except ApiException as error:
+                if error.status == 404:  # deleted meanwhile: nothing to report on
+                    continue
                 raise
-        meta.status = {**meta.status, **new}
-        if after and (
-            before is None or (before.status, before.reason) != (after.status, after.reason)
-        ):
-            self._event(plural, ref, meta.uid, after)
+            before = conditions.find(write.meta.status.get("conditions"))
+            after = conditions.find(write.status["conditions"])
+            if after and (
+                before is None or (before.status, before.reason) != (after.status, after.reason)
+            ):
+                self._event(write.plural, write.ref, write.meta.uid, after)
 
     def _event(self, plural: str, ref: Ref, uid: str, ready: Condition) -> None:
         """Tells the user what changed, on the object, as `kubectl describe` shows it."""

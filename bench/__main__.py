@@ -1,0 +1,447 @@
+"""`make bench`: how fast usersecrets is, side by side with what the apiserver itself allows.
+
+Every number is measured in one run against one local control plane, next to its baseline
+(the same client writing Secrets directly, unannotated pods), so ratios mean something on any
+machine. `--smoke` runs the same code at tiny sizes; the test suite runs it so this cannot rot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import ssl
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+import aiohttp
+from kubernetes import client, config, watch
+from urllib3.exceptions import ProtocolError
+
+from usersecrets import GROUP, VERSION, naming
+from usersecrets.devcluster import ControlPlane, OperatorProcess, find_binaries
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    secrets: int = 1000
+    fanout: int = 100
+    pods: int = 100
+    reviews: int = 2000
+    memory: tuple[int, ...] = (1000, 10000)
+
+
+SMOKE = Sizes(secrets=20, fanout=5, pods=10, reviews=50, memory=(20, 50))
+
+
+def quantile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(samples) * 1000, 2),
+        "p99_ms": round(quantile(samples, 0.99) * 1000, 2),
+    }
+
+
+class Bench:
+    def __init__(self, plane: ControlPlane, operator: OperatorProcess) -> None:
+        self.plane, self.operator = plane, operator
+        self.api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        self.api.configuration.connection_pool_maxsize = 32
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.pool = ThreadPoolExecutor(8)
+
+    def namespace(self, user: str) -> str:
+        name = f"{user}-{uuid.uuid4().hex[:6]}"
+        labels = {"usersecrets.io/user": user}
+        self.core.create_namespace({"metadata": {"name": name, "labels": labels}})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # pods need the default ServiceAccount
+            if self.core.list_namespaced_service_account(name).items:
+                return name
+            time.sleep(0.05)
+        raise RuntimeError(f"no default ServiceAccount in {name}")
+
+    def create_usersecret(self, namespace: str, key: str, value: bytes) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "UserSecret",
+            "metadata": {"name": key},
+            "spec": {"value": base64.b64encode(value).decode()},
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "usersecrets", body)
+
+    @contextmanager
+    def copies_seen(self, namespace: str | None) -> Iterator[dict[str, float]]:
+        """Names of copies -> when a watch first saw them (ADDED or MODIFIED)."""
+        seen: dict[str, float] = {}
+        stream = watch.Watch()
+        listing = (
+            self.core.list_namespaced_secret
+            if namespace
+            else self.core.list_secret_for_all_namespaces
+        )
+        args = (namespace,) if namespace else ()
+        version = listing(*args, label_selector=naming.MANAGED_SELECTOR).metadata.resource_version
+
+        def follow() -> None:
+            with suppress(ProtocolError):  # how the stream ends when we stop it
+                for event in stream.stream(
+                    listing,
+                    *args,
+                    label_selector=naming.MANAGED_SELECTOR,
+                    resource_version=version,
+                ):
+                    meta = event["object"].metadata
+                    seen.setdefault(f"{meta.namespace}/{meta.name}", time.monotonic())
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        try:
+            yield seen
+        finally:
+            stream.stop()
+
+    def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(what)
+            time.sleep(0.01)
+
+    def metric(self, name: str) -> float:
+        url = f"http://127.0.0.1:{self.operator.metrics_port}/metrics"
+        with urlopen(url, timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        raise KeyError(name)
+
+    # -- scenarios --------------------------------------------------------------------------
+
+    def materialization(self, n: int) -> dict[str, Any]:
+        """N UserSecrets until every copy exists, against the same N Secrets written directly."""
+        direct_ns, user = self.namespace("direct"), f"m{uuid.uuid4().hex[:6]}"
+        started = time.monotonic()
+        list(
+            self.pool.map(
+                lambda i: self.core.create_namespaced_secret(
+                    direct_ns, {"metadata": {"name": f"s{i}"}, "data": {"v": "eA=="}}
+                ),
+                range(n),
+            )
+        )
+        direct = time.monotonic() - started
+
+        namespace = self.namespace(user)
+        created: dict[str, float] = {}
+
+        def create(i: int) -> None:
+            self.create_usersecret(namespace, f"k{i}", b"x")
+            created[f"{namespace}/{naming.copy_name(user, f'k{i}')}"] = time.monotonic()
+
+        with self.copies_seen(namespace) as seen:
+            started = time.monotonic()
+            list(self.pool.map(create, range(n)))
+            self.wait(lambda: len(seen) >= n, 300, "every copy")
+            operator = time.monotonic() - started
+        latencies = [seen[name] - at for name, at in created.items()]
+        return {
+            "n": n,
+            "direct_per_s": round(n / direct, 1),
+            "operator_per_s": round(n / operator, 1),
+            "ratio": round(direct / operator, 3),
+            "create_to_secret": summary(latencies),
+        }
+
+    def steady(self, rate: float, seconds: float) -> dict[str, Any]:
+        """Create-to-Secret latency at a steady rate of creates."""
+        user = f"r{uuid.uuid4().hex[:6]}"
+        namespace = self.namespace(user)
+        created: dict[str, float] = {}
+        with self.copies_seen(namespace) as seen:
+            start = time.monotonic()
+            total = int(rate * seconds)
+            for i in range(total):
+                time.sleep(max(0.0, start + i / rate - time.monotonic()))
+                self.create_usersecret(namespace, f"k{i}", b"x")
+                created[f"{namespace}/{naming.copy_name(user, f'k{i}')}"] = time.monotonic()
+            self.wait(lambda: len(seen) >= total, 120, "every copy at a steady rate")
+        latencies = [seen[name] - at for name, at in created.items()]
+        return {"rate_per_s": rate, "n": len(latencies), "create_to_secret": summary(latencies)}
+
+    def fanout(self, users: int) -> dict[str, Any]:
+        """One secret granted to many users: all copies, then all copies updated."""
+        owner = f"f{uuid.uuid4().hex[:6]}"
+        owner_ns = self.namespace(owner)
+        grantees = list(self.pool.map(lambda i: self.namespace(f"{owner}-g{i}"), range(users)))
+        self.create_usersecret(owner_ns, "shared", b"one")
+        name = naming.copy_name(owner, "shared")
+        with self.copies_seen(None) as seen:
+            started = time.monotonic()
+            for i in range(users):
+                grant = {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "SecretGrant",
+                    "metadata": {"name": f"g{i}"},
+                    "spec": {"secretName": "shared", "user": f"{owner}-g{i}"},
+                }
+                self.custom.create_namespaced_custom_object(
+                    GROUP, VERSION, owner_ns, "secretgrants", grant
+                )
+            targets = [f"{ns}/{name}" for ns in grantees]
+            self.wait(lambda: all(t in seen for t in targets), 120, "every granted copy")
+            granted = time.monotonic() - started
+        new = base64.b64encode(b"two").decode()
+
+        def updated() -> bool:
+            return all(
+                (self.core.read_namespaced_secret(name, ns).data or {}).get(naming.DATA_KEY) == new
+                for ns in grantees
+            )
+
+        with self.copies_seen(None) as seen:
+            started = time.monotonic()
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, owner_ns, "usersecrets", "shared", {"spec": {"value": new}}
+            )
+            self.wait(lambda: all(t in seen for t in targets), 120, "every copy updated")
+            update = time.monotonic() - started
+        assert updated()
+        return {"users": users, "grant_all_s": round(granted, 3), "update_all_s": round(update, 3)}
+
+    def admission_review(self, namespace: str, user: str) -> dict[str, Any]:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "p",
+                "namespace": namespace,
+                "annotations": {
+                    "usersecrets.io/volumes": "secret:k0:/var/secrets/k0",
+                    "usersecrets.io/env": "K0=secret:k0",
+                },
+            },
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }
+        return {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": str(uuid.uuid4()),
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": namespace,
+                "operation": "CREATE",
+                "userInfo": {"username": user},
+                "object": pod,
+            },
+        }
+
+    def webhook_direct(
+        self, total: int, concurrency: int, namespace: str, user: str
+    ) -> dict[str, Any]:
+        """AdmissionReviews posted straight to the webhook over HTTPS."""
+        secret = self.core.read_namespaced_secret("usersecrets-webhook-tls", "usersecrets-system")
+        ca = base64.b64decode(secret.data["ca.crt"]).decode()
+        context = ssl.create_default_context(cadata=ca)
+        url = f"https://127.0.0.1:{self.operator.webhook_port}/mutate-pods"
+        body = self.admission_review(namespace, user)
+
+        async def run() -> tuple[list[float], float]:
+            latencies: list[float] = []
+            connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def one() -> None:
+                    started = time.monotonic()
+                    async with session.post(url, json=body) as response:
+                        answer = await response.json()
+                        assert answer["response"]["allowed"], answer
+                    latencies.append(time.monotonic() - started)
+
+                async def worker(count: int) -> None:
+                    for _ in range(count):
+                        await one()
+
+                await one()  # warm the connection
+                latencies.clear()
+                started = time.monotonic()
+                await asyncio.gather(*(worker(total // concurrency) for _ in range(concurrency)))
+                return latencies, time.monotonic() - started
+
+        latencies, elapsed = asyncio.run(run())
+        return {
+            "concurrency": concurrency,
+            "requests_per_s": round(len(latencies) / elapsed, 1),
+            **summary(latencies),
+        }
+
+    def pod_admission(self, n: int, namespace: str) -> dict[str, Any]:
+        """Pod creates through the apiserver: annotated (webhook called) versus unannotated."""
+
+        def create(i: int, annotated: bool) -> float:
+            annotations = (
+                {"usersecrets.io/volumes": "secret:k0:/var/secrets/k0"} if annotated else {}
+            )
+            pod = {
+                "metadata": {"name": f"{'a' if annotated else 'u'}{i}", "annotations": annotations},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            }
+            started = time.monotonic()
+            self.core.create_namespaced_pod(namespace, pod)
+            return time.monotonic() - started
+
+        plain, annotated = [], []
+        for i in range(n):  # interleaved, so both see the same conditions
+            plain.append(create(i, False))
+            annotated.append(create(i, True))
+        return {
+            "n": n,
+            "unannotated": summary(plain),
+            "annotated": summary(annotated),
+            "added_p50_ms": round(
+                (statistics.median(annotated) - statistics.median(plain)) * 1000, 2
+            ),
+            "added_p99_ms": round((quantile(annotated, 0.99) - quantile(plain, 0.99)) * 1000, 2),
+        }
+
+    def rss_mib(self) -> float:
+        assert self.operator.process is not None
+        status = Path(f"/proc/{self.operator.process.pid}/status").read_text()
+        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+        return round(kib / 1024, 1)
+
+    def converged(self, timeout: float) -> None:
+        self.wait(
+            lambda: (
+                self.metric("usersecrets_leader") == 1
+                and self.metric("usersecrets_work_queue_depth") == 0
+            ),
+            timeout,
+            "the operator to converge",
+        )
+
+    def memory_and_cold_start(self, sizes: tuple[int, ...]) -> dict[str, Any]:
+        """RSS idle and with many UserSecrets; then a restart with all of them existing."""
+        self.converged(60)
+        out: dict[str, Any] = {"idle_rss_mib": self.rss_mib()}
+        user = f"c{uuid.uuid4().hex[:6]}"
+        namespace = self.namespace(user)
+        have = 0
+        for size in sizes:
+            with self.copies_seen(namespace) as seen:
+                list(
+                    self.pool.map(
+                        lambda i: self.create_usersecret(namespace, f"k{i}", b"x"),
+                        range(have, size),
+                    )
+                )
+                target = size
+                self.wait(lambda: len(seen) >= target, 600, f"{size} copies")  # noqa: B023
+            have = size
+            self.converged(600)
+            out[f"rss_mib_at_{size}"] = self.rss_mib()
+        self.operator.stop()
+        started = time.monotonic()
+        self.operator.start()
+        self.converged(600)
+        out[f"cold_start_s_at_{have}"] = round(time.monotonic() - started, 2)
+        return out
+
+
+def step(name: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {name}...", file=sys.stderr, flush=True)
+
+
+def run(sizes: Sizes) -> dict[str, Any]:
+    with ControlPlane(find_binaries()) as plane:
+        operator = OperatorProcess(plane, values=["logLevel=WARNING"]).start()
+        try:
+            bench = Bench(plane, operator)
+            step("materialization")
+            results: dict[str, Any] = {"materialization": bench.materialization(sizes.secrets)}
+            step("steady rate")
+            results["steady_50_per_s"] = bench.steady(50, 10 if sizes is not SMOKE else 1)
+            step("fan-out")
+            results["fanout"] = bench.fanout(sizes.fanout)
+            user = f"w{uuid.uuid4().hex[:6]}"
+            namespace = bench.namespace(user)
+            with bench.copies_seen(namespace) as seen:
+                bench.create_usersecret(namespace, "k0", b"x")
+                bench.wait(lambda: len(seen) >= 1, 30, "the webhook's secret")
+            step("webhook direct")
+            results["webhook_direct"] = [
+                bench.webhook_direct(sizes.reviews, c, namespace, user) for c in (1, 16)
+            ]
+            step("pod admission")
+            results["pod_admission"] = bench.pod_admission(sizes.pods, namespace)
+            step("memory and cold start")
+            results["memory"] = bench.memory_and_cold_start(sizes.memory)
+        finally:
+            operator.stop()
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    m, f, p = results["materialization"], results["fanout"], results["pod_admission"]
+    s = results["steady_50_per_s"]
+    lines = [
+        "| measurement | result |",
+        "|---|---|",
+        f"| materialization, N={m['n']} | {m['operator_per_s']}/s vs direct writes "
+        f"{m['direct_per_s']}/s: ratio {m['ratio']} |",
+        f"| create-to-Secret (burst) | p50 {m['create_to_secret']['p50_ms']} ms, "
+        f"p99 {m['create_to_secret']['p99_ms']} ms |",
+        f"| create-to-Secret at {s['rate_per_s']}/s | p50 {s['create_to_secret']['p50_ms']} ms, "
+        f"p99 {s['create_to_secret']['p99_ms']} ms |",
+        f"| fan-out to {f['users']} users | all copies {f['grant_all_s']} s, "
+        f"update everywhere {f['update_all_s']} s |",
+    ]
+    for w in results["webhook_direct"]:
+        lines.append(
+            f"| webhook direct, concurrency {w['concurrency']} | {w['requests_per_s']}/s, "
+            f"p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms |"
+        )
+    lines.append(
+        f"| pod create, annotated vs not (N={p['n']}) | p50 {p['annotated']['p50_ms']} vs "
+        f"{p['unannotated']['p50_ms']} ms, p99 {p['annotated']['p99_ms']} vs "
+        f"{p['unannotated']['p99_ms']} ms (added p99 {p['added_p99_ms']} ms) |"
+    )
+    for name, value in results["memory"].items():
+        lines.append(f"| {name.replace('_', ' ')} | {value} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks, not numbers")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args()
+    results = run(SMOKE if args.smoke else Sizes())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten to {args.out} (cpus: {os.cpu_count()})")
+
+
+if __name__ == "__main__":
+    main()

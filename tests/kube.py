@@ -1,0 +1,192 @@
+"""Small helpers shared by integration tests: UserSecrets, SecretGrants and their copies."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import urllib.request
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from conftest import wait_for
+from usersecrets import GROUP, VERSION, naming
+
+USERSECRETS = "usersecrets"
+SECRETGRANTS = "secretgrants"
+
+
+def b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def usersecret_body(
+    key: str, value: bytes | None = None, source: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """A UserSecret named `key`: inline `value`, or `source` = (Secret name, data key)."""
+    spec: dict[str, Any] = {}
+    if value is not None:
+        spec["value"] = b64(value)
+    if source is not None:
+        spec["valueFrom"] = {"secretKeyRef": {"name": source[0], "key": source[1]}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "UserSecret",
+        "metadata": {"name": key},
+        "spec": spec,
+    }
+
+
+def create_usersecret(
+    api: client.ApiClient,
+    namespace: str,
+    key: str,
+    value: bytes | None = None,
+    source: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    created: dict[str, Any] = custom(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, USERSECRETS, usersecret_body(key, value, source)
+    )
+    return created
+
+
+def set_value(api: client.ApiClient, namespace: str, key: str, value: bytes) -> None:
+    custom(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, USERSECRETS, key, {"spec": {"value": b64(value)}}
+    )
+
+
+def create_grant(
+    api: client.ApiClient, namespace: str, name: str, secret_name: str, user: str
+) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SecretGrant",
+        "metadata": {"name": name},
+        "spec": {"secretName": secret_name, "user": user},
+    }
+    created: dict[str, Any] = custom(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, SECRETGRANTS, body
+    )
+    return created
+
+
+def get_object(api: client.ApiClient, plural: str, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = custom(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, name
+    )
+    return found
+
+
+def delete_object(api: client.ApiClient, plural: str, namespace: str, name: str) -> None:
+    custom(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+
+
+def ready_condition(obj: dict[str, Any]) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            found: dict[str, Any] = condition
+            return found
+    return None
+
+
+def wait_reason(
+    api: client.ApiClient,
+    plural: str,
+    namespace: str,
+    name: str,
+    reason: str,
+    timeout: float = 30.0,
+    **status: Any,
+) -> dict[str, Any]:
+    """Waits until the object's Ready condition has `reason` and its status has `status`."""
+
+    def matches() -> dict[str, Any] | None:
+        obj = get_object(api, plural, namespace, name)
+        condition = ready_condition(obj)
+        if condition is None or condition.get("reason") != reason:
+            return None
+        if condition.get("observedGeneration") != obj["metadata"].get("generation"):
+            return None
+        current = obj.get("status") or {}
+        if any(current.get(field) != value for field, value in status.items()):
+            return None
+        return obj
+
+    found = wait_for(
+        matches, timeout=timeout, what=f"{plural} {namespace}/{name} to be {reason} {status}"
+    )
+    assert isinstance(found, dict)
+    return found
+
+
+def read_copy(
+    api: client.ApiClient, namespace: str, owner: str, key: str
+) -> client.V1Secret | None:
+    try:
+        secret: client.V1Secret = client.CoreV1Api(api).read_namespaced_secret(
+            naming.copy_name(owner, key), namespace
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return secret
+
+
+def copy_value(api: client.ApiClient, namespace: str, owner: str, key: str) -> bytes | None:
+    secret = read_copy(api, namespace, owner, key)
+    if secret is None:
+        return None
+    return base64.b64decode((secret.data or {}).get(naming.DATA_KEY, ""))
+
+
+def wait_copy(
+    api: client.ApiClient,
+    namespace: str,
+    owner: str,
+    key: str,
+    value: bytes | None,
+    timeout: float = 30.0,
+) -> None:
+    """Waits until the copy of (owner, key) in `namespace` holds `value` (None: is absent)."""
+    wait_for(
+        lambda: copy_value(api, namespace, owner, key) == value,
+        timeout=timeout,
+        what=f"the copy of {owner}/{key} in {namespace} to be "
+        + ("absent" if value is None else "current"),
+    )
+
+
+def managed_copies(api: client.ApiClient, owner: str) -> dict[tuple[str, str], str]:
+    """Every copy of `owner`'s secrets in the cluster: (namespace, key) -> sha256 of the value."""
+    secrets = client.CoreV1Api(api).list_secret_for_all_namespaces(
+        label_selector=f"{naming.MANAGED_SELECTOR},{naming.OWNER_LABEL}={owner}"
+    )
+    return {
+        (s.metadata.namespace, s.metadata.labels[naming.KEY_LABEL]): hashlib.sha256(
+            base64.b64decode((s.data or {}).get(naming.DATA_KEY, ""))
+        ).hexdigest()
+        for s in secrets.items
+    }
+
+
+def events_of(api: client.ApiClient, namespace: str, name: str) -> list[client.CoreV1Event]:
+    events: list[client.CoreV1Event] = (
+        client.CoreV1Api(api)
+        .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        .items
+    )
+    return events
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.status == 200
+        text: str = response.read().decode()
+        return text
