@@ -121,10 +121,15 @@ class Bench:
             stream.stop()
 
     def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        report = started + 10
         while not condition():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > started + timeout:
                 raise TimeoutError(what)
+            if now > report:
+                print(f"  still waiting for {what}", file=sys.stderr, flush=True)
+                report = now + 10
             time.sleep(0.01)
 
     def metric(self, name: str) -> float:
@@ -355,8 +360,8 @@ class Bench:
                         range(have, size),
                     )
                 )
-                target = size
-                self.wait(lambda: len(seen) >= target, 600, f"{size} copies")  # noqa: B023
+                new = size - have
+                self.wait(lambda: len(seen) >= new, 600, f"{size} copies")  # noqa: B023
             have = size
             self.converged(600)
             out[f"rss_mib_at_{size}"] = self.rss_mib()

@@ -27,6 +27,8 @@ class Decision:
     allowed: bool
     patch: JsonPatch = field(default_factory=list)
     message: str = ""
+    #: The first kind of problem, for metrics: no_user, invalid, missing or not_shared.
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class PodReview:
     pod: dict[str, Any]
 
 
-def _deny(problems: list[str]) -> Decision:
-    return Decision(allowed=False, message=SEPARATOR.join(dict.fromkeys(problems)))
+def _deny(problems: list[str], reason: str) -> Decision:
+    return Decision(allowed=False, message=SEPARATOR.join(dict.fromkeys(problems)), reason=reason)
 
 
 def _annotations(pod: Mapping[str, Any]) -> dict[str, str]:
@@ -68,24 +70,27 @@ def decide(
         return Decision(allowed=True)
     if user is None:
         return _deny(
-            [f"Namespace '{namespace}' belongs to no user, so its pods cannot use user secrets"]
+            [f"Namespace '{namespace}' belongs to no user, so its pods cannot use user secrets"],
+            "no_user",
         )
     references = parse(annotations, user=user, cluster=settings.cluster_name)
     injection = inject(pod, references)
     problems = [*references.errors, *injection.errors]
+    reason = "invalid" if problems else ""
     present = set(available)
     absent = sorted(ref for ref in references.refs if ref not in present)
     missing = [ref.key for ref in absent if ref.owner == user]
     if missing:
         problems.append("Missing secrets: " + ", ".join(f"'{key}'" for key in missing))
+        reason = reason or "missing"
+    unshared = [ref for ref in absent if ref.owner != user]
     problems.extend(
         f"Secret '{naming.secret_uri(settings.cluster_name, ref.owner, ref.key)}' "
         f"is not shared with user '{user}'"
-        for ref in absent
-        if ref.owner != user
+        for ref in unshared
     )
     if problems:
-        return _deny(problems)
+        return _deny(problems, reason or "not_shared")
     return Decision(allowed=True, patch=injection.patch)
 
 

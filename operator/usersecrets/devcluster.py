@@ -113,6 +113,7 @@ class ControlPlane:
         self.port = free_port()
         self.server = f"https://127.0.0.1:{self.port}"
         self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self._args: dict[str, list[str]] = {}
         self._ca: Bundle | None = None
 
     # -- certificates and kubeconfigs -------------------------------------------------
@@ -212,6 +213,21 @@ class ControlPlane:
             start_new_session=True,
         )
         self._processes.append((name, process, log))
+        self._args[name] = list(args)
+
+    def restart(self, *names: str, timeout: float = 120.0) -> None:
+        """Kills the named processes (SIGKILL: a crash, not a shutdown) and starts them again,
+        in their start order, with the same ports, flags and data; then waits for /readyz."""
+        chosen = [entry for entry in self._processes if entry[0] in names]
+        for _name, process, log in reversed(chosen):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            log.close()
+        self._processes = [entry for entry in self._processes if entry[0] not in names]
+        for name, _, _ in chosen:
+            self._spawn(name, self._args[name])
+        self._wait_ready(timeout)
 
     def start(self, timeout: float = 120.0) -> ControlPlane:
         try:

@@ -1,8 +1,10 @@
-"""What an admission needs from the cluster, at the cost of at most one API call.
+"""What an admission needs from the cluster, kept in memory: no API call per admission.
 
-Namespace users come from a watch kept by every replica (leader or not), and the copies in the
-pod's namespace from one metadata-only list, so the webhook never reads a secret value and
-never depends on the reconciler's caches, which only the leader has.
+Every replica, leader or not, follows two metadata-only watches: namespaces (whose user is a
+label) and the copies the reconciler made (whose labels say which secret they hold). The
+webhook never reads a secret value, and never depends on the reconciler's caches, which only
+the leader has. A copy is the proof that a pod's user may use a secret; Kubernetes itself then
+only lets the pod mount Secrets of its own namespace.
 """
 
 from __future__ import annotations
@@ -11,110 +13,155 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from usersecrets import admission, naming
+from usersecrets import admission, metrics, naming
 from usersecrets.references import SecretRef
 from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+Labels = dict[str, str]
 
 
-class NamespaceUsers:
-    """namespace -> labels, current through a list+watch run in a daemon thread."""
+class MetadataCache:
+    """namespace -> name -> labels of one kind, current through a list+watch in a thread.
 
-    def __init__(self, core: client.CoreV1Api, settings: Settings) -> None:
-        self.core, self.settings = core, settings
-        self._labels: dict[str, dict[str, str]] = {}
+    Cluster-scoped objects sit under the namespace "". Only metadata crosses the wire.
+    """
+
+    def __init__(self, list_call: Callable[..., Any], label_selector: str | None = None) -> None:
+        self.list_call, self.label_selector = list_call, label_selector
+        self.objects: dict[str, dict[str, Labels]] = {}
         self.synced = threading.Event()
 
-    def user_of(self, namespace: str) -> str | None:
-        labels = self._labels.get(namespace)
-        if labels is None:  # newer than our watch: ask once
-            labels = self.core.read_namespace(namespace).metadata.labels or {}
-        return naming.user_of_namespace(namespace, labels, self.settings)
-
     def _relist(self) -> str:
-        listing = self.core.list_namespace()
-        self._labels = {ns.metadata.name: ns.metadata.labels or {} for ns in listing.items}
+        response = self.list_call(
+            label_selector=self.label_selector,
+            _headers={"Accept": METADATA_LIST},
+            _preload_content=False,  # the client's models are not PartialObjectMetadata
+        )
+        listing = json.loads(response.data)
+        objects: dict[str, dict[str, Labels]] = {}
+        for item in listing.get("items") or []:  # an empty list is null (a nil slice in Go)
+            meta = item["metadata"]
+            objects.setdefault(meta.get("namespace", ""), {})[meta["name"]] = meta.get("labels", {})
+        self.objects = objects
         self.synced.set()
-        return str(listing.metadata.resource_version)
+        return str(listing["metadata"]["resourceVersion"])
+
+    def _apply(self, kind: str, meta: dict[str, Any]) -> None:
+        """Copy on write: admissions iterate a namespace's dict on another thread."""
+        namespace = meta.get("namespace", "")
+        names = dict(self.objects.get(namespace, {}))
+        if kind == "DELETED":
+            names.pop(meta["name"], None)
+        else:
+            names[meta["name"]] = meta.get("labels", {})
+        self.objects[namespace] = names
 
     def run(self, stop: threading.Event) -> None:
         version: str | None = None
         while not stop.is_set():
             try:
                 version = version or self._relist()
-                for event in watch.Watch().stream(
-                    self.core.list_namespace, resource_version=version, timeout_seconds=60
+                for event in watch.Watch(return_type="object").stream(
+                    self.list_call,
+                    label_selector=self.label_selector,
+                    resource_version=version,
+                    timeout_seconds=60,
+                    _headers={"Accept": METADATA},
                 ):
-                    namespace = event["object"]
-                    version = namespace.metadata.resource_version
-                    if event["type"] == "DELETED":
-                        self._labels.pop(namespace.metadata.name, None)
-                    else:
-                        self._labels[namespace.metadata.name] = namespace.metadata.labels or {}
+                    if event["type"] == "ERROR":  # e.g. 410 Gone: our version is too old
+                        raise ApiException(status=event["object"].get("code"))
+                    meta = event["object"]["metadata"]
+                    version = meta["resourceVersion"]
+                    self._apply(event["type"], meta)
             except ApiException as error:
                 version = None  # 410 Gone and friends: start again from a fresh list
-                logger.info("namespace watch restarts after HTTP %s", error.status)
+                logger.info("watch restarts from a new list after HTTP %s", error.status)
                 stop.wait(1)
             except Exception as error:  # the apiserver may restart under us
                 version = None
-                logger.warning("namespace watch failed: %s; retrying", type(error).__name__)
+                logger.warning("watch failed (%s); retrying", type(error).__name__)
                 stop.wait(1)
 
-    def start(self) -> threading.Event:
+    def start(self, name: str) -> threading.Event:
         stop = threading.Event()
-        threading.Thread(target=self.run, args=(stop,), name="namespaces", daemon=True).start()
+        threading.Thread(target=self.run, args=(stop,), name=name, daemon=True).start()
         return stop
 
 
-def copies_in(core: client.CoreV1Api, namespace: str) -> set[SecretRef]:
-    """(owner, key) of every copy in `namespace`: labels only, never the values."""
-    response = core.list_namespaced_secret(
-        namespace,
-        label_selector=naming.MANAGED_SELECTOR,
-        resource_version="0",  # served from the apiserver's watch cache
-        _preload_content=False,
-        _headers={"Accept": METADATA_ONLY},
-    )
-    # An empty list comes back as `"items": null` (a nil slice in Go).
-    items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
-    refs = set()
-    for item in items:
-        labels = item["metadata"].get("labels") or {}
-        if naming.OWNER_LABEL in labels and naming.KEY_LABEL in labels:
-            refs.add(SecretRef(labels[naming.OWNER_LABEL], labels[naming.KEY_LABEL]))
-    return refs
+class Lookups:
+    """The two caches admission reads, and the answers it needs from them."""
+
+    def __init__(self, core: client.CoreV1Api, settings: Settings) -> None:
+        self.core, self.settings = core, settings
+        self.namespaces = MetadataCache(core.list_namespace)
+        self.copies = MetadataCache(
+            core.list_secret_for_all_namespaces, label_selector=naming.MANAGED_SELECTOR
+        )
+
+    def start(self) -> list[threading.Event]:
+        return [self.namespaces.start("namespaces"), self.copies.start("copies")]
+
+    @property
+    def synced(self) -> bool:
+        return self.namespaces.synced.is_set() and self.copies.synced.is_set()
+
+    def known_user(self, namespace: str) -> tuple[bool, str | None]:
+        """(whether the cache knows the namespace, its user)."""
+        labels = self.namespaces.objects.get("", {}).get(namespace)
+        if labels is None:
+            return False, None
+        return True, naming.user_of_namespace(namespace, labels, self.settings)
+
+    def read_user(self, namespace: str) -> str | None:
+        """For a namespace newer than our watch: one API call."""
+        labels = self.core.read_namespace(namespace).metadata.labels or {}
+        return naming.user_of_namespace(namespace, labels, self.settings)
+
+    def available(self, namespace: str) -> set[SecretRef]:
+        """(owner, key) of every copy in `namespace`."""
+        return {
+            SecretRef(labels[naming.OWNER_LABEL], labels[naming.KEY_LABEL])
+            for labels in self.copies.objects.get(namespace, {}).values()
+            if naming.OWNER_LABEL in labels and naming.KEY_LABEL in labels
+        }
 
 
 def reviewer(
-    core: client.CoreV1Api, users: NamespaceUsers, settings: Settings
+    lookups: Lookups, settings: Settings
 ) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
-    """The webhook's handler: fetch what `admission.decide` needs, then let it decide."""
+    """The webhook's handler: what `admission.decide` needs, from memory, then its answer."""
 
-    def review_sync(body: dict[str, Any]) -> dict[str, Any]:
+    async def review(body: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
         request = admission.read_review(body)
         if isinstance(request, str):
+            metrics.ADMISSIONS.labels("malformed", "").inc()
             return admission.malformed_response(body, request)
-        user = users.user_of(request.namespace)
-        available = copies_in(core, request.namespace) if user is not None else set()
+        known, user = lookups.known_user(request.namespace)
+        if not known:
+            user = await asyncio.to_thread(lookups.read_user, request.namespace)
         decision = admission.decide(
             request.pod,
             namespace=request.namespace,
             user=user,
-            available=available,
+            available=lookups.available(request.namespace) if user is not None else set(),
             settings=settings,
         )
+        result = "admitted" if decision.allowed else "denied"
+        metrics.ADMISSIONS.labels(result, decision.reason).inc()
+        metrics.ADMISSION_SECONDS.observe(time.perf_counter() - started)
         return admission.review_response(body, decision)
-
-    async def review(body: dict[str, Any]) -> dict[str, Any]:
-        return await asyncio.to_thread(review_sync, body)
 
     return review

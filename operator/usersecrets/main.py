@@ -53,7 +53,7 @@ def _split_hosts(hosts: tuple[str, ...]) -> tuple[list[str], list[str]]:
 
 
 async def start_webhook(
-    api: client.ApiClient, settings: Settings, users: lookups.NamespaceUsers
+    api: client.ApiClient, settings: Settings, cluster: lookups.Lookups
 ) -> tuple[web.AppRunner, asyncio.Task[None]]:
     """Serves admissions over TLS, with cert-manager's files or a certificate of our own."""
     if settings.webhook_cert_dir:
@@ -73,8 +73,7 @@ async def start_webhook(
         bundle = await asyncio.to_thread(refresh)
         context = webhook.ssl_context_from_bundle(bundle)
         keeper = webhook.keep_bundle_current(context, refresh, bundle)
-    review = lookups.reviewer(client.CoreV1Api(api), users, settings)
-    app = webhook.build_app(review)
+    app = webhook.build_app(lookups.reviewer(cluster, settings))
     runner = await webhook.serve(app, context, settings.webhook_host, settings.webhook_port)
     logger.info("webhook serving on %s:%d", settings.webhook_host, settings.webhook_port)
     return runner, asyncio.create_task(keeper)
@@ -153,17 +152,18 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    users = lookups.NamespaceUsers(client.CoreV1Api(api), settings)
-    users_stop = users.start()
+    cluster = lookups.Lookups(client.CoreV1Api(api), settings)
+    watches = cluster.start()
     serving = asyncio.Event()
-    probes = await start_probes(settings, lambda: users.synced.is_set() and serving.is_set())
-    server, keeper = await start_webhook(api, settings, users)
+    probes = await start_probes(settings, lambda: cluster.synced and serving.is_set())
+    server, keeper = await start_webhook(api, settings, cluster)
     serving.set()
     try:
         await reconcile(api, settings, stop)
     finally:
         keeper.cancel()
-        users_stop.set()
+        for watch in watches:
+            watch.set()
         with contextlib.suppress(Exception):
             await server.cleanup()
             await probes.cleanup()

@@ -33,7 +33,9 @@ WATCH_EVENTS = Counter(
     "usersecrets_watch_events_total", "Watch events received, by kind.", ["kind"]
 )
 ADMISSIONS = Counter(
-    "usersecrets_admissions_total", "Pod admissions answered, by result.", ["result"]
+    "usersecrets_admissions_total",
+    "Pod admissions answered, by result (admitted, denied, malformed) and denial reason.",
+    ["result", "reason"],
 )
 ADMISSION_SECONDS = Histogram(
     "usersecrets_admission_duration_seconds",

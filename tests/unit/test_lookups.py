@@ -1,4 +1,4 @@
-"""What the webhook reads from the cluster: the copies in a namespace, by their labels."""
+"""What the webhook reads from the cluster: namespace users and copies, from metadata caches."""
 
 from __future__ import annotations
 
@@ -6,41 +6,78 @@ import json
 from types import SimpleNamespace
 from typing import Any, cast
 
-import pytest
-
 from usersecrets import naming
-from usersecrets.lookups import copies_in
+from usersecrets.lookups import Lookups, MetadataCache
 from usersecrets.references import SecretRef
+from usersecrets.settings import Settings
 
 
-class FakeCore:
-    """Answers list_namespaced_secret with a raw PartialObjectMetadataList body."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
-
-    def list_namespaced_secret(self, namespace: str, **_: Any) -> SimpleNamespace:
-        return SimpleNamespace(data=json.dumps(self.body).encode())
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        # What the kube-apiserver sends for a namespace without any copy (a nil slice in Go).
-        {"kind": "PartialObjectMetadataList", "metadata": {}, "items": None},
-        {"kind": "PartialObjectMetadataList", "metadata": {}, "items": []},
-        {"kind": "PartialObjectMetadataList", "metadata": {}},
-    ],
-)
-def test_no_copies(body: dict[str, Any]) -> None:
-    assert copies_in(cast(Any, FakeCore(body)), "ns") == set()
+def meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
+    found: dict[str, Any] = {"name": name}
+    if namespace:
+        found["namespace"] = namespace
+    if labels:
+        found["labels"] = labels
+    return found
 
 
-def test_copies_by_labels() -> None:
-    items = [
-        {"metadata": {"name": "a", "labels": naming.copy_labels("alice", "k", "owner")}},
-        {"metadata": {"name": "b", "labels": {naming.OWNER_LABEL: "bob"}}},
-        {"metadata": {"name": "c"}},
-    ]
-    body = {"items": items}
-    assert copies_in(cast(Any, FakeCore(body)), "ns") == {SecretRef("alice", "k")}
+def listing(*items: dict[str, Any]) -> Any:
+    """A list call answering a PartialObjectMetadataList, as the apiserver sends it."""
+    body = {
+        "kind": "PartialObjectMetadataList",
+        "metadata": {"resourceVersion": "7"},
+        "items": [{"metadata": m} for m in items] or None,  # Go's nil slice: null
+    }
+    return lambda **_: SimpleNamespace(data=json.dumps(body).encode())
+
+
+def test_relist_then_events() -> None:
+    cache = MetadataCache(listing(meta("a", "ns", x="1")))
+    assert cache._relist() == "7"
+    assert cache.synced.is_set()
+    assert cache.objects == {"ns": {"a": {"x": "1"}}}
+    cache._apply("ADDED", meta("b", "ns"))
+    cache._apply("DELETED", meta("a", "ns"))
+    assert cache.objects == {"ns": {"b": {}}}
+
+
+def test_an_empty_list_is_null_in_go() -> None:
+    cache = MetadataCache(listing())
+    cache._relist()
+    assert cache.objects == {}
+
+
+def test_updates_never_mutate_a_dict_a_reader_may_be_iterating() -> None:
+    cache = MetadataCache(listing(meta("a", "ns")))
+    cache._relist()
+    before = cache.objects["ns"]
+    cache._apply("MODIFIED", meta("b", "ns"))
+    assert before == {"a": {}}
+    assert set(cache.objects["ns"]) == {"a", "b"}
+
+
+def lookups(namespaces: list[dict[str, Any]], copies: list[dict[str, Any]]) -> Lookups:
+    core = SimpleNamespace(
+        list_namespace=listing(*namespaces), list_secret_for_all_namespaces=listing(*copies)
+    )
+    found = Lookups(cast(Any, core), Settings())
+    found.namespaces._relist()
+    found.copies._relist()
+    return found
+
+
+def test_users_and_available_copies() -> None:
+    found = lookups(
+        [meta("team-a", **{"usersecrets.io/user": "alice"}), meta("kube-system")],
+        [
+            meta("c1", "team-a", **naming.copy_labels("alice", "db", naming.REASON_OWNER)),
+            meta("c2", "team-a", **naming.copy_labels("bob", "k", naming.REASON_GRANT)),
+            meta("half", "team-a", **{naming.OWNER_LABEL: "bob"}),
+        ],
+    )
+    assert found.synced
+    assert found.known_user("team-a") == (True, "alice")
+    assert found.known_user("kube-system") == (True, None)
+    assert found.known_user("new") == (False, None)
+    assert found.available("team-a") == {SecretRef("alice", "db"), SecretRef("bob", "k")}
+    assert found.available("elsewhere") == set()
