@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -146,6 +147,37 @@ def user_role(admin: client.ApiClient) -> str:
     return USER_ROLE
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def role_binding(name: str, cluster_role: str, subject: dict[str, str]) -> dict[str, Any]:
+    """The body of a RoleBinding or ClusterRoleBinding granting `cluster_role` to `subject`."""
+    return {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [subject],
+    }
+
+
+def bind_user(admin: client.ApiClient, namespace: str, user: str, role: str = USER_ROLE) -> None:
+    """Let `user` act in `namespace` with the rights of the ClusterRole `role`."""
+    subject = {"kind": "User", "name": user, "apiGroup": RBAC_GROUP}
+    client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
+        namespace, role_binding(f"{user}-{role}", role, subject)
+    )
+
+
+@pytest.fixture
+def users() -> Callable[[str], str]:
+    """Per-test user names: `users("alice")` is the same name for the whole test.
+
+    Copies go to every namespace of a user, so tests that share the session's cluster must not
+    share users either.
+    """
+    suffix = uuid.uuid4().hex[:8]
+    return lambda name: f"{name}-{suffix}"
+
+
 @pytest.fixture
 def user_namespace(
     admin: client.ApiClient, user_role: str, cluster: ControlPlane
@@ -156,20 +188,7 @@ def user_namespace(
     def make(user: str, label: str = "usersecrets.io/user") -> str:
         name = create_namespace(admin, {label: user})
         created.append(name)
-        client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
-            name,
-            client.V1RoleBinding(
-                metadata=client.V1ObjectMeta(name=f"{user}-owns-namespace"),
-                role_ref=client.V1RoleRef(
-                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=user_role
-                ),
-                subjects=[
-                    client.RbacV1Subject(
-                        kind="User", name=user, api_group="rbac.authorization.k8s.io"
-                    )
-                ],
-            ),
-        )
+        bind_user(admin, name, user, user_role)
         return name
 
     yield make

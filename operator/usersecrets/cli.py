@@ -15,15 +15,17 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import click
 import yaml
 
 from usersecrets import API_VERSION, GROUP, VERSION, naming
+from usersecrets.references import key_error
+from usersecrets.resources import MAX_VALUE_BYTES, SecretGrant, UserSecret
 from usersecrets.settings import Settings
 
 EXIT_GENERIC = 1
@@ -32,10 +34,8 @@ EXIT_NOT_FOUND = 3
 EXIT_FORBIDDEN = 4
 EXIT_UNREACHABLE = 5
 
-USERSECRETS = "usersecrets"
-SECRETGRANTS = "secretgrants"
-MAX_KEY_LENGTH = 63
-MAX_VALUE_BYTES = 1 << 20
+USERSECRETS = UserSecret.NAMES.plural
+SECRETGRANTS = SecretGrant.NAMES.plural
 DEFAULT_CLUSTER = "default"
 CLUSTER_ENV = "USERSECRETS_CLUSTER_NAME"
 DEBUG_ENV = "USERSECRETS_DEBUG"
@@ -45,14 +45,6 @@ POLL_SECONDS = 0.5
 #: Ask for metadata only when listing Secrets: the CLI never needs, so never receives, values.
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
-OUTPUT_FORMATS = ("table", "json", "yaml")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_KEY_RULE = (
-    "keys must be lowercase DNS-1123 subdomains of at most 63 characters "
-    "(a-z, 0-9, '-' and '.', starting and ending with a letter or digit)"
-)
-
-T = TypeVar("T")
 Obj = dict[str, Any]
 
 
@@ -75,28 +67,9 @@ class ApiError(CliError):
 # --- Pure parts -------------------------------------------------------------------------
 
 
-def key_problem(key: str) -> str | None:
-    """Why `key` can't be stored, or None; keys become object names, hence DNS-1123 and 63."""
-    reasons = []
-    if not key:
-        reasons.append("it is empty")
-    if len(key) > MAX_KEY_LENGTH:
-        reasons.append(f"it is {len(key)} characters long")
-    if any(c.isupper() for c in key):
-        reasons.append("it contains uppercase letters")
-    if "_" in key:
-        reasons.append("it contains '_'")
-    if not reasons and not _DNS_SUBDOMAIN.fullmatch(key):
-        reasons.append("it is not a DNS-1123 subdomain")
-    if not reasons:
-        return None
-    return (
-        f"Invalid secret key '{key}': {'; '.join(reasons)}. {_KEY_RULE[0].upper()}{_KEY_RULE[1:]}"
-    )
-
-
 def validate_key(key: str) -> str:
-    problem = key_problem(key)
+    """The same rule, and words, as the webhook's for keys in pod annotations."""
+    problem = key_error(key)
     if problem:
         raise CliError(problem, EXIT_USAGE)
     return key
@@ -114,26 +87,24 @@ class SecretRef:
 def parse_secret_ref(text: str) -> SecretRef:
     """Accept every form Neu.ro users type: KEY, secret:KEY, secret:/USER/KEY, secret://C/U/K."""
     if "#" in text or "?" in text:
-        raise CliError(f"Invalid secret reference '{text}': '#' and '?' are not allowed", 2)
+        raise CliError(
+            f"Invalid secret reference '{text}': '#' and '?' are not allowed", EXIT_USAGE
+        )
     scheme, sep, rest = text.partition(":")
     if not sep:
         return SecretRef(validate_key(text))
     if scheme != "secret":
         raise CliError(f"Invalid URI scheme: '{scheme}' != 'secret'", EXIT_USAGE)
-    forms = "expected secret:KEY, secret:/USER/KEY or secret://CLUSTER/USER/KEY"
-    if rest.startswith("//"):
-        parts = rest[2:].split("/")
-        if len(parts) != 3 or not all(parts):
-            raise CliError(f"Invalid secret reference '{text}': {forms}", EXIT_USAGE)
-        return SecretRef(validate_key(parts[2]), parts[1], parts[0])
-    if rest.startswith("/"):
-        parts = rest[1:].split("/")
-        if len(parts) != 2 or not all(parts):
-            raise CliError(f"Invalid secret reference '{text}': {forms}", EXIT_USAGE)
-        return SecretRef(validate_key(parts[1]), parts[0])
-    if "/" in rest:
-        raise CliError(f"Invalid secret reference '{text}': {forms}", EXIT_USAGE)
-    return SecretRef(validate_key(rest))
+    # secret:KEY, secret:/USER/KEY or secret://CLUSTER/USER/KEY: a part per leading slash.
+    slashes = 2 if rest.startswith("//") else 1 if rest.startswith("/") else 0
+    parts = rest[slashes:].split("/")
+    if len(parts) != slashes + 1 or (slashes and "" in parts):  # an empty KEY alone: its own error
+        raise CliError(
+            f"Invalid secret reference '{text}': "
+            "expected secret:KEY, secret:/USER/KEY or secret://CLUSTER/USER/KEY",
+            EXIT_USAGE,
+        )
+    return SecretRef(validate_key(parts[-1]), *reversed(parts[:-1]))
 
 
 def read_value(arg: str, stdin: IO[bytes]) -> bytes:
@@ -194,10 +165,6 @@ def readiness(obj: Mapping[str, Any]) -> Readiness:
     return Readiness("pending", message)
 
 
-def is_ready(obj: Mapping[str, Any]) -> bool:
-    return readiness(obj).state == "ready"
-
-
 def wait_ready(
     fetch: Callable[[], Obj],
     what: str,
@@ -223,10 +190,14 @@ def wait_ready(
         sleep(POLL_SECONDS)
 
 
-def _namespaces(status_value: Any) -> list[str]:
-    if isinstance(status_value, list):
-        return sorted(str(n) for n in status_value)
-    return []
+def _status_row(obj: Mapping[str, Any], key: str, uri_of: Callable[[str], str]) -> Obj:
+    """What a listing shows of a UserSecret's or SecretGrant's status."""
+    namespaces = _get(obj, "status", "namespaces")
+    return {
+        "uri": _get(obj, "status", "uri") or uri_of(key),
+        "ready": readiness(obj).state == "ready",
+        "namespaces": sorted(str(n) for n in namespaces) if isinstance(namespaces, list) else [],
+    }
 
 
 def secret_rows(objs: Iterable[Mapping[str, Any]], uri_of: Callable[[str], str]) -> list[Obj]:
@@ -234,14 +205,7 @@ def secret_rows(objs: Iterable[Mapping[str, Any]], uri_of: Callable[[str], str])
     rows = []
     for obj in objs:
         key = str(_get(obj, "metadata", "name"))
-        rows.append(
-            {
-                "key": key,
-                "uri": _get(obj, "status", "uri") or uri_of(key),
-                "ready": is_ready(obj),
-                "namespaces": _namespaces(_get(obj, "status", "namespaces")),
-            }
-        )
+        rows.append({"key": key, **_status_row(obj, key, uri_of)})
     return sorted(rows, key=lambda r: str(r["key"]))
 
 
@@ -250,12 +214,9 @@ def format_secret_rows(rows: Sequence[Mapping[str, Any]], *, quiet: bool, full_u
     return "".join(f"{line}\n" for line in ([] if quiet else ["KEY"]) + column)
 
 
-def short_ref(user: str, key: str) -> str:
-    return f"secret:/{user}/{key}"
-
-
-def _parse_uri(uri: str) -> tuple[str, str, str] | None:
-    match = re.fullmatch(r"secret://([^/]+)/([^/]+)/([^/]+)", uri)
+def _parse_uri(uri: Any) -> tuple[str, str, str] | None:
+    """(cluster, user, key) of a URI the operator wrote, or None."""
+    match = re.fullmatch(r"secret://([^/]+)/([^/]+)/([^/]+)", uri) if isinstance(uri, str) else None
     return (match[1], match[2], match[3]) if match else None
 
 
@@ -268,13 +229,13 @@ def shared_with_me(copies: Iterable[Mapping[str, Any]], cluster: str) -> list[Ob
             continue
         uri = (_get(copy, "metadata", "annotations") or {}).get(naming.URI_ANNOTATION)
         owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
-        parsed = _parse_uri(uri) if uri else None
+        parsed = _parse_uri(uri)
         if parsed and not (owner and key):
             owner, key = parsed[1], parsed[2]
         if not (owner and key):
             continue
         uri = uri or naming.secret_uri(cluster, owner, key)
-        rows[uri] = {"uri": uri, "ref": short_ref(owner, key), "owner": owner, "key": key}
+        rows[uri] = {"uri": uri, "ref": f"secret:/{owner}/{key}", "owner": owner, "key": key}
     return sorted(rows.values(), key=lambda r: (str(r["owner"]), str(r["key"])))
 
 
@@ -283,16 +244,8 @@ def grant_rows(grants: Iterable[Mapping[str, Any]], uri_of: Callable[[str], str]
     for grant in grants:
         key = str(_get(grant, "spec", "secretName") or "")
         user = str(_get(grant, "spec", "user") or "")
-        rows.append(
-            {
-                "key": key,
-                "user": user,
-                "name": _get(grant, "metadata", "name"),
-                "uri": _get(grant, "status", "uri") or uri_of(key),
-                "ready": is_ready(grant),
-                "namespaces": _namespaces(_get(grant, "status", "namespaces")),
-            }
-        )
+        name = _get(grant, "metadata", "name")
+        rows.append({"key": key, "user": user, "name": name, **_status_row(grant, key, uri_of)})
     return sorted(rows, key=lambda r: (str(r["key"]), str(r["user"])))
 
 
@@ -328,8 +281,7 @@ def user_from_evidence(
 ) -> str | None:
     """Who owns this namespace, according to what the operator wrote into it."""
     for obj in usersecrets:
-        uri = _get(obj, "status", "uri")
-        parsed = _parse_uri(uri) if isinstance(uri, str) else None
+        parsed = _parse_uri(_get(obj, "status", "uri"))
         if parsed:
             return parsed[1]
     for copy in own_copies:
@@ -471,71 +423,32 @@ class Kube:
         except Exception as exc:
             raise error_from_exception(exc, op) from None
 
-    def _op(self, verb: str, plural: str, name: str | None = None) -> Operation:
-        return Operation(verb, f"{plural}.{GROUP}", self.namespace, name)
+    def _custom(
+        self, verb: str, plural: str, name: str | None, fn: Callable[..., Any], *args: Any
+    ) -> Any:
+        """`fn(GROUP, VERSION, namespace, plural, *args)` of the CustomObjectsApi."""
+        op = Operation(verb, f"{plural}.{GROUP}", self.namespace, name)
+        return self._call(op, fn, GROUP, VERSION, self.namespace, plural, *args)
 
     def list_objects(self, plural: str) -> list[Obj]:
-        result = self._call(
-            self._op("list", plural),
-            self.custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            plural,
-        )
+        result = self._custom("list", plural, None, self.custom.list_namespaced_custom_object)
         return list(result.get("items") or [])
 
     def get(self, plural: str, name: str) -> Obj:
-        return dict(
-            self._call(
-                self._op("get", plural, name),
-                self.custom.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                plural,
-                name,
-            )
-        )
+        fn = self.custom.get_namespaced_custom_object
+        return dict(self._custom("get", plural, name, fn, name))
 
     def create(self, plural: str, body: Obj) -> Obj:
-        return dict(
-            self._call(
-                self._op("create", plural, body["metadata"]["name"]),
-                self.custom.create_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                plural,
-                body,
-            )
-        )
+        fn = self.custom.create_namespaced_custom_object
+        return dict(self._custom("create", plural, body["metadata"]["name"], fn, body))
 
     def replace(self, plural: str, body: Obj) -> Obj:
         name = body["metadata"]["name"]
-        return dict(
-            self._call(
-                self._op("update", plural, name),
-                self.custom.replace_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                plural,
-                name,
-                body,
-            )
-        )
+        fn = self.custom.replace_namespaced_custom_object
+        return dict(self._custom("update", plural, name, fn, name, body))
 
     def delete(self, plural: str, name: str) -> None:
-        self._call(
-            self._op("delete", plural, name),
-            self.custom.delete_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            plural,
-            name,
-        )
+        self._custom("delete", plural, name, self.custom.delete_namespaced_custom_object, name)
 
     def list_copies(self, reason: str) -> list[Obj]:
         result = self._call(
@@ -547,8 +460,7 @@ class Kube:
             # Raw: the typed model refuses the `items: null` of an empty metadata-only list.
             _preload_content=False,
         )
-        items = json.loads(result.data).get("items") or []
-        return list(items)
+        return list(json.loads(result.data).get("items") or [])
 
     def user(self) -> str | None:
         """The namespace's user as the operator sees it, or None when we cannot tell.
@@ -580,18 +492,6 @@ class Kube:
         return user_from_evidence(objs, copies)
 
 
-def _kube_namespace(config_file: str | None, context: str | None) -> str:
-    config: Any = importlib.import_module("kubernetes.config")  # untyped
-
-    contexts, active = config.list_kube_config_contexts(config_file)
-    chosen = active
-    if context:
-        chosen = next((c for c in contexts or [] if c.get("name") == context), None)
-        if chosen is None:
-            raise CliError(f"Context '{context}' not found in the kubeconfig", EXIT_USAGE)
-    return str(_get(chosen, "context", "namespace") or "default")
-
-
 def connect(session: Session) -> Kube:
     config: Any = importlib.import_module("kubernetes.config")  # untyped
 
@@ -600,15 +500,20 @@ def connect(session: Session) -> Kube:
         raise CliError(f"Cannot use the kubeconfig: no file '{config_file}'", EXIT_UNREACHABLE)
     try:
         # Reads the contexts first, so that a mistyped --context is a usage error.
-        namespace = _kube_namespace(config_file, session.context)
+        contexts, chosen = config.list_kube_config_contexts(config_file)
+        if session.context:
+            chosen = next((c for c in contexts or [] if c.get("name") == session.context), None)
+            if chosen is None:
+                raise CliError(
+                    f"Context '{session.context}' not found in the kubeconfig", EXIT_USAGE
+                )
         api_client = config.new_client_from_config(
             config_file=config_file, context=session.context, persist_config=False
         )
-    except CliError:
-        raise
     except Exception as exc:
         raise error_from_exception(exc) from None
-    return Kube(api_client, session.namespace or namespace)
+    namespace = session.namespace or str(_get(chosen, "context", "namespace") or "default")
+    return Kube(api_client, namespace)
 
 
 @dataclass
@@ -627,6 +532,75 @@ class Session:
         return self._kube
 
 
+def put(kube: Kube, plural: str, body: Obj, what: str, timeout: float) -> Obj:
+    """Create, or give the object of that name `body`'s spec: adding an existing key silently
+    replaces its value, like Neu.ro, and sharing again mends a grant edited by hand."""
+    deadline = time.monotonic() + max(timeout, 5.0)
+    while True:
+        try:
+            return kube.create(plural, body)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+        try:
+            current = kube.get(plural, body["metadata"]["name"])
+            if not _get(current, "metadata", "deletionTimestamp"):
+                current["spec"] = body["spec"]
+                current.pop("status", None)
+                return kube.replace(plural, current)
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+        # Deleted, being deleted, or changed meanwhile: try again from the start.
+        if time.monotonic() >= deadline:
+            raise CliError(
+                f"Could not store {what}: it keeps changing or is being deleted; try again",
+                EXIT_GENERIC,
+            )
+        time.sleep(POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def _not_found(message: str) -> Iterator[None]:
+    """The API's 404 in the user's words."""
+    try:
+        yield
+    except ApiError as err:
+        if err.status == 404:
+            raise CliError(message, EXIT_NOT_FOUND) from None
+        raise
+
+
+def _own_secret(session: Session, text: str, user: str) -> tuple[Kube, SecretRef]:
+    """Only your own secrets can be shared or revoked: grants live in the owner's namespace."""
+    if not user or any(c.isspace() or c == "/" for c in user):
+        raise CliError(f"Invalid user '{user}'", EXIT_USAGE)
+    ref = parse_secret_ref(text)  # input errors before any network trouble
+    kube = session.kube()
+    if ref.user is not None:
+        me = kube.user()
+        if me is None:
+            raise CliError(
+                f"You can only share your own secrets, and it is not known yet whether namespace "
+                f"'{kube.namespace}' belongs to '{ref.user}': use secret:{ref.key}",
+                EXIT_USAGE,
+            )
+        if ref.user != me:
+            raise CliError(
+                f"You can only share your own secrets: '{text}' belongs to '{ref.user}', "
+                f"and namespace '{kube.namespace}' belongs to '{me}'",
+                EXIT_USAGE,
+            )
+    return kube, ref
+
+
+def _uri_of(kube: Kube, cluster: str, shown: bool) -> Callable[[str], str]:
+    """URIs the operator has not reported yet; asks whose namespace it is only if they show."""
+    if not shown:
+        return lambda key: ""
+    return lambda key: naming.secret_uri(cluster, kube.user() or kube.namespace, key)
+
+
 # --- Commands ---------------------------------------------------------------------------
 
 
@@ -639,28 +613,13 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except click.ClickException as exc:
-            message = redact(exc.message, _sensitive(ctx))
-            if message != exc.message:
-                raise CliError(message, exc.exit_code) from None
-            raise
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                raise
-            raise self._convert(ctx, exc) from None
+            error = exc
         except Exception as exc:
-            raise self._convert(ctx, exc) from None
-
-    @staticmethod
-    def _convert(ctx: click.Context, exc: Exception) -> CliError:
-        if os.environ.get(DEBUG_ENV):
-            raise exc
-        error = error_from_exception(exc)
-        message = redact(error.message, _sensitive(ctx))
-        return error if message == error.message else CliError(message, error.exit_code)
-
-
-def _sensitive(ctx: click.Context) -> list[str]:
-    return ctx.obj.sensitive if isinstance(ctx.obj, Session) else []
+            if os.environ.get(DEBUG_ENV) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
+                raise
+            error = error_from_exception(exc)
+        message = redact(error.message, ctx.obj.sensitive if isinstance(ctx.obj, Session) else [])
+        raise (error if message == error.message else CliError(message, error.exit_code)) from None
 
 
 pass_session = click.make_pass_decorator(Session, ensure=True)
@@ -668,7 +627,7 @@ pass_session = click.make_pass_decorator(Session, ensure=True)
 output_option = click.option(
     "-o",
     "--output",
-    type=click.Choice(OUTPUT_FORMATS),
+    type=click.Choice(["table", "json", "yaml"]),
     default="table",
     show_default=True,
     help="Output format.",
@@ -680,25 +639,19 @@ cluster_option = click.option(
     show_default=True,
     help=f"Cluster name for URIs the operator has not reported yet (env {CLUSTER_ENV}).",
 )
-wait_options = [
-    click.option("--wait", is_flag=True, help="Wait until the operator reports it Ready."),
-    click.option(
+
+
+def wait_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option(
         "--timeout",
         type=click.FloatRange(min=0),
         default=30.0,
         show_default=True,
         help="Seconds --wait waits.",
-    ),
-]
-
-
-def _with(options: Sequence[Callable[[T], T]]) -> Callable[[T], T]:
-    def apply(fn: T) -> T:
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return apply
+    )(command)
+    return click.option("--wait", is_flag=True, help="Wait until the operator reports it Ready.")(
+        command
+    )
 
 
 @click.group(
@@ -735,7 +688,6 @@ def cli(
 
 
 @cli.group(
-    cls=_Group,
     epilog="""\b
 Examples:
   usersecrets secret add db-password s3cr3t
@@ -744,47 +696,6 @@ Examples:
 )
 def secret() -> None:
     """Add, list and remove your secrets."""
-
-
-def put_user_secret(
-    kube: Kube,
-    key: str,
-    encoded: str,
-    *,
-    timeout: float = 30.0,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Obj:
-    """Create or replace: adding an existing key silently replaces its value, like Neu.ro."""
-    body: Obj = {
-        "apiVersion": API_VERSION,
-        "kind": "UserSecret",
-        "metadata": {"name": key},
-        "spec": {"value": encoded},
-    }
-    deadline = clock() + max(timeout, 5.0)
-    while True:
-        try:
-            return kube.create(USERSECRETS, body)
-        except ApiError as err:
-            if err.status != 409:
-                raise
-        try:
-            current = kube.get(USERSECRETS, key)
-            if not _get(current, "metadata", "deletionTimestamp"):
-                current["spec"] = {"value": encoded}
-                current.pop("status", None)
-                return kube.replace(USERSECRETS, current)
-        except ApiError as err:
-            if err.status not in (404, 409):
-                raise
-        # Deleted, being deleted, or changed meanwhile: try again from the start.
-        if clock() >= deadline:
-            raise CliError(
-                f"Could not store secret '{key}': it keeps changing or is being deleted; try again",
-                EXIT_GENERIC,
-            )
-        sleep(POLL_SECONDS)
 
 
 @secret.command(
@@ -798,7 +709,7 @@ Examples:
 )
 @click.argument("key")
 @click.argument("value")
-@_with(wait_options)
+@wait_options
 @pass_session
 def secret_add(session: Session, key: str, value: str, wait: bool, timeout: float) -> None:
     """Add the secret KEY, or replace its value.
@@ -809,11 +720,16 @@ def secret_add(session: Session, key: str, value: str, wait: bool, timeout: floa
     if not value.startswith("@"):
         session.sensitive.append(value)
     validate_key(key)
-    data = read_value(value, sys.stdin.buffer)
-    encoded = base64.b64encode(data).decode()
+    encoded = base64.b64encode(read_value(value, sys.stdin.buffer)).decode()
     session.sensitive.append(encoded)
     kube = session.kube()
-    put_user_secret(kube, key, encoded, timeout=timeout)
+    body: Obj = {
+        "apiVersion": API_VERSION,
+        "kind": UserSecret.NAMES.kind,
+        "metadata": {"name": key},
+        "spec": {"value": encoded},
+    }
+    put(kube, USERSECRETS, body, f"secret '{key}'", timeout)
     if wait:
         wait_ready(lambda: kube.get(USERSECRETS, key), f"Secret '{key}'", timeout)
 
@@ -835,20 +751,10 @@ Examples:
 def secret_ls(session: Session, quiet: bool, full_uri: bool, output: str, cluster: str) -> None:
     """List your secrets (never their values)."""
     kube = session.kube()
-    objs = kube.list_objects(USERSECRETS)
-    user_cache: list[str] = []
-
-    def uri_of(key: str) -> str:
-        if not user_cache:
-            user_cache.append(kube.user() or kube.namespace)
-        return naming.secret_uri(cluster, user_cache[0], key)
-
-    needs_uri = full_uri or output != "table"
-    rows = secret_rows(objs, uri_of if needs_uri else lambda key: "")
-    click.echo(
-        render(rows, output, lambda: format_secret_rows(rows, quiet=quiet, full_uri=full_uri)),
-        nl=False,
-    )
+    uri_of = _uri_of(kube, cluster, full_uri or output != "table")
+    rows = secret_rows(kube.list_objects(USERSECRETS), uri_of)
+    text = render(rows, output, lambda: format_secret_rows(rows, quiet=quiet, full_uri=full_uri))
+    click.echo(text, nl=False)
 
 
 @secret.command(
@@ -862,45 +768,8 @@ Examples:
 def secret_rm(session: Session, key: str) -> None:
     """Remove the secret KEY; its copies disappear wherever it was shared."""
     validate_key(key)
-    try:
+    with _not_found(f"Secret '{key}' not found"):
         session.kube().delete(USERSECRETS, key)
-    except ApiError as err:
-        if err.status == 404:
-            raise CliError(f"Secret '{key}' not found", EXIT_NOT_FOUND) from None
-        raise
-
-
-def _own_ref(kube: Kube, text: str) -> SecretRef:
-    """Only your own secrets can be shared or revoked: grants live in the owner's namespace."""
-    ref = parse_secret_ref(text)
-    if ref.user is not None:
-        me = kube.user()
-        if me is None:
-            raise CliError(
-                f"You can only share your own secrets, and it is not known yet whether namespace "
-                f"'{kube.namespace}' belongs to '{ref.user}': use secret:{ref.key}",
-                EXIT_USAGE,
-            )
-        if ref.user != me:
-            raise CliError(
-                f"You can only share your own secrets: '{text}' belongs to '{ref.user}', "
-                f"and namespace '{kube.namespace}' belongs to '{me}'",
-                EXIT_USAGE,
-            )
-    return ref
-
-
-def _check_cluster(ref: SecretRef, obj: Mapping[str, Any]) -> None:
-    uri = _get(obj, "status", "uri")
-    parsed = _parse_uri(uri) if isinstance(uri, str) else None
-    if ref.cluster is not None and parsed is not None and parsed[0] != ref.cluster:
-        raise CliError(f"Invalid URI cluster: '{ref.cluster}' != '{parsed[0]}'", EXIT_USAGE)
-
-
-def _validate_user(user: str) -> str:
-    if not user or any(c.isspace() or c == "/" for c in user):
-        raise CliError(f"Invalid user '{user}'", EXIT_USAGE)
-    return user
 
 
 @cli.command(
@@ -913,7 +782,7 @@ Examples:
 @click.argument("uri", metavar="secret:KEY")
 @click.argument("user")
 @click.argument("permission", required=False, type=click.Choice(["read"]))
-@_with(wait_options)
+@wait_options
 @pass_session
 def share(
     session: Session,
@@ -927,35 +796,23 @@ def share(
 
     PERMISSION is accepted for Neu.ro compatibility; only `read` exists.
     """
-    _validate_user(user)
-    parse_secret_ref(uri)  # input errors before any network trouble
-    kube = session.kube()
-    ref = _own_ref(kube, uri)
-    try:
-        _check_cluster(ref, kube.get(USERSECRETS, ref.key))
-    except ApiError as err:
-        if err.status == 404:
-            raise CliError(f"Secret '{ref.key}' not found", EXIT_NOT_FOUND) from None
-        raise
+    kube, ref = _own_secret(session, uri, user)
+    with _not_found(f"Secret '{ref.key}' not found"):
+        obj = kube.get(USERSECRETS, ref.key)
+    parsed = _parse_uri(_get(obj, "status", "uri"))
+    if ref.cluster is not None and parsed is not None and parsed[0] != ref.cluster:
+        raise CliError(f"Invalid URI cluster: '{ref.cluster}' != '{parsed[0]}'", EXIT_USAGE)
     existing = matching_grants(kube.list_objects(SECRETGRANTS), ref.key, user)
     if existing:
         grant = existing[0]
     else:
         body: Obj = {
             "apiVersion": API_VERSION,
-            "kind": "SecretGrant",
+            "kind": SecretGrant.NAMES.kind,
             "metadata": {"name": naming.grant_name(ref.key, user)},
             "spec": {"secretName": ref.key, "user": user},
         }
-        try:
-            grant = kube.create(SECRETGRANTS, body)
-        except ApiError as err:
-            if err.status != 409:
-                raise
-            # Same name, different spec (edited by hand): make it say what was asked.
-            grant = kube.get(SECRETGRANTS, body["metadata"]["name"])
-            grant["spec"] = body["spec"]
-            grant = kube.replace(SECRETGRANTS, grant)
+        grant = put(kube, SECRETGRANTS, body, f"the share of '{ref.key}' with {user}", timeout)
     if wait:
         name = str(grant["metadata"]["name"])
         wait_ready(
@@ -977,10 +834,7 @@ Examples:
 @pass_session
 def revoke(session: Session, uri: str, user: str) -> None:
     """Take back a share: USER can no longer use your secret."""
-    _validate_user(user)
-    parse_secret_ref(uri)
-    kube = session.kube()
-    ref = _own_ref(kube, uri)
+    kube, ref = _own_secret(session, uri, user)
     grants = matching_grants(kube.list_objects(SECRETGRANTS), ref.key, user)
     if not grants:
         raise CliError(f"Secret '{ref.key}' is not shared with '{user}'", EXIT_NOT_FOUND)
@@ -996,7 +850,6 @@ cli.add_command(revoke)
 
 
 @cli.group(
-    cls=_Group,
     epilog="""\b
 Examples:
   usersecrets acl list
@@ -1024,15 +877,8 @@ def acl_list(session: Session, shared: bool, full_uri: bool, output: str, cluste
     """List the secrets shared with you (as secret:/USER/KEY), or with --shared, by you."""
     kube = session.kube()
     if shared:
-        user_cache: list[str] = []
-
-        def uri_of(key: str) -> str:
-            if not user_cache:
-                user_cache.append(kube.user() or kube.namespace)
-            return naming.secret_uri(cluster, user_cache[0], key)
-
-        needs_uri = full_uri or output != "table"
-        rows = grant_rows(kube.list_objects(SECRETGRANTS), uri_of if needs_uri else lambda key: "")
+        uri_of = _uri_of(kube, cluster, full_uri or output != "table")
+        rows = grant_rows(kube.list_objects(SECRETGRANTS), uri_of)
         text = render(rows, output, lambda: format_shared(rows, full_uri=full_uri))
     else:
         rows = shared_with_me(kube.list_copies(naming.REASON_GRANT), cluster)

@@ -103,6 +103,12 @@ class _StatusWrite:
     status: dict[str, Any]
 
 
+def _version(response: Any) -> str:
+    """resourceVersion of a raw (not deserialized) answer to a write."""
+    version: str = json.loads(response.data)["metadata"]["resourceVersion"]
+    return version
+
+
 def _namespace_terminating(error: ApiException) -> bool:
     """The API server's refusal to create anything in a namespace being deleted."""
     if error.status != 403:
@@ -164,6 +170,9 @@ class Reconciler:
         meta = body["metadata"]
         ref: Ref = (meta["namespace"], meta["name"])
         old = self.secret_meta.get(ref)
+        if not deleted and old is not None and self._seen(old, meta):
+            old.status = body.get("status") or {}  # our own status write, coming back
+            return
         if old and old.value_from:
             self.sources.get((ref[0], old.value_from.name), set()).discard(ref)
         if deleted:
@@ -185,12 +194,24 @@ class Reconciler:
         self.world.put_secret(view)
         self._mark([self.pair_of(*ref)])
 
+    @staticmethod
+    def _seen(old: _Meta | None, meta: Mapping[str, Any]) -> bool:
+        """The same object at the same generation: only its status or metadata changed."""
+        return old is not None and (old.uid, old.generation) == (
+            meta["uid"],
+            meta.get("generation"),
+        )
+
     def needs_source(self, body: Mapping[str, Any]) -> Ref | None:
-        """The valueFrom Secret to read before `set_usersecret`, if any."""
+        """The valueFrom Secret to read before `set_usersecret`, if any (changes of the source
+        itself arrive as Secret events, so a known generation needs no read)."""
         value_from = (body.get("spec") or {}).get("valueFrom")
-        if not value_from:
+        meta = body["metadata"]
+        if not value_from or self._seen(
+            self.secret_meta.get((meta["namespace"], meta["name"])), meta
+        ):
             return None
-        return (body["metadata"]["namespace"], value_from["secretKeyRef"]["name"])
+        return (meta["namespace"], value_from["secretKeyRef"]["name"])
 
     def read_source(self, namespace: str, name: str) -> dict[str, bytes] | None:
         try:
@@ -230,6 +251,10 @@ class Reconciler:
     def set_grant(self, body: Mapping[str, Any], deleted: bool) -> None:
         meta, spec = body["metadata"], body.get("spec") or {}
         ref: Ref = (meta["namespace"], meta["name"])
+        old = self.grant_meta.get(ref)
+        if not deleted and old is not None and self._seen(old, meta):
+            old.status = body.get("status") or {}  # our own status write, coming back
+            return
         before = self.world.grant(*ref)
         if before is not None:
             self._mark([self.pair_of(before.namespace, before.secret_name)])
@@ -246,6 +271,8 @@ class Reconciler:
         """Any Secret: our copies (to notice drift) and valueFrom sources (to propagate)."""
         meta = body["metadata"]
         ref: Ref = (meta["namespace"], meta["name"])
+        if not deleted and self.versions.get(ref) == meta["resourceVersion"]:
+            return  # our own write, coming back
         labels = meta.get("labels") or {}
         data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
         if labels.get(naming.MANAGED_BY_LABEL) == naming.MANAGED_BY:
@@ -390,7 +417,8 @@ class Reconciler:
         }
 
     def _kwargs(self) -> dict[str, Any]:
-        return {"dry_run": "All"} if self.dry_run else {}
+        """Server-side dry run when asked; the raw answer, since we only need its version."""
+        return {"_preload_content": False, **({"dry_run": "All"} if self.dry_run else {})}
 
     def _create(self, copy: DesiredCopy, outcome: _Outcome) -> None:
         """Creates the copy, unless a Secret we do not manage has its name: then, a collision."""
@@ -414,7 +442,7 @@ class Reconciler:
                 return
             self._update(copy, existing.metadata.resource_version, outcome)
             return
-        outcome.written.append((copy, created.metadata.resource_version))
+        outcome.written.append((copy, _version(created)))
 
     def _update(self, copy: DesiredCopy, version: str | None, outcome: _Outcome) -> None:
         body = self._body(copy)
@@ -422,7 +450,7 @@ class Reconciler:
         updated = self.core.patch_namespaced_secret(
             copy.name, copy.namespace, body, **self._kwargs()
         )
-        outcome.written.append((copy, updated.metadata.resource_version))
+        outcome.written.append((copy, _version(updated)))
 
     def _delete(self, stale: ActualSecret, version: str | None, outcome: _Outcome) -> None:
         options = client.V1DeleteOptions(
@@ -507,6 +535,6 @@ class Reconciler:
             source=client.V1EventSource(component="usersecrets"),
         )
         try:
-            self.core.create_namespaced_event(ref[0], event)
+            self.core.create_namespaced_event(ref[0], event, _preload_content=False)
         except ApiException as error:  # an Event is best effort; the status already says it
             logger.warning("could not post an Event on %s/%s: %s", ref[0], ref[1], error.reason)

@@ -216,6 +216,41 @@ _KIND_DESCRIPTION = (
 )
 
 
+class Resource(_Lenient):
+    """A kind of this API: its names and apiVersion; each kind adds kind, metadata, spec, status."""
+
+    NAMES: ClassVar[CrdNames]
+
+    api_version: str = Field(API_VERSION, description=_API_VERSION_DESCRIPTION)
+
+
+class Status(_Lenient):
+    """What the operator observed and did, for `kubectl get` and `kubectl wait`."""
+
+    uri: str | None = Field(
+        None,
+        description="How pods and people refer to the secret: secret://CLUSTER/OWNER/KEY.",
+    )
+    observed_generation: int | None = Field(
+        None,
+        description="metadata.generation this status was computed from.",
+        ge=0,
+        json_schema_extra=_int64(),
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description=(
+            "Current state. `Ready` is True when every namespace that may use the secret has "
+            "a copy of its current value."
+        ),
+        json_schema_extra=_CONDITIONS_SCHEMA,
+    )
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description="Sorted names of the namespaces where a copy of the secret exists.",
+    )
+
+
 # --- UserSecret --------------------------------------------------------------------------------
 
 
@@ -303,31 +338,9 @@ def _decode(value: str) -> bytes:
     return decoded
 
 
-class UserSecretStatus(_Lenient):
-    """What the operator observed and did, for `kubectl get` and `kubectl wait`."""
+class UserSecretStatus(Status):
+    """Also counts the copies, for the Copies column of `kubectl get -o wide`."""
 
-    uri: str | None = Field(
-        None,
-        description="How pods and people refer to this secret: secret://CLUSTER/USER/KEY.",
-    )
-    observed_generation: int | None = Field(
-        None,
-        description="metadata.generation this status was computed from.",
-        ge=0,
-        json_schema_extra=_int64(),
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description=(
-            "Current state. `Ready` is True when every namespace that may use the secret has "
-            "a copy of its current value."
-        ),
-        json_schema_extra=_CONDITIONS_SCHEMA,
-    )
-    namespaces: list[str] = Field(
-        default_factory=list,
-        description="Sorted names of the namespaces where a copy of this secret exists.",
-    )
     copies: int | None = Field(
         None,
         description="Number of namespaces where a copy of this secret exists.",
@@ -336,7 +349,7 @@ class UserSecretStatus(_Lenient):
     )
 
 
-class UserSecret(_Lenient):
+class UserSecret(Resource):
     """A user's personal, named secret; its owner is the user of its namespace."""
 
     NAMES: ClassVar[CrdNames] = CrdNames(
@@ -358,7 +371,6 @@ class UserSecret(_Lenient):
         }
     )
 
-    api_version: str = Field(API_VERSION, description=_API_VERSION_DESCRIPTION)
     kind: str = Field("UserSecret", description=_KIND_DESCRIPTION)
     metadata: UserSecretMeta = Field(description="Standard object metadata.")
     spec: UserSecretSpec = Field(
@@ -368,7 +380,11 @@ class UserSecret(_Lenient):
         ),
     )
     status: UserSecretStatus | None = Field(
-        None, description="Observed state, maintained by the operator."
+        None,
+        description=(
+            "Observed state, maintained by the operator. Its namespaces are all those where a "
+            "copy of this secret exists: the owner's and those it is shared with."
+        ),
     )
 
 
@@ -395,33 +411,7 @@ class SecretGrantSpec(_Spec):
     )
 
 
-class SecretGrantStatus(_Lenient):
-    """What the grantee can use now, so the owner sees the effect of sharing."""
-
-    uri: str | None = Field(
-        None,
-        description="URI of the shared secret, as the grantee writes it: secret://CLUSTER/USER/KEY.",
-    )
-    namespaces: list[str] = Field(
-        default_factory=list,
-        description="Sorted names of the grantee's namespaces where the secret can now be used.",
-    )
-    observed_generation: int | None = Field(
-        None,
-        description="metadata.generation this status was computed from.",
-        ge=0,
-        json_schema_extra=_int64(),
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description=(
-            "Current state. `Ready` is True when every namespace of the grantee has a copy."
-        ),
-        json_schema_extra=_CONDITIONS_SCHEMA,
-    )
-
-
-class SecretGrant(_Lenient):
+class SecretGrant(Resource):
     """Shares one UserSecret with one other user until the grant is deleted."""
 
     NAMES: ClassVar[CrdNames] = CrdNames(
@@ -432,19 +422,22 @@ class SecretGrant(_Lenient):
         categories=("usersecrets",),
     )
 
-    api_version: str = Field(API_VERSION, description=_API_VERSION_DESCRIPTION)
     kind: str = Field("SecretGrant", description=_KIND_DESCRIPTION)
     metadata: ObjectMeta = Field(description="Standard object metadata.")
     spec: SecretGrantSpec = Field(
         description="Which UserSecret of this namespace is shared, and with whom.",
     )
-    status: SecretGrantStatus | None = Field(
-        None, description="Observed state, maintained by the operator."
+    status: Status | None = Field(
+        None,
+        description=(
+            "Observed state, maintained by the operator, so the owner sees the effect of "
+            "sharing. Its namespaces are the grantee's where the secret can now be used."
+        ),
     )
 
 
 #: Every kind this package defines, in the order the CRDs are generated.
-RESOURCES: tuple[type[UserSecret] | type[SecretGrant], ...] = (UserSecret, SecretGrant)
+RESOURCES: tuple[type[Resource], ...] = (UserSecret, SecretGrant)
 
 __all__ = [
     "API_VERSION",
@@ -457,10 +450,11 @@ __all__ = [
     "ConditionStatus",
     "CrdNames",
     "ObjectMeta",
+    "Resource",
     "SecretGrant",
     "SecretGrantSpec",
-    "SecretGrantStatus",
     "SecretKeySelector",
+    "Status",
     "UserSecret",
     "UserSecretMeta",
     "UserSecretSpec",

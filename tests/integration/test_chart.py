@@ -33,7 +33,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from conftest import CLUSTER_NAME, api_client, wait_for
+from conftest import CLUSTER_NAME, api_client, role_binding, wait_for
 from usersecrets import devcluster
 from usersecrets.devcluster import ControlPlane, OperatorProcess
 
@@ -642,31 +642,14 @@ def test_service_account_real_requests(
     refused(lambda: apps.patch_namespaced_deployment(FULLNAME, RELEASE_NS, patch))
     refused(lambda: core.list_namespaced_pod(namespace))
     refused(lambda: core.read_namespaced_pod_log("any-pod", namespace))
+    itself = {"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NS}
+    escalation = "usersecrets-escalation"
     refused(
-        lambda: rbac.create_cluster_role_binding(
-            client.V1ClusterRoleBinding(
-                metadata=client.V1ObjectMeta(name="usersecrets-escalation"),
-                role_ref=client.V1RoleRef(
-                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"
-                ),
-                subjects=[
-                    client.RbacV1Subject(kind="ServiceAccount", name=FULLNAME, namespace=RELEASE_NS)
-                ],
-            )
-        )
+        lambda: rbac.create_cluster_role_binding(role_binding(escalation, "cluster-admin", itself))
     )
     refused(
         lambda: rbac.create_namespaced_role_binding(
-            namespace,
-            client.V1RoleBinding(
-                metadata=client.V1ObjectMeta(name="usersecrets-escalation"),
-                role_ref=client.V1RoleRef(
-                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="admin"
-                ),
-                subjects=[
-                    client.RbacV1Subject(kind="ServiceAccount", name=FULLNAME, namespace=RELEASE_NS)
-                ],
-            ),
+            namespace, role_binding(escalation, "admin", itself)
         )
     )
     # Not even its own ClusterRole.

@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from conftest import wait_for
+from conftest import bind_user, wait_for
 from usersecrets.certificates import issue_certificate, new_ca
 from usersecrets.devcluster import REPO, ControlPlane
 
@@ -56,18 +56,7 @@ def test_rbac_denies_bob_until_a_role_binding(
     assert refused.value.status == 403
 
     # `edit` is an aggregated ClusterRole: its rules come from the aggregation controller.
-    client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
-        alice_ns,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="bob-edits"),
-            role_ref=client.V1RoleRef(
-                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="edit"
-            ),
-            subjects=[
-                client.RbacV1Subject(kind="User", name="bob", api_group="rbac.authorization.k8s.io")
-            ],
-        ),
-    )
+    bind_user(admin, alice_ns, "bob", "edit")
 
     def bob_can_read() -> bool:
         try:

@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 from kubernetes import client
@@ -29,6 +30,7 @@ from kube import (
     get_object,
     managed_copies,
     read_copy,
+    ready_condition,
     scrape,
     set_value,
     usersecret_body,
@@ -49,11 +51,28 @@ def _operator(operator: OperatorProcess) -> OperatorProcess:
     return operator
 
 
+@dataclass(frozen=True)
+class User:
+    """A user of one test: their name, their own RBAC-limited client, and new namespaces."""
+
+    name: str
+    api: client.ApiClient
+    namespace: Callable[[], str]
+
+
 @pytest.fixture
-def users() -> Callable[[str], str]:
-    """Per-test user names: `users("alice")` is the same name for the whole test."""
-    suffix = uuid.uuid4().hex[:8]
-    return lambda name: f"{name}-{suffix}"
+def user(
+    users: Callable[[str], str],
+    user_client: Callable[[str], client.ApiClient],
+    user_namespace: Callable[[str], str],
+) -> Callable[[str], User]:
+    """`user("alice")`: a user only this test knows; `.namespace()` makes them a fresh one."""
+
+    def make(name: str) -> User:
+        name = users(name)
+        return User(name, user_client(name), lambda: user_namespace(name))
+
+    return make
 
 
 def unique_key(prefix: str = "k") -> str:
@@ -62,43 +81,40 @@ def unique_key(prefix: str = "k") -> str:
 
 def test_create_materializes_a_copy_with_status_and_event(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice = users("alice")
-    home, other = user_namespace(alice), user_namespace(alice)
-    as_alice = user_client(alice)
+    alice = user("alice")
+    home, other = alice.namespace(), alice.namespace()
     key = unique_key()
     value = b"s3cr3t-" + uuid.uuid4().hex.encode()
 
-    create_usersecret(as_alice, home, key, value)
+    create_usersecret(alice.api, home, key, value)
 
     for namespace in (home, other):
-        wait_copy(admin, namespace, alice, key, value)
-        copy = read_copy(as_alice, namespace, alice, key)
+        wait_copy(admin, namespace, alice.name, key, value)
+        copy = read_copy(alice.api, namespace, alice.name, key)
         assert copy is not None
-        assert copy.metadata.labels == naming.copy_labels(alice, key, naming.REASON_OWNER)
+        assert copy.metadata.labels == naming.copy_labels(alice.name, key, naming.REASON_OWNER)
         assert copy.metadata.annotations == {
-            naming.URI_ANNOTATION: f"secret://{CLUSTER_NAME}/{alice}/{key}"
+            naming.URI_ANNOTATION: f"secret://{CLUSTER_NAME}/{alice.name}/{key}"
         }
         assert copy.type == "Opaque"
         assert list(copy.data) == [naming.DATA_KEY]
         assert not copy.metadata.finalizers
         assert not copy.metadata.owner_references  # owner may live in another namespace
     obj = wait_reason(
-        as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, other])
+        alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, other])
     )
     status = obj["status"]
-    assert status["uri"] == f"secret://{CLUSTER_NAME}/{alice}/{key}"
+    assert status["uri"] == f"secret://{CLUSTER_NAME}/{alice.name}/{key}"
     assert status["copies"] == 2
     assert status["observedGeneration"] == obj["metadata"]["generation"]
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    ready = ready_condition(obj)
     assert ready["status"] == "True"
     assert not obj["metadata"].get("finalizers")
 
     def materialized_event() -> list[client.CoreV1Event]:
-        return [e for e in events_of(as_alice, home, key) if e.reason == MATERIALIZED]
+        return [e for e in events_of(alice.api, home, key) if e.reason == MATERIALIZED]
 
     events = wait_for(materialized_event, what="an Event Materialized")
     assert isinstance(events, list)
@@ -111,25 +127,22 @@ def test_create_materializes_a_copy_with_status_and_event(
 
 def test_update_of_the_value_changes_every_copy(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice, bob = users("alice"), users("bob")
-    first, second = user_namespace(alice), user_namespace(alice)
-    bobs = user_namespace(bob)
-    as_alice = user_client(alice)
+    alice, bob = user("alice"), user("bob")
+    first, second = alice.namespace(), alice.namespace()
+    bobs = bob.namespace()
     key = unique_key()
-    create_usersecret(as_alice, first, key, b"one")
-    create_grant(as_alice, first, "to-bob", key, bob)
+    create_usersecret(alice.api, first, key, b"one")
+    create_grant(alice.api, first, "to-bob", key, bob.name)
     for namespace in (first, second, bobs):
-        wait_copy(admin, namespace, alice, key, b"one")
+        wait_copy(admin, namespace, alice.name, key, b"one")
 
-    set_value(as_alice, first, key, b"two")
+    set_value(alice.api, first, key, b"two")
 
     for namespace in (first, second, bobs):
-        wait_copy(admin, namespace, alice, key, b"two")
-    obj = wait_reason(as_alice, USERSECRETS, first, key, MATERIALIZED)
+        wait_copy(admin, namespace, alice.name, key, b"two")
+    obj = wait_reason(alice.api, USERSECRETS, first, key, MATERIALIZED)
     assert obj["metadata"]["generation"] == 2
     assert obj["status"]["observedGeneration"] == 2
     assert obj["status"]["namespaces"] == sorted([first, second, bobs])
@@ -137,14 +150,11 @@ def test_update_of_the_value_changes_every_copy(
 
 def test_value_from_follows_its_source_secret(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice = users("alice")
-    home, other = user_namespace(alice), user_namespace(alice)
-    as_alice = user_client(alice)
-    core = client.CoreV1Api(as_alice)
+    alice = user("alice")
+    home, other = alice.namespace(), alice.namespace()
+    core = client.CoreV1Api(alice.api)
     key, source = unique_key(), unique_key("sealed")
     core.create_namespaced_secret(
         home,
@@ -154,21 +164,21 @@ def test_value_from_follows_its_source_secret(
         ),
     )
 
-    create_usersecret(as_alice, home, key, source=(source, "token"))
+    create_usersecret(alice.api, home, key, source=(source, "token"))
     for namespace in (home, other):
-        wait_copy(admin, namespace, alice, key, b"from-source-1")
-    wait_reason(as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, other]))
+        wait_copy(admin, namespace, alice.name, key, b"from-source-1")
+    wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, other]))
 
     core.patch_namespaced_secret(
         source, home, {"data": {"token": base64.b64encode(b"from-source-2").decode()}}
     )
     for namespace in (home, other):
-        wait_copy(admin, namespace, alice, key, b"from-source-2")
+        wait_copy(admin, namespace, alice.name, key, b"from-source-2")
 
     # The source goes away: the UserSecret says so; it comes back: copies follow again.
     core.delete_namespaced_secret(source, home)
-    obj = wait_reason(as_alice, USERSECRETS, home, key, "SourceMissing")
-    message = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")["message"]
+    obj = wait_reason(alice.api, USERSECRETS, home, key, "SourceMissing")
+    message = ready_condition(obj)["message"]
     assert source in message
     assert "token" in message
     assert "from-source" not in message
@@ -180,229 +190,209 @@ def test_value_from_follows_its_source_secret(
             data={"token": base64.b64encode(b"from-source-3").decode()},
         ),
     )
-    wait_reason(as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, other]))
+    wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, other]))
     for namespace in (home, other):
-        wait_copy(admin, namespace, alice, key, b"from-source-3")
+        wait_copy(admin, namespace, alice.name, key, b"from-source-3")
 
 
 def test_value_from_created_before_its_source(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice = users("alice")
-    home = user_namespace(alice)
-    as_alice = user_client(alice)
+    alice = user("alice")
+    home = alice.namespace()
     key, source = unique_key(), unique_key("external")
 
-    create_usersecret(as_alice, home, key, source=(source, "v"))
-    wait_reason(as_alice, USERSECRETS, home, key, "SourceMissing", namespaces=[], copies=0)
-    assert copy_value(admin, home, alice, key) is None
+    create_usersecret(alice.api, home, key, source=(source, "v"))
+    wait_reason(alice.api, USERSECRETS, home, key, "SourceMissing", namespaces=[], copies=0)
+    assert copy_value(admin, home, alice.name, key) is None
 
     # A source without the key is still missing.
-    client.CoreV1Api(as_alice).create_namespaced_secret(
+    client.CoreV1Api(alice.api).create_namespaced_secret(
         home, client.V1Secret(metadata=client.V1ObjectMeta(name=source), string_data={"w": "x"})
     )
-    client.CoreV1Api(as_alice).patch_namespaced_secret(source, home, {"stringData": {"v": "late"}})
-    wait_reason(as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=[home])
-    wait_copy(admin, home, alice, key, b"late")
+    client.CoreV1Api(alice.api).patch_namespaced_secret(source, home, {"stringData": {"v": "late"}})
+    wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=[home])
+    wait_copy(admin, home, alice.name, key, b"late")
 
 
 def test_delete_removes_every_copy_and_leaves_no_finalizer(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice, bob = users("alice"), users("bob")
-    home, other = user_namespace(alice), user_namespace(alice)
-    bobs = user_namespace(bob)
-    as_alice = user_client(alice)
+    alice, bob = user("alice"), user("bob")
+    home, other = alice.namespace(), alice.namespace()
+    bobs = bob.namespace()
     key = unique_key()
-    create_usersecret(as_alice, home, key, b"doomed")
-    grant = create_grant(as_alice, home, "share", key, bob)
+    create_usersecret(alice.api, home, key, b"doomed")
+    grant = create_grant(alice.api, home, "share", key, bob.name)
     for namespace in (home, other, bobs):
-        wait_copy(admin, namespace, alice, key, b"doomed")
-    wait_reason(as_alice, SECRETGRANTS, home, "share", "Granted", namespaces=[bobs])
+        wait_copy(admin, namespace, alice.name, key, b"doomed")
+    wait_reason(alice.api, SECRETGRANTS, home, "share", "Granted", namespaces=[bobs])
     for plural, name in ((USERSECRETS, key), (SECRETGRANTS, "share")):
-        obj = get_object(as_alice, plural, home, name)
+        obj = get_object(alice.api, plural, home, name)
         assert not obj["metadata"].get("finalizers")
         assert not any("kopf" in a for a in obj["metadata"].get("annotations") or {})
     assert grant["metadata"]["name"] == "share"
 
-    delete_object(as_alice, USERSECRETS, home, key)
+    delete_object(alice.api, USERSECRETS, home, key)
 
     for namespace in (home, other, bobs):
-        wait_copy(admin, namespace, alice, key, None)
+        wait_copy(admin, namespace, alice.name, key, None)
     # Deleted at once (no finalizer), and the grant now points at nothing.
     with pytest.raises(ApiException) as gone:
-        get_object(as_alice, USERSECRETS, home, key)
+        get_object(alice.api, USERSECRETS, home, key)
     assert gone.value.status == 404
-    wait_reason(as_alice, SECRETGRANTS, home, "share", "SecretNotFound", namespaces=[])
-    assert managed_copies(admin, alice) == {}
+    wait_reason(alice.api, SECRETGRANTS, home, "share", "SecretNotFound", namespaces=[])
+    assert managed_copies(admin, alice.name) == {}
 
 
 def test_grant_then_revoke(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice, bob = users("alice"), users("bob")
-    home = user_namespace(alice)
-    bob_first, bob_second = user_namespace(bob), user_namespace(bob)
-    as_alice, as_bob = user_client(alice), user_client(bob)
+    alice, bob = user("alice"), user("bob")
+    home = alice.namespace()
+    bob_first, bob_second = bob.namespace(), bob.namespace()
     key = unique_key()
-    create_usersecret(as_alice, home, key, b"shared")
-    wait_reason(as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=[home])
-    assert copy_value(as_bob, bob_first, alice, key) is None
+    create_usersecret(alice.api, home, key, b"shared")
+    wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=[home])
+    assert copy_value(bob.api, bob_first, alice.name, key) is None
 
-    create_grant(as_alice, home, "to-bob", key, bob)
+    create_grant(alice.api, home, "to-bob", key, bob.name)
 
     for namespace in (bob_first, bob_second):
-        wait_copy(as_bob, namespace, alice, key, b"shared")  # bob reads it with his own rights
-        copy = read_copy(as_bob, namespace, alice, key)
+        wait_copy(
+            bob.api, namespace, alice.name, key, b"shared"
+        )  # bob reads it with his own rights
+        copy = read_copy(bob.api, namespace, alice.name, key)
         assert copy is not None
-        assert copy.metadata.labels == naming.copy_labels(alice, key, naming.REASON_GRANT)
+        assert copy.metadata.labels == naming.copy_labels(alice.name, key, naming.REASON_GRANT)
     bobs = sorted([bob_first, bob_second])
-    grant = wait_reason(as_alice, SECRETGRANTS, home, "to-bob", "Granted", namespaces=bobs)
-    assert grant["status"]["uri"] == f"secret://{CLUSTER_NAME}/{alice}/{key}"
+    grant = wait_reason(alice.api, SECRETGRANTS, home, "to-bob", "Granted", namespaces=bobs)
+    assert grant["status"]["uri"] == f"secret://{CLUSTER_NAME}/{alice.name}/{key}"
     wait_reason(
-        as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, *bobs]), copies=3
+        alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, *bobs]), copies=3
     )
     # bob cannot read alice's UserSecret, nor act in her namespace.
     with pytest.raises(ApiException) as refused:
-        get_object(as_bob, USERSECRETS, home, key)
+        get_object(bob.api, USERSECRETS, home, key)
     assert refused.value.status == 403
 
-    delete_object(as_alice, SECRETGRANTS, home, "to-bob")
+    delete_object(alice.api, SECRETGRANTS, home, "to-bob")
 
     for namespace in bobs:
-        wait_copy(admin, namespace, alice, key, None)
-    wait_reason(as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=[home], copies=1)
-    assert copy_value(admin, home, alice, key) == b"shared"
+        wait_copy(admin, namespace, alice.name, key, None)
+    wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=[home], copies=1)
+    assert copy_value(admin, home, alice.name, key) == b"shared"
 
 
 def test_relabelled_namespace_changes_hands(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice, carol = users("alice"), users("carol")
-    home, moving = user_namespace(alice), user_namespace(alice)
-    carols = user_namespace(carol)
-    as_alice, as_carol = user_client(alice), user_client(carol)
+    alice, carol = user("alice"), user("carol")
+    home, moving = alice.namespace(), alice.namespace()
+    carols = carol.namespace()
     alice_key, carol_key = unique_key("a"), unique_key("c")
-    create_usersecret(as_alice, home, alice_key, b"alice's")
-    create_usersecret(as_carol, carols, carol_key, b"carol's")
-    wait_copy(admin, moving, alice, alice_key, b"alice's")
-    wait_copy(admin, carols, carol, carol_key, b"carol's")
+    create_usersecret(alice.api, home, alice_key, b"alice's")
+    create_usersecret(carol.api, carols, carol_key, b"carol's")
+    wait_copy(admin, moving, alice.name, alice_key, b"alice's")
+    wait_copy(admin, carols, carol.name, carol_key, b"carol's")
 
     client.CoreV1Api(admin).patch_namespace(
-        moving, {"metadata": {"labels": {"usersecrets.io/user": carol}}}
+        moving, {"metadata": {"labels": {"usersecrets.io/user": carol.name}}}
     )
 
-    wait_copy(admin, moving, alice, alice_key, None)
-    wait_copy(admin, moving, carol, carol_key, b"carol's")
-    wait_reason(as_alice, USERSECRETS, home, alice_key, MATERIALIZED, namespaces=[home])
+    wait_copy(admin, moving, alice.name, alice_key, None)
+    wait_copy(admin, moving, carol.name, carol_key, b"carol's")
+    wait_reason(alice.api, USERSECRETS, home, alice_key, MATERIALIZED, namespaces=[home])
     wait_reason(
-        as_carol, USERSECRETS, carols, carol_key, MATERIALIZED, namespaces=sorted([carols, moving])
+        carol.api, USERSECRETS, carols, carol_key, MATERIALIZED, namespaces=sorted([carols, moving])
     )
-    assert set(managed_copies(admin, alice)) == {(home, alice_key)}
+    assert set(managed_copies(admin, alice.name)) == {(home, alice_key)}
 
 
 def test_namespace_created_after_the_grant_gets_the_copy(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice, bob = users("alice"), users("bob")
-    home = user_namespace(alice)
-    as_alice = user_client(alice)
+    alice, bob = user("alice"), user("bob")
+    home = alice.namespace()
     key = unique_key()
-    create_usersecret(as_alice, home, key, b"for-later")
-    create_grant(as_alice, home, "early", key, bob)
-    grant = wait_reason(as_alice, SECRETGRANTS, home, "early", "Granted", namespaces=[])
-    ready = next(c for c in grant["status"]["conditions"] if c["type"] == "Ready")
+    create_usersecret(alice.api, home, key, b"for-later")
+    create_grant(alice.api, home, "early", key, bob.name)
+    grant = wait_reason(alice.api, SECRETGRANTS, home, "early", "Granted", namespaces=[])
+    ready = ready_condition(grant)
     assert ready["status"] == "True"
     assert "no namespace yet" in ready["message"]
 
-    first = user_namespace(bob)
-    wait_copy(admin, first, alice, key, b"for-later")
-    wait_reason(as_alice, SECRETGRANTS, home, "early", "Granted", namespaces=[first])
-    later = user_namespace(bob)
-    wait_copy(admin, later, alice, key, b"for-later")
-    wait_reason(as_alice, SECRETGRANTS, home, "early", "Granted", namespaces=sorted([first, later]))
+    first = bob.namespace()
+    wait_copy(admin, first, alice.name, key, b"for-later")
+    wait_reason(alice.api, SECRETGRANTS, home, "early", "Granted", namespaces=[first])
+    later = bob.namespace()
+    wait_copy(admin, later, alice.name, key, b"for-later")
     wait_reason(
-        as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, first, later])
+        alice.api, SECRETGRANTS, home, "early", "Granted", namespaces=sorted([first, later])
+    )
+    wait_reason(
+        alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, first, later])
     )
 
 
 def test_grant_of_a_missing_usersecret_waits_for_it(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice, bob = users("alice"), users("bob")
-    home, bobs = user_namespace(alice), user_namespace(bob)
-    as_alice = user_client(alice)
+    alice, bob = user("alice"), user("bob")
+    home, bobs = alice.namespace(), bob.namespace()
     key = unique_key()
 
-    create_grant(as_alice, home, "premature", key, bob)
-    grant = wait_reason(as_alice, SECRETGRANTS, home, "premature", "SecretNotFound", namespaces=[])
-    ready = next(c for c in grant["status"]["conditions"] if c["type"] == "Ready")
+    create_grant(alice.api, home, "premature", key, bob.name)
+    grant = wait_reason(alice.api, SECRETGRANTS, home, "premature", "SecretNotFound", namespaces=[])
+    ready = ready_condition(grant)
     assert ready["status"] == "False"
     assert key in ready["message"]
-    assert copy_value(admin, bobs, alice, key) is None
+    assert copy_value(admin, bobs, alice.name, key) is None
 
-    create_usersecret(as_alice, home, key, b"now-it-exists")
-    wait_reason(as_alice, SECRETGRANTS, home, "premature", "Granted", namespaces=[bobs])
-    wait_copy(admin, bobs, alice, key, b"now-it-exists")
+    create_usersecret(alice.api, home, key, b"now-it-exists")
+    wait_reason(alice.api, SECRETGRANTS, home, "premature", "Granted", namespaces=[bobs])
+    wait_copy(admin, bobs, alice.name, key, b"now-it-exists")
 
 
 def test_binary_value_round_trips_exactly(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice = users("alice")
-    home = user_namespace(alice)
-    as_alice = user_client(alice)
+    alice = user("alice")
+    home = alice.namespace()
     key = unique_key()
     value = b"value\xff\x00"
-    create_usersecret(as_alice, home, key, value)
-    wait_copy(admin, home, alice, key, value)
-    stored = get_object(as_alice, USERSECRETS, home, key)
+    create_usersecret(alice.api, home, key, value)
+    wait_copy(admin, home, alice.name, key, value)
+    stored = get_object(alice.api, USERSECRETS, home, key)
     assert base64.b64decode(stored["spec"]["value"]) == value
     every_byte = bytes(range(256)) * 3
-    set_value(as_alice, home, key, every_byte)
-    wait_copy(admin, home, alice, key, every_byte)
+    set_value(alice.api, home, key, every_byte)
+    wait_copy(admin, home, alice.name, key, every_byte)
 
 
 def test_a_mebibyte_is_accepted_and_one_byte_more_is_refused(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice = users("alice")
-    home = user_namespace(alice)
-    as_alice = user_client(alice)
+    alice = user("alice")
+    home = alice.namespace()
     marker = uuid.uuid4().hex.encode()
     largest = (marker * (MAX_VALUE_BYTES // len(marker) + 1))[:MAX_VALUE_BYTES]
     key = unique_key()
-    create_usersecret(as_alice, home, key, largest)
-    wait_reason(as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=[home])
-    assert copy_value(admin, home, alice, key) == largest
+    create_usersecret(alice.api, home, key, largest)
+    wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=[home])
+    assert copy_value(admin, home, alice.name, key) == largest
 
     too_large = largest + b"x"
     with pytest.raises(ApiException) as refused:
-        create_usersecret(as_alice, home, unique_key(), too_large)
+        create_usersecret(alice.api, home, unique_key(), too_large)
     assert refused.value.status == 422
     body = (
         refused.value.body.decode() if isinstance(refused.value.body, bytes) else refused.value.body
@@ -412,69 +402,65 @@ def test_a_mebibyte_is_accepted_and_one_byte_more_is_refused(
     assert base64.b64encode(too_large).decode()[:64] not in body
     # Growing an existing one past the limit is refused the same way, and changes nothing.
     with pytest.raises(ApiException) as refused_update:
-        set_value(as_alice, home, key, too_large)
+        set_value(alice.api, home, key, too_large)
     assert refused_update.value.status == 422
     assert VALUE_TOO_LARGE_MESSAGE in str(refused_update.value.body)
     assert marker.decode() not in str(refused_update.value.body)
-    assert copy_value(admin, home, alice, key) == largest
+    assert copy_value(admin, home, alice.name, key) == largest
 
 
 def test_a_users_own_secret_with_the_copy_name_is_left_alone(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice = users("alice")
-    home, taken = user_namespace(alice), user_namespace(alice)
-    as_alice = user_client(alice)
-    core = client.CoreV1Api(as_alice)
+    alice = user("alice")
+    home, taken = alice.namespace(), alice.namespace()
+    core = client.CoreV1Api(alice.api)
     key = unique_key()
     mine = core.create_namespaced_secret(
         taken,
         client.V1Secret(
-            metadata=client.V1ObjectMeta(name=naming.copy_name(alice, key), labels={"mine": "yes"}),
+            metadata=client.V1ObjectMeta(
+                name=naming.copy_name(alice.name, key), labels={"mine": "yes"}
+            ),
             string_data={"hers": "untouched"},
         ),
     )
 
-    create_usersecret(as_alice, home, key, b"operator's")
+    create_usersecret(alice.api, home, key, b"operator's")
 
-    wait_copy(admin, home, alice, key, b"operator's")
-    obj = wait_reason(as_alice, USERSECRETS, home, key, "NameCollision", namespaces=[home])
-    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    wait_copy(admin, home, alice.name, key, b"operator's")
+    obj = wait_reason(alice.api, USERSECRETS, home, key, "NameCollision", namespaces=[home])
+    ready = ready_condition(obj)
     assert ready["status"] == "False"
     assert taken in ready["message"]
-    after = core.read_namespaced_secret(naming.copy_name(alice, key), taken)
+    after = core.read_namespaced_secret(naming.copy_name(alice.name, key), taken)
     assert after.metadata.resource_version == mine.metadata.resource_version
     assert after.metadata.labels == {"mine": "yes"}
     assert after.data == {"hers": base64.b64encode(b"untouched").decode()}
 
     # Once she removes hers, the copy takes its place.
-    core.delete_namespaced_secret(naming.copy_name(alice, key), taken)
-    wait_copy(admin, taken, alice, key, b"operator's")
-    wait_reason(as_alice, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, taken]))
+    core.delete_namespaced_secret(naming.copy_name(alice.name, key), taken)
+    wait_copy(admin, taken, alice.name, key, b"operator's")
+    wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, taken]))
 
 
 def test_bob_cannot_make_the_operator_read_alices_secret(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice, bob = users("alice"), users("bob")
-    alices, bobs = user_namespace(alice), user_namespace(bob)
-    as_alice, as_bob = user_client(alice), user_client(bob)
+    alice, bob = user("alice"), user("bob")
+    alices, bobs = alice.namespace(), bob.namespace()
     treasure = b"alice-only-" + uuid.uuid4().hex.encode()
     source = unique_key("private")
-    client.CoreV1Api(as_alice).create_namespaced_secret(
+    client.CoreV1Api(alice.api).create_namespaced_secret(
         alices,
         client.V1Secret(
             metadata=client.V1ObjectMeta(name=source),
             data={"v": base64.b64encode(treasure).decode()},
         ),
     )
-    objects = custom(as_bob)
+    objects = custom(bob.api)
 
     # valueFrom has no namespace field: strict validation refuses it ...
     key = unique_key()
@@ -489,20 +475,20 @@ def test_bob_cannot_make_the_operator_read_alices_secret(
     # ... and otherwise the API server prunes it: what is stored names a Secret in bob's own
     # namespace, which does not exist.
     objects.create_namespaced_custom_object(GROUP, VERSION, bobs, USERSECRETS, body)
-    stored = get_object(as_bob, USERSECRETS, bobs, key)
+    stored = get_object(bob.api, USERSECRETS, bobs, key)
     assert stored["spec"]["valueFrom"] == {"secretKeyRef": {"name": source, "key": "v"}}
-    wait_reason(as_bob, USERSECRETS, bobs, key, "SourceMissing", namespaces=[], copies=0)
+    wait_reason(bob.api, USERSECRETS, bobs, key, "SourceMissing", namespaces=[], copies=0)
 
     # A later UserSecret, and a few changes to alice's Secret, change nothing for bob.
     other_key = unique_key()
-    create_usersecret(as_bob, bobs, other_key, source=(source, "v"))
-    wait_reason(as_bob, USERSECRETS, bobs, other_key, "SourceMissing")
-    client.CoreV1Api(as_alice).patch_namespaced_secret(
+    create_usersecret(bob.api, bobs, other_key, source=(source, "v"))
+    wait_reason(bob.api, USERSECRETS, bobs, other_key, "SourceMissing")
+    client.CoreV1Api(alice.api).patch_namespaced_secret(
         source, alices, {"data": {"v": base64.b64encode(treasure + b"-2").decode()}}
     )
-    wait_reason(as_bob, USERSECRETS, bobs, key, "SourceMissing", namespaces=[], copies=0)
-    wait_reason(as_bob, USERSECRETS, bobs, other_key, "SourceMissing", namespaces=[], copies=0)
-    assert managed_copies(admin, bob) == {}
+    wait_reason(bob.api, USERSECRETS, bobs, key, "SourceMissing", namespaces=[], copies=0)
+    wait_reason(bob.api, USERSECRETS, bobs, other_key, "SourceMissing", namespaces=[], copies=0)
+    assert managed_copies(admin, bob.name) == {}
     everywhere = client.CoreV1Api(admin).list_secret_for_all_namespaces().items
     holders = [
         (s.metadata.namespace, s.metadata.name)
@@ -514,75 +500,69 @@ def test_bob_cannot_make_the_operator_read_alices_secret(
 
 def test_bobs_grant_of_alices_key_shares_nothing(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice, bob, mallory = users("alice"), users("bob"), users("mallory")
-    alices, bobs, mallorys = user_namespace(alice), user_namespace(bob), user_namespace(mallory)
-    as_alice, as_bob = user_client(alice), user_client(bob)
+    alice, bob, mallory = user("alice"), user("bob"), user("mallory")
+    alices, bobs, mallorys = alice.namespace(), bob.namespace(), mallory.namespace()
     key = unique_key()
-    create_usersecret(as_alice, alices, key, b"alice's own")
-    wait_reason(as_alice, USERSECRETS, alices, key, MATERIALIZED, namespaces=[alices])
+    create_usersecret(alice.api, alices, key, b"alice's own")
+    wait_reason(alice.api, USERSECRETS, alices, key, MATERIALIZED, namespaces=[alices])
 
     # bob cannot create a grant in alice's namespace ...
     with pytest.raises(ApiException) as refused:
-        create_grant(as_bob, alices, "steal", key, bob)
+        create_grant(bob.api, alices, "steal", key, bob.name)
     assert refused.value.status == 403
     # ... and one in his own namespace names bob's (missing) secret of that key, not alice's.
-    create_grant(as_bob, bobs, "to-me", key, bob)
-    create_grant(as_bob, bobs, "to-mallory", key, mallory)
-    to_me = wait_reason(as_bob, SECRETGRANTS, bobs, "to-me", "SecretNotFound", namespaces=[])
-    assert to_me["status"]["uri"] == f"secret://{CLUSTER_NAME}/{bob}/{key}"
-    wait_reason(as_bob, SECRETGRANTS, bobs, "to-mallory", "SecretNotFound", namespaces=[])
-    wait_reason(as_alice, USERSECRETS, alices, key, MATERIALIZED, namespaces=[alices], copies=1)
-    assert copy_value(admin, bobs, alice, key) is None
-    assert copy_value(admin, mallorys, alice, key) is None
-    assert set(managed_copies(admin, alice)) == {(alices, key)}
-    assert managed_copies(admin, bob) == {}
+    create_grant(bob.api, bobs, "to-me", key, bob.name)
+    create_grant(bob.api, bobs, "to-mallory", key, mallory.name)
+    to_me = wait_reason(bob.api, SECRETGRANTS, bobs, "to-me", "SecretNotFound", namespaces=[])
+    assert to_me["status"]["uri"] == f"secret://{CLUSTER_NAME}/{bob.name}/{key}"
+    wait_reason(bob.api, SECRETGRANTS, bobs, "to-mallory", "SecretNotFound", namespaces=[])
+    wait_reason(alice.api, USERSECRETS, alices, key, MATERIALIZED, namespaces=[alices], copies=1)
+    assert copy_value(admin, bobs, alice.name, key) is None
+    assert copy_value(admin, mallorys, alice.name, key) is None
+    assert set(managed_copies(admin, alice.name)) == {(alices, key)}
+    assert managed_copies(admin, bob.name) == {}
 
 
 def test_the_older_of_two_usersecrets_with_one_key_wins(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice = users("alice")
+    alice = user("alice")
     # The older one lives in the namespace whose name sorts last, so that the tie-break on
     # names (for equal timestamps) cannot be what makes it win.
-    younger_ns, older_ns = sorted([user_namespace(alice), user_namespace(alice)])
-    as_alice = user_client(alice)
+    younger_ns, older_ns = sorted([alice.namespace(), alice.namespace()])
     key = unique_key()
-    older = create_usersecret(as_alice, older_ns, key, b"older")
+    older = create_usersecret(alice.api, older_ns, key, b"older")
     created = datetime.datetime.fromisoformat(older["metadata"]["creationTimestamp"])
     wait_for(
         lambda: datetime.datetime.now(datetime.UTC) >= created + datetime.timedelta(seconds=1),
         what="the next second, so that the two creation timestamps differ",
     )
-    younger = create_usersecret(as_alice, younger_ns, key, b"younger")
+    younger = create_usersecret(alice.api, younger_ns, key, b"younger")
     assert younger["metadata"]["creationTimestamp"] > older["metadata"]["creationTimestamp"]
 
     both = sorted([older_ns, younger_ns])
-    wait_reason(as_alice, USERSECRETS, older_ns, key, MATERIALIZED, namespaces=both)
-    conflict = wait_reason(as_alice, USERSECRETS, younger_ns, key, "Conflict", namespaces=[])
-    ready = next(c for c in conflict["status"]["conditions"] if c["type"] == "Ready")
+    wait_reason(alice.api, USERSECRETS, older_ns, key, MATERIALIZED, namespaces=both)
+    conflict = wait_reason(alice.api, USERSECRETS, younger_ns, key, "Conflict", namespaces=[])
+    ready = ready_condition(conflict)
     assert ready["status"] == "False"
     assert older_ns in ready["message"]
-    assert conflict["status"]["uri"] == f"secret://{CLUSTER_NAME}/{alice}/{key}"
+    assert conflict["status"]["uri"] == f"secret://{CLUSTER_NAME}/{alice.name}/{key}"
     for namespace in both:
-        assert copy_value(admin, namespace, alice, key) == b"older"
+        assert copy_value(admin, namespace, alice.name, key) == b"older"
     # The younger one's updates do not leak into the copies while it loses ...
-    set_value(as_alice, younger_ns, key, b"younger-2")
-    wait_reason(as_alice, USERSECRETS, younger_ns, key, "Conflict", namespaces=[])
+    set_value(alice.api, younger_ns, key, b"younger-2")
+    wait_reason(alice.api, USERSECRETS, younger_ns, key, "Conflict", namespaces=[])
     for namespace in both:
-        assert copy_value(admin, namespace, alice, key) == b"older"
+        assert copy_value(admin, namespace, alice.name, key) == b"older"
 
     # ... and it takes over when the older one goes.
-    delete_object(as_alice, USERSECRETS, older_ns, key)
-    wait_reason(as_alice, USERSECRETS, younger_ns, key, MATERIALIZED, namespaces=both)
+    delete_object(alice.api, USERSECRETS, older_ns, key)
+    wait_reason(alice.api, USERSECRETS, younger_ns, key, MATERIALIZED, namespaces=both)
     for namespace in both:
-        wait_copy(admin, namespace, alice, key, b"younger-2")
+        wait_copy(admin, namespace, alice.name, key, b"younger-2")
 
 
 BURST = 200
@@ -598,41 +578,38 @@ def restartable(operator: OperatorProcess) -> Iterator[OperatorProcess]:
 
 def test_kill_during_a_burst_converges_exactly(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
     restartable: OperatorProcess,
 ) -> None:
-    alice = users("alice")
-    home, other = user_namespace(alice), user_namespace(alice)
-    as_alice = user_client(alice)
+    alice = user("alice")
+    home, other = alice.namespace(), alice.namespace()
     core = client.CoreV1Api(admin)
     prefix = unique_key("burst")
     keys = [f"{prefix}-{i}" for i in range(BURST)]
     values = {key: f"{key}-v1-{uuid.uuid4().hex}".encode() for key in keys}
 
     for key in keys[: BURST // 2]:
-        create_usersecret(as_alice, home, key, values[key])
-    wait_for(lambda: managed_copies(admin, alice), what="the operator at work on the burst")
+        create_usersecret(alice.api, home, key, values[key])
+    wait_for(lambda: managed_copies(admin, alice.name), what="the operator at work on the burst")
     restartable.stop(kill=True)  # SIGKILL: no cleanup, the Lease stays held until it expires
 
     # While it is down: more creates, updates, deletes, a copy deleted, a copy tampered with,
     # and a managed copy left over from a secret that no longer exists.
     for key in keys[BURST // 2 : BURST * 3 // 4]:
-        create_usersecret(as_alice, home, key, values[key])
+        create_usersecret(alice.api, home, key, values[key])
     for key in keys[:20]:
         values[key] = f"{key}-v2-{uuid.uuid4().hex}".encode()
-        set_value(as_alice, home, key, values[key])
+        set_value(alice.api, home, key, values[key])
     for key in keys[20:40]:
-        delete_object(as_alice, USERSECRETS, home, key)
+        delete_object(alice.api, USERSECRETS, home, key)
         del values[key]
     live = sorted(values)
-    copies_now = managed_copies(admin, alice)
+    copies_now = managed_copies(admin, alice.name)
     drifted = [key for key in live if (other, key) in copies_now][:2]
     if drifted:
-        core.delete_namespaced_secret(naming.copy_name(alice, drifted[0]), other)
+        core.delete_namespaced_secret(naming.copy_name(alice.name, drifted[0]), other)
         core.patch_namespaced_secret(
-            naming.copy_name(alice, drifted[-1]),
+            naming.copy_name(alice.name, drifted[-1]),
             other,
             {"data": {naming.DATA_KEY: base64.b64encode(b"tampered").decode()}},
         )
@@ -641,8 +618,8 @@ def test_kill_during_a_burst_converges_exactly(
         other,
         client.V1Secret(
             metadata=client.V1ObjectMeta(
-                name=naming.copy_name(alice, ghost),
-                labels=naming.copy_labels(alice, ghost, naming.REASON_OWNER),
+                name=naming.copy_name(alice.name, ghost),
+                labels=naming.copy_labels(alice.name, ghost, naming.REASON_OWNER),
             ),
             data={naming.DATA_KEY: base64.b64encode(b"left over").decode()},
         ),
@@ -650,7 +627,7 @@ def test_kill_during_a_burst_converges_exactly(
 
     restartable.start()
     for key in keys[BURST * 3 // 4 :]:
-        create_usersecret(as_alice, home, key, values[key])
+        create_usersecret(alice.api, home, key, values[key])
 
     expected = {
         (namespace, key): hashlib.sha256(value).hexdigest()
@@ -658,14 +635,14 @@ def test_kill_during_a_burst_converges_exactly(
         for namespace in (home, other)
     }
     wait_for(
-        lambda: managed_copies(admin, alice) == expected,
+        lambda: managed_copies(admin, alice.name) == expected,
         timeout=90,
         interval=0.25,
         what=f"exactly {len(expected)} current copies after the restart",
     )
 
     def all_ready() -> bool:
-        items = custom(as_alice).list_namespaced_custom_object(GROUP, VERSION, home, USERSECRETS)[
+        items = custom(alice.api).list_namespaced_custom_object(GROUP, VERSION, home, USERSECRETS)[
             "items"
         ]
         return sorted(i["metadata"]["name"] for i in items) == sorted(values) and all(
@@ -679,7 +656,7 @@ def test_kill_during_a_burst_converges_exactly(
         )
 
     wait_for(all_ready, timeout=30, interval=0.25, what="every UserSecret Ready after the restart")
-    assert managed_copies(admin, alice) == expected  # and it stays so
+    assert managed_copies(admin, alice.name) == expected  # and it stays so
     metrics = scrape(restartable.metrics_port)
     assert "usersecrets_materialized_secrets" in metrics
     assert "usersecrets_reconcile_duration_seconds_count" in metrics
@@ -687,17 +664,14 @@ def test_kill_during_a_burst_converges_exactly(
 
 def test_a_namespace_stuck_terminating_does_not_block_the_others(
     admin: client.ApiClient,
-    user_client: Callable[[str], client.ApiClient],
-    user_namespace: Callable[[str], str],
-    users: Callable[[str], str],
+    user: Callable[[str], User],
 ) -> None:
-    alice = users("alice")
-    home, doomed = user_namespace(alice), user_namespace(alice)
-    as_alice = user_client(alice)
+    alice = user("alice")
+    home, doomed = alice.namespace(), alice.namespace()
     core = client.CoreV1Api(admin)
     key = unique_key()
-    create_usersecret(as_alice, home, key, b"before")
-    wait_copy(admin, doomed, alice, key, b"before")
+    create_usersecret(alice.api, home, key, b"before")
+    wait_copy(admin, doomed, alice.name, key, b"before")
     # A finalizer nobody removes keeps the namespace Terminating once its content is gone.
     core.create_namespaced_config_map(
         doomed,
@@ -705,11 +679,11 @@ def test_a_namespace_stuck_terminating_does_not_block_the_others(
     )
     try:
         core.delete_namespace(doomed)
-        wait_copy(admin, doomed, alice, key, None)  # the namespace controller deleted it
+        wait_copy(admin, doomed, alice.name, key, None)  # the namespace controller deleted it
 
-        set_value(as_alice, home, key, b"after")
+        set_value(alice.api, home, key, b"after")
 
-        wait_copy(admin, home, alice, key, b"after")
-        wait_reason(as_alice, USERSECRETS, home, key, MATERIALIZED)
+        wait_copy(admin, home, alice.name, key, b"after")
+        wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED)
     finally:
         core.patch_namespaced_config_map("hold", doomed, {"metadata": {"finalizers": None}})

@@ -20,7 +20,14 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from conftest import CLUSTER_NAME, api_client, create_namespace, delete_namespace, wait_for
+from conftest import (
+    CLUSTER_NAME,
+    api_client,
+    bind_user,
+    create_namespace,
+    delete_namespace,
+    wait_for,
+)
 from usersecrets import GROUP, VERSION, naming
 from usersecrets.devcluster import RELEASE_NAMESPACE, ControlPlane, OperatorProcess
 from usersecrets.references import key_error
@@ -144,21 +151,6 @@ def webhook_answers(core: client.CoreV1Api, namespace: str) -> bool:
         return False
     assert text.startswith(DENIED), text
     return True
-
-
-def bind_user(admin: client.ApiClient, namespace: str, user: str, role: str) -> None:
-    client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
-        namespace,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name=f"{user}-owns-namespace"),
-            role_ref=client.V1RoleRef(
-                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role
-            ),
-            subjects=[
-                client.RbacV1Subject(kind="User", name=user, api_group="rbac.authorization.k8s.io")
-            ],
-        ),
-    )
 
 
 def our_volumes(pod: dict[str, Any]) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ def test_parse_secret_ref_forms(text: str, expected: cli.SecretRef) -> None:
         ("secret:/alice/key/more", "expected secret:KEY"),
         ("secret://prod/alice", "expected secret:KEY"),
         ("secret:a/b", "expected secret:KEY"),
-        ("secret:My_Key", "Invalid secret key 'My_Key'"),
+        ("secret:My_Key", "Secret key 'My_Key' is valid on Neu.ro"),
     ],
 )
 def test_parse_secret_ref_rejects(text: str, message: str) -> None:
@@ -64,25 +64,25 @@ def test_parse_secret_ref_rejects(text: str, message: str) -> None:
 
 @pytest.mark.parametrize("key", ["a", "db-password", "a.b-c", "x" * 63, "0abc"])
 def test_valid_keys(key: str) -> None:
-    assert cli.key_problem(key) is None
+    assert cli.validate_key(key) == key
 
 
 @pytest.mark.parametrize(
     ("key", "why"),
     [
-        ("DB_PASSWORD", "uppercase"),
-        ("db_password", "'_'"),
-        ("x" * 64, "64 characters long"),
-        ("-abc", "not a DNS-1123 subdomain"),
-        ("a..b", "not a DNS-1123 subdomain"),
-        ("", "empty"),
+        ("DB_PASSWORD", "valid on Neu.ro but cannot be stored here: it contains uppercase"),
+        ("db_password", "it contains '_'"),
+        ("x" * 64, "longer than 63 characters"),
+        ("-abc", "must start and end with a letter or digit"),
+        ("a..b", "must start and end with a letter or digit"),
+        ("", "the key is empty"),
     ],
 )
-def test_neuro_keys_we_cannot_store_say_why(key: str, why: str) -> None:
-    problem = cli.key_problem(key)
-    assert problem is not None
-    assert why in problem
-    assert "lowercase DNS-1123 subdomains of at most 63 characters" in problem
+def test_keys_we_cannot_store_say_why(key: str, why: str) -> None:
+    with pytest.raises(cli.CliError) as info:
+        cli.validate_key(key)
+    assert why in info.value.message
+    assert info.value.exit_code == cli.EXIT_USAGE
 
 
 def test_read_value_literal() -> None:
@@ -437,7 +437,7 @@ def test_add_existing_key_replaces_the_value(kube: FakeKube) -> None:
 def test_add_refuses_neuro_only_keys(kube: FakeKube) -> None:
     result = run("secret", "add", "AWS_KEY", CANARY)
     assert result.exit_code == 2
-    assert "lowercase DNS-1123 subdomains of at most 63 characters" in result.stderr
+    assert "valid on Neu.ro but cannot be stored here" in result.stderr
     assert CANARY not in result.output
     assert kube.store["usersecrets"] == {}
 
