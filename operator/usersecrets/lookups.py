@@ -14,8 +14,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
@@ -29,18 +29,25 @@ logger = logging.getLogger(__name__)
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
-Labels = dict[str, str]
+T = TypeVar("T")
 
 
-class MetadataCache:
-    """namespace -> name -> labels of one kind, current through a list+watch in a thread.
+class MetadataCache(Generic[T]):
+    """namespace -> name -> what `project` keeps of an object's labels, for one kind, current
+    through a list+watch in a thread. Cluster-scoped objects sit under the namespace "".
 
-    Cluster-scoped objects sit under the namespace "". Only metadata crosses the wire.
+    Only metadata crosses the wire, and only the projection stays in memory. Readers on other
+    threads copy a namespace's dict before iterating it (a single, atomic C call).
     """
 
-    def __init__(self, list_call: Callable[..., Any], label_selector: str | None = None) -> None:
-        self.list_call, self.label_selector = list_call, label_selector
-        self.objects: dict[str, dict[str, Labels]] = {}
+    def __init__(
+        self,
+        list_call: Callable[..., Any],
+        project: Callable[[str, Mapping[str, str]], T],
+        label_selector: str | None = None,
+    ) -> None:
+        self.list_call, self.project, self.label_selector = list_call, project, label_selector
+        self.objects: dict[str, dict[str, T]] = {}
         self.synced = threading.Event()
 
     def _relist(self) -> str:
@@ -50,23 +57,21 @@ class MetadataCache:
             _preload_content=False,  # the client's models are not PartialObjectMetadata
         )
         listing = json.loads(response.data)
-        objects: dict[str, dict[str, Labels]] = {}
+        objects: dict[str, dict[str, T]] = {}
         for item in listing.get("items") or []:  # an empty list is null (a nil slice in Go)
             meta = item["metadata"]
-            objects.setdefault(meta.get("namespace", ""), {})[meta["name"]] = meta.get("labels", {})
+            kept = self.project(meta["name"], meta.get("labels", {}))
+            objects.setdefault(meta.get("namespace", ""), {})[meta["name"]] = kept
         self.objects = objects
         self.synced.set()
         return str(listing["metadata"]["resourceVersion"])
 
     def _apply(self, kind: str, meta: dict[str, Any]) -> None:
-        """Copy on write: admissions iterate a namespace's dict on another thread."""
-        namespace = meta.get("namespace", "")
-        names = dict(self.objects.get(namespace, {}))
+        names = self.objects.setdefault(meta.get("namespace", ""), {})
         if kind == "DELETED":
             names.pop(meta["name"], None)
         else:
-            names[meta["name"]] = meta.get("labels", {})
-        self.objects[namespace] = names
+            names[meta["name"]] = self.project(meta["name"], meta.get("labels", {}))
 
     def run(self, stop: threading.Event) -> None:
         version: str | None = None
@@ -105,9 +110,12 @@ class Lookups:
 
     def __init__(self, core: client.CoreV1Api, settings: Settings) -> None:
         self.core, self.settings = core, settings
-        self.namespaces = MetadataCache(core.list_namespace)
-        self.copies = MetadataCache(
-            core.list_secret_for_all_namespaces, label_selector=naming.MANAGED_SELECTOR
+        self.namespaces: MetadataCache[str | None] = MetadataCache(
+            core.list_namespace,
+            lambda name, labels: naming.user_of_namespace(name, labels, settings),
+        )
+        self.copies: MetadataCache[SecretRef | None] = MetadataCache(
+            core.list_secret_for_all_namespaces, _secret_ref, naming.MANAGED_SELECTOR
         )
 
     def start(self) -> list[threading.Event]:
@@ -119,10 +127,8 @@ class Lookups:
 
     def known_user(self, namespace: str) -> tuple[bool, str | None]:
         """(whether the cache knows the namespace, its user)."""
-        labels = self.namespaces.objects.get("", {}).get(namespace)
-        if labels is None:
-            return False, None
-        return True, naming.user_of_namespace(namespace, labels, self.settings)
+        users = self.namespaces.objects.get("", {})
+        return namespace in users, users.get(namespace)
 
     def read_user(self, namespace: str) -> str | None:
         """For a namespace newer than our watch: one API call."""
@@ -131,11 +137,13 @@ class Lookups:
 
     def available(self, namespace: str) -> set[SecretRef]:
         """(owner, key) of every copy in `namespace`."""
-        return {
-            SecretRef(labels[naming.OWNER_LABEL], labels[naming.KEY_LABEL])
-            for labels in self.copies.objects.get(namespace, {}).values()
-            if naming.OWNER_LABEL in labels and naming.KEY_LABEL in labels
-        }
+        return {ref for ref in self.copies.objects.get(namespace, {}).copy().values() if ref}
+
+
+def _secret_ref(_: str, labels: Mapping[str, str]) -> SecretRef | None:
+    if naming.OWNER_LABEL in labels and naming.KEY_LABEL in labels:
+        return SecretRef(labels[naming.OWNER_LABEL], labels[naming.KEY_LABEL])
+    return None
 
 
 def reviewer(

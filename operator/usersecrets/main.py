@@ -17,6 +17,7 @@ import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 from kubernetes import client, config
@@ -147,6 +148,10 @@ async def _resync(reconciler: Reconciler, period: float) -> None:
 
 
 async def run(settings: Settings) -> None:
+    # Workers, admissions' rare lookups and kopf's source reads all block in API calls.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(settings.workers + 4, thread_name_prefix="api")
+    )
     api = api_client()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
