@@ -193,6 +193,39 @@ class Bench:
         latencies = [seen[name] - at for name, at in created.items()]
         return {"rate_per_s": rate, "n": len(latencies), "create_to_secret": summary(latencies)}
 
+    def propagation(self, updates: int) -> dict[str, Any]:
+        """A valueFrom source Secret changed: time until the copy holds the new value."""
+        user = f"p{uuid.uuid4().hex[:6]}"
+        namespace = self.namespace(user)
+        self.core.create_namespaced_secret(
+            namespace, {"metadata": {"name": "source"}, "data": {"v": "MA=="}}
+        )
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "UserSecret",
+            "metadata": {"name": "from-source"},
+            "spec": {"valueFrom": {"secretKeyRef": {"name": "source", "key": "v"}}},
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "usersecrets", body)
+        name = naming.copy_name(user, "from-source")
+
+        def holds(value: str) -> bool:
+            try:
+                secret = self.core.read_namespaced_secret(name, namespace)
+            except client.ApiException:
+                return False
+            return (secret.data or {}).get(naming.DATA_KEY) == value
+
+        self.wait(lambda: holds("MA=="), 30, "the first copy")
+        latencies = []
+        for i in range(1, updates + 1):
+            value = base64.b64encode(str(i).encode()).decode()
+            started = time.monotonic()
+            self.core.patch_namespaced_secret("source", namespace, {"data": {"v": value}})
+            self.wait(lambda v=value: holds(v), 30, "the updated copy")  # type: ignore[misc]
+            latencies.append(time.monotonic() - started)
+        return {"updates": updates, "source_to_copy": summary(latencies)}
+
     def fanout(self, users: int) -> dict[str, Any]:
         """One secret granted to many users: all copies, then all copies updated."""
         owner = f"f{uuid.uuid4().hex[:6]}"
@@ -386,6 +419,8 @@ def run(sizes: Sizes) -> dict[str, Any]:
             results: dict[str, Any] = {"materialization": bench.materialization(sizes.secrets)}
             step("steady rate")
             results["steady_50_per_s"] = bench.steady(50, 10 if sizes is not SMOKE else 1)
+            step("valueFrom propagation")
+            results["propagation"] = bench.propagation(sizes.pods)
             step("fan-out")
             results["fanout"] = bench.fanout(sizes.fanout)
             user = f"w{uuid.uuid4().hex[:6]}"
@@ -418,6 +453,9 @@ def table(results: dict[str, Any]) -> str:
         f"p99 {m['create_to_secret']['p99_ms']} ms |",
         f"| create-to-Secret at {s['rate_per_s']}/s | p50 {s['create_to_secret']['p50_ms']} ms, "
         f"p99 {s['create_to_secret']['p99_ms']} ms |",
+        f"| valueFrom source change to copy ({results['propagation']['updates']} updates) | "
+        f"p50 {results['propagation']['source_to_copy']['p50_ms']} ms, "
+        f"p99 {results['propagation']['source_to_copy']['p99_ms']} ms |",
         f"| fan-out to {f['users']} users | all copies {f['grant_all_s']} s, "
         f"update everywhere {f['update_all_s']} s |",
     ]

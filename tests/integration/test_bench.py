@@ -1,0 +1,42 @@
+"""`make bench` at tiny sizes, so the benchmark cannot rot between the times someone runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from usersecrets.devcluster import REPO, cached_binaries
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    if cached_binaries() is None:
+        pytest.fail("the control plane binaries are missing; run `make test`")
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results) == {
+        "materialization",
+        "steady_50_per_s",
+        "propagation",
+        "fanout",
+        "webhook_direct",
+        "pod_admission",
+        "memory",
+    }
+    assert results["materialization"]["ratio"] > 0
+    assert [w["concurrency"] for w in results["webhook_direct"]] == [1, 16]
+    assert "| materialization" in run.stdout
