@@ -121,7 +121,7 @@ async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Eve
         for task in done:
             if task is not stopped:
                 task.result()  # a lost Lease or a stopped kopf ends the process: raise it
-                raise RuntimeError("kopf stopped watching")
+                raise RuntimeError(f"{task.get_name()} ended; the reconciler cannot go on")
     finally:
         kopf_stop.set()
         for task in [*tasks, stopped]:
@@ -179,7 +179,8 @@ def main() -> None:
     level = logging.getLevelName(settings.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kopf reports every handled event at INFO: that is our DEBUG.
-    logging.getLogger("kopf.objects").setLevel(max(level, logging.WARNING))
+    if level > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(max(level, logging.WARNING))
     asyncio.run(run(settings))
 
 
