@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import ssl
 import urllib.request
 from typing import Any
 
@@ -190,3 +192,45 @@ def scrape(port: int) -> str:
         assert response.status == 200
         text: str = response.read().decode()
         return text
+
+
+def metric(port: int, name: str) -> float | None:
+    """The value of an unlabelled metric on an operator's metrics port, None if it has none."""
+    for line in scrape(port).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def webhook_ca(api: client.ApiClient) -> str:
+    """The CA the webhooks serve under: the operator's self-managed bundle."""
+    secret = client.CoreV1Api(api).read_namespaced_secret(
+        "usersecrets-webhook-tls", "usersecrets-system"
+    )
+    return base64.b64decode(secret.data["ca.crt"]).decode()
+
+
+def post_review(
+    port: int, ca: str, body: bytes, path: str = "/mutate-pods", timeout: float = 10.0
+) -> tuple[int, bytes]:
+    """POSTs `body` to an operator's webhook over HTTPS, exactly as given (path included)."""
+    context = ssl.create_default_context(cadata=ca)
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=timeout)
+    try:
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def webhook_healthy(port: int, ca: str) -> bool:
+    context = ssl.create_default_context(cadata=ca)
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()

@@ -159,7 +159,19 @@ def reviewer(
             return admission.malformed_response(body, request)
         known, user = lookups.known_user(request.namespace)
         if not known:
-            user = await asyncio.to_thread(lookups.read_user, request.namespace)
+            try:
+                user = await asyncio.to_thread(lookups.read_user, request.namespace)
+            except Exception as error:  # a denial that says why, never a 500
+                status = getattr(error, "status", None)
+                problem = (
+                    f"Namespace '{request.namespace}' not found"
+                    if status == 404
+                    else f"Could not look up namespace '{request.namespace}'; try again"
+                )
+                metrics.ADMISSIONS.labels("denied", "lookup").inc()
+                return admission.review_response(
+                    body, admission.Decision(allowed=False, message=problem, reason="lookup")
+                )
         decision = admission.decide(
             request.pod,
             namespace=request.namespace,

@@ -99,6 +99,8 @@ async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Eve
             settings.operator_namespace,
             settings.lease_name,
             identity,
+            settings.lease_seconds,
+            settings.lease_renew_seconds,
         )
         await _until(elector.acquire(), stop)
         if stop.is_set():

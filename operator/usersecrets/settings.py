@@ -53,3 +53,7 @@ class Settings(BaseSettings):
     )
     leader_election: bool = True
     lease_name: str = "usersecrets-leader"
+    lease_seconds: int = Field(
+        15, description="A leader that has not renewed for this long may be replaced."
+    )
+    lease_renew_seconds: float = Field(5.0, description="How often the leader renews.")
