@@ -134,7 +134,7 @@ class Bench:
 
     def metric(self, name: str) -> float:
         url = f"http://127.0.0.1:{self.operator.metrics_port}/metrics"
-        with urlopen(url, timeout=5) as response:
+        with urlopen(url, timeout=60) as response:  # a busy operator answers late, not never
             for line in response.read().decode().splitlines():
                 if line.startswith(name + " "):
                     return float(line.split()[1])
