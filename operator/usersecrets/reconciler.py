@@ -322,11 +322,10 @@ class Reconciler:
     def everything(self) -> set[OwnerKey]:
         """Every pair the caches know of, including ones only a stale copy still names."""
         pairs = {p for s in self.world.all_secrets() if (p := self.world.owner_key_of(s))}
-        for grant in self.world.all_grants():
-            pairs.add(self.pair_of(grant.namespace, grant.secret_name) or OwnerKey("", ""))
-        pairs |= self.by_pair.keys()
-        pairs.discard(OwnerKey("", ""))
-        return pairs
+        pairs |= {
+            p for g in self.world.all_grants() if (p := self.pair_of(g.namespace, g.secret_name))
+        }
+        return pairs | self.by_pair.keys()
 
     # -- the workers ----------------------------------------------------------------------
 
