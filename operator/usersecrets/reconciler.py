@@ -101,6 +101,18 @@ class _StatusWrite:
     ref: Ref
     meta: _Meta
     status: dict[str, Any]
+    #: The new Ready condition when it differs (status or reason) from the current one.
+    changed: Condition | None
+
+
+def _changed(meta: _Meta, new: Mapping[str, Any]) -> Condition | None:
+    """The new Ready condition if an Event should tell of it; decided before writing, since
+    the watch may bring our own write back into `meta` before the write call returns."""
+    before = conditions.find(meta.status.get("conditions"))
+    after = conditions.find(new["conditions"])
+    if after is None or (before and (before.status, before.reason) == (after.status, after.reason)):
+        return None
+    return after
 
 
 def _version(response: Any) -> str:
@@ -485,7 +497,7 @@ class Reconciler:
                     current=meta.status,
                     now=now,
                 )
-                writes.append(_StatusWrite("usersecrets", ref, meta, new))
+                writes.append(_StatusWrite("usersecrets", ref, meta, new, _changed(meta, new)))
         for ref, grant_facts in want.grants.items():
             if (meta := self.grant_meta.get(ref)) is not None:
                 new = status.grant_status(
@@ -495,7 +507,7 @@ class Reconciler:
                     current=meta.status,
                     now=now,
                 )
-                writes.append(_StatusWrite("secretgrants", ref, meta, new))
+                writes.append(_StatusWrite("secretgrants", ref, meta, new, _changed(meta, new)))
         return [write for write in writes if not status.same(write.meta.status, write.status)]
 
     def _write_statuses(self, writes: list[_StatusWrite]) -> None:
@@ -509,12 +521,8 @@ class Reconciler:
                 if error.status == 404:  # deleted meanwhile: nothing to report on
                     continue
                 raise
-            before = conditions.find(write.meta.status.get("conditions"))
-            after = conditions.find(write.status["conditions"])
-            if after and (
-                before is None or (before.status, before.reason) != (after.status, after.reason)
-            ):
-                self._event(write.plural, write.ref, write.meta.uid, after)
+            if write.changed is not None:
+                self._event(write.plural, write.ref, write.meta.uid, write.changed)
 
     def _event(self, plural: str, ref: Ref, uid: str, ready: Condition) -> None:
         """Tells the user what changed, on the object, as `kubectl describe` shows it."""
