@@ -165,6 +165,22 @@ def bind_user(admin: client.ApiClient, namespace: str, user: str, role: str = US
     client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
         namespace, role_binding(f"{user}-{role}", role, subject)
     )
+    # The authorizer learns of new bindings from a watch: wait until it has, like a user would.
+    review = {
+        "spec": {
+            "user": user,
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": "get",
+                "resource": "secrets",
+            },
+        }
+    }
+    authorization = client.AuthorizationV1Api(admin)
+    wait_for(
+        lambda: authorization.create_subject_access_review(review).status.allowed,
+        what=f"RBAC to let {user} act in {namespace}",
+    )
 
 
 @pytest.fixture
