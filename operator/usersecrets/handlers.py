@@ -12,6 +12,7 @@ reconciler's loop, in order, with call_soon_threadsafe.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ import kopf
 from usersecrets import GROUP, VERSION, metrics
 from usersecrets.reconciler import Reconciler
 
+logger = logging.getLogger(__name__)
 registry = kopf.OperatorRegistry()
 
 
@@ -35,17 +37,22 @@ def _deleted(event_type: str | None) -> bool:
 
 
 def _hand_over(memo: kopf.Memo, update: Callable[..., None], *args: Any) -> None:
-    memo["loop"].call_soon_threadsafe(update, *args)
+    """A closure, not `call_soon_threadsafe(update, *args)`: asyncio would log the arguments
+    (a body holding a value) of a callback that raises."""
+
+    def apply() -> None:
+        try:
+            update(*args)
+        except Exception as error:
+            logger.error("a watch event could not be recorded: %s", type(error).__name__)
+
+    memo["loop"].call_soon_threadsafe(apply)
 
 
 @kopf.on.event(GROUP, VERSION, "usersecrets", registry=registry)
 async def usersecret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    reconciler: Reconciler = memo["reconciler"]
     metrics.WATCH_EVENTS.labels("usersecret").inc()
-    source = None
-    if not _deleted(type) and (ref := reconciler.needs_source(body)):
-        source = await asyncio.to_thread(reconciler.read_source, *ref)
-    _hand_over(memo, reconciler.set_usersecret, body, _deleted(type), source)
+    _hand_over(memo, memo["reconciler"].set_usersecret, body, _deleted(type))
 
 
 @kopf.on.event(GROUP, VERSION, "secretgrants", registry=registry)

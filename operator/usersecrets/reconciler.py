@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime
 import json
 import logging
@@ -175,10 +176,8 @@ class Reconciler:
             self.world.set_namespace(name, user)
         self._mark(affected | self.world.affected_by_namespace(name, user))
 
-    def set_usersecret(
-        self, body: Mapping[str, Any], deleted: bool, source: Mapping[str, bytes] | None = None
-    ) -> None:
-        """`source` is the data of the valueFrom Secret, when the caller had to read it."""
+    def set_usersecret(self, body: Mapping[str, Any], deleted: bool) -> None:
+        """A valueFrom value is left unknown here: the worker reads the source (`_resolve`)."""
         meta = body["metadata"]
         ref: Ref = (meta["namespace"], meta["name"])
         old = self.secret_meta.get(ref)
@@ -197,11 +196,9 @@ class Reconciler:
         self.secret_meta[ref] = _Meta(
             meta["uid"], meta.get("generation"), body.get("status") or {}, selector
         )
+        value = spec.decoded_value()
         if selector is not None:
             self.sources.setdefault((ref[0], selector.name), set()).add(ref)
-            value = (source or {}).get(selector.key)
-        else:
-            value = spec.decoded_value()
         view = SecretView(ref[0], ref[1], meta.get("creationTimestamp") or "", value)
         self.world.put_secret(view)
         self._mark([self.pair_of(*ref)])
@@ -214,25 +211,16 @@ class Reconciler:
             meta.get("generation"),
         )
 
-    def needs_source(self, body: Mapping[str, Any]) -> Ref | None:
-        """The valueFrom Secret to read before `set_usersecret`, if any (changes of the source
-        itself arrive as Secret events, so a known generation needs no read)."""
-        value_from = (body.get("spec") or {}).get("valueFrom")
-        meta = body["metadata"]
-        if not value_from or self._seen(
-            self.secret_meta.get((meta["namespace"], meta["name"])), meta
-        ):
-            return None
-        return (meta["namespace"], value_from["secretKeyRef"]["name"])
-
-    def read_source(self, namespace: str, name: str) -> dict[str, bytes] | None:
+    def read_source(self, namespace: str, selector: SecretKeySelector) -> bytes | None:
+        """The bytes a valueFrom names, or None when its Secret or key does not exist."""
         try:
-            source = self.core.read_namespaced_secret(name, namespace)
+            source = self.core.read_namespaced_secret(selector.name, namespace)
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return {k: base64.b64decode(v) for k, v in (source.data or {}).items()}
+        encoded = (source.data or {}).get(selector.key)
+        return None if encoded is None else base64.b64decode(encoded)
 
     def load(self) -> None:
         """Fills the caches from full lists before any work, so that nothing is deleted
@@ -245,8 +233,7 @@ class Reconciler:
         for grant in self._list("secretgrants"):
             self.set_grant(grant, deleted=False)
         for user_secret in self._list("usersecrets"):
-            ref = self.needs_source(user_secret)
-            self.set_usersecret(user_secret, False, self.read_source(*ref) if ref else None)
+            self.set_usersecret(user_secret, False)
         logger.info(
             "loaded %d user secrets, %d grants and %d copies",
             len(list(self.world.all_secrets())),
@@ -286,11 +273,11 @@ class Reconciler:
         if not deleted and self.versions.get(ref) == meta["resourceVersion"]:
             return  # our own write, coming back
         labels = meta.get("labels") or {}
-        data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
         if labels.get(naming.MANAGED_BY_LABEL) == naming.MANAGED_BY:
             if deleted:
                 self._forget(ref)
             else:
+                data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
                 actual = ActualSecret.of(*ref, labels, meta.get("annotations"), data)
                 self._remember(actual, meta["resourceVersion"])
             owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
@@ -298,17 +285,7 @@ class Reconciler:
                 self.queue.add(OwnerKey(owner, key))
         if (waiting := self.collisions.get(ref)) is not None:
             self.queue.add(waiting)
-        for reader in list(self.sources.get(ref, ())):
-            current = self.world.secret(*reader)
-            selector = self.secret_meta[reader].value_from if reader in self.secret_meta else None
-            if current is None or selector is None:
-                continue
-            value = None if deleted else data.get(selector.key)
-            if value != current.value:
-                self.world.put_secret(
-                    SecretView(current.namespace, current.key, current.created, value)
-                )
-                self._mark([self.pair_of(*reader)])
+        self._mark(self.pair_of(*reader) for reader in self.sources.get(ref, ()))
 
     def _remember(self, copy: ActualSecret, version: str) -> None:
         ref = (copy.namespace, copy.name)
@@ -373,6 +350,7 @@ class Reconciler:
         The caches are read and written on the event loop only, where the watch events change
         them; the threads make API calls with what they are handed, and hand back what they did.
         """
+        await self._resolve(pair)
         want = desired.compute(self.world, self.settings.cluster_name, [pair])
         plan = desired.diff(want, [self.copies[ref] for ref in self.by_pair.get(pair, ())])
         touched = [(c.namespace, c.name) for c in plan.updates] + [
@@ -405,6 +383,19 @@ class Reconciler:
             await asyncio.to_thread(self._write_statuses, writes)
             for write in writes:
                 write.meta.status = {**write.meta.status, **write.status}
+
+    async def _resolve(self, pair: OwnerKey) -> None:
+        """Reads the valueFrom sources of the pair's UserSecrets, here rather than in the event
+        handlers: read after the source is registered, no change is missed, and a failed read
+        is retried with the pair."""
+        for namespace in self.world.namespaces_of(pair.owner):
+            meta = self.secret_meta.get((namespace, pair.key))
+            if meta is None or meta.value_from is None:
+                continue
+            value = await asyncio.to_thread(self.read_source, namespace, meta.value_from)
+            view = self.world.secret(namespace, pair.key)
+            if view is not None and view.value != value:
+                self.world.put_secret(dataclasses.replace(view, value=value))
 
     def _apply(self, plan: desired.Plan, versions: dict[Ref, str]) -> _Outcome:
         outcome = _Outcome()
