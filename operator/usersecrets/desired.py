@@ -223,6 +223,9 @@ class World:
 
     # Queries.
 
+    def namespaces(self) -> set[str]:
+        return set(self._users)
+
     def user_of(self, namespace: str) -> str | None:
         return self._users.get(namespace)
 

@@ -107,7 +107,7 @@ async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Eve
             return
         tasks.append(asyncio.create_task(elector.keep()))
     reconciler = Reconciler(api, settings, dry_run=settings.dry_run)
-    await asyncio.to_thread(reconciler.load)
+    await reconciler.relist()
     metrics.LEADING.set(1)
     tasks += [asyncio.create_task(reconciler.work()) for _ in range(settings.workers)]
     tasks.append(asyncio.create_task(_resync(reconciler, settings.resync_seconds)))
@@ -142,9 +142,14 @@ async def _until(work: Awaitable[None], stop: asyncio.Event) -> None:
 
 
 async def _resync(reconciler: Reconciler, period: float) -> None:
-    """Re-examines every pair now and then: a safety net under the watches, never relied on."""
+    """Lists everything again now and then, and re-examines every pair: a safety net under the
+    watches, for what they cannot tell (deletions during a watch's restart)."""
     while True:
         await asyncio.sleep(period)
+        try:
+            await reconciler.relist()
+        except Exception as error:
+            logger.warning("resync failed (%s); the next one will try again", type(error).__name__)
         for pair in reconciler.everything():
             reconciler.queue.add(pair)
 

@@ -97,6 +97,14 @@ class _Outcome:
 
 
 @dataclass(frozen=True)
+class _Lists:
+    namespaces: dict[str, dict[str, str] | None]
+    copies: list[dict[str, Any]]
+    grants: list[dict[str, Any]]
+    usersecrets: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class _StatusWrite:
     plural: str
     ref: Ref
@@ -152,6 +160,8 @@ class Reconciler:
         # that the copy is created as soon as that Secret goes (we get no other event then).
         self.collisions: dict[Ref, OwnerKey] = {}
         self.queue = WorkQueue()
+        #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
+        self.touched: set[tuple[str, Ref]] | None = None
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
 
     # -- the world, from events ---------------------------------------------------------
@@ -165,7 +175,12 @@ class Reconciler:
             if pair is not None:
                 self.queue.add(pair)
 
+    def _touch(self, kind: str, ref: Ref) -> None:
+        if self.touched is not None:
+            self.touched.add((kind, ref))
+
     def set_namespace(self, name: str, labels: Mapping[str, str] | None, deleted: bool) -> None:
+        self._touch("namespace", ("", name))
         user = None if deleted else naming.user_of_namespace(name, labels, self.settings)
         if not deleted and self.world.knows_namespace(name) and self.world.user_of(name) == user:
             return
@@ -180,6 +195,7 @@ class Reconciler:
         """A valueFrom value is left unknown here: the worker reads the source (`_resolve`)."""
         meta = body["metadata"]
         ref: Ref = (meta["namespace"], meta["name"])
+        self._touch("usersecret", ref)
         old = self.secret_meta.get(ref)
         if not deleted and old is not None and self._seen(old, meta):
             old.status = body.get("status") or {}  # our own status write, coming back
@@ -222,22 +238,49 @@ class Reconciler:
         encoded = (source.data or {}).get(selector.key)
         return None if encoded is None else base64.b64decode(encoded)
 
-    def load(self) -> None:
-        """Fills the caches from full lists before any work, so that nothing is deleted
-        because the view of the world was still partial. Runs in a thread."""
-        for ns in self.core.list_namespace().items:
-            self.set_namespace(ns.metadata.name, ns.metadata.labels, deleted=False)
+    def list_all(self) -> _Lists:
+        """Everything the caches hold, from full lists. Runs in a thread."""
         copies = self.core.list_secret_for_all_namespaces(label_selector=naming.MANAGED_SELECTOR)
-        for copy in copies.items:
-            self.set_secret(self.core.api_client.sanitize_for_serialization(copy), False)
-        for grant in self._list("secretgrants"):
+        serialize = self.core.api_client.sanitize_for_serialization
+        return _Lists(
+            namespaces={
+                n.metadata.name: n.metadata.labels for n in self.core.list_namespace().items
+            },
+            copies=[serialize(copy) for copy in copies.items],
+            grants=self._list("secretgrants"),
+            usersecrets=self._list("usersecrets"),
+        )
+
+    async def relist(self) -> None:
+        """Makes the caches equal to full lists: at start, before any work (so nothing is
+        deleted because the view was partial), and periodically, because a watch that restarts
+        from a new list never tells of what was deleted while it was away."""
+        self.touched = set()
+        lists = await asyncio.to_thread(self.list_all)
+        touched, self.touched = self.touched, None
+        for name, labels in lists.namespaces.items():
+            self.set_namespace(name, labels, deleted=False)
+        for copy in lists.copies:
+            self.set_secret(copy, False)
+        for grant in lists.grants:
             self.set_grant(grant, deleted=False)
-        for user_secret in self._list("usersecrets"):
+        for user_secret in lists.usersecrets:
             self.set_usersecret(user_secret, False)
+        # Gone since, unless an event brought it back while we listed.
+        for name in self.world.namespaces() - lists.namespaces.keys() - touched:
+            self.set_namespace(name, None, deleted=True)
+        for kind, cached, listed, forget in (
+            ("secret", self.copies.keys(), lists.copies, self.set_secret),
+            ("grant", self.grant_meta.keys(), lists.grants, self.set_grant),
+            ("usersecret", self.secret_meta.keys(), lists.usersecrets, self.set_usersecret),
+        ):
+            present = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in listed}
+            for namespace, name in set(cached) - present - {r for k, r in touched if k == kind}:
+                forget({"metadata": {"namespace": namespace, "name": name}}, True)
         logger.info(
-            "loaded %d user secrets, %d grants and %d copies",
-            len(list(self.world.all_secrets())),
-            len(list(self.world.all_grants())),
+            "listed %d user secrets, %d grants and %d copies",
+            len(self.secret_meta),
+            len(self.grant_meta),
             len(self.copies),
         )
 
@@ -250,6 +293,7 @@ class Reconciler:
     def set_grant(self, body: Mapping[str, Any], deleted: bool) -> None:
         meta, spec = body["metadata"], body.get("spec") or {}
         ref: Ref = (meta["namespace"], meta["name"])
+        self._touch("grant", ref)
         old = self.grant_meta.get(ref)
         if not deleted and old is not None and self._seen(old, meta):
             old.status = body.get("status") or {}  # our own status write, coming back
@@ -270,16 +314,22 @@ class Reconciler:
         """Any Secret: our copies (to notice drift) and valueFrom sources (to propagate)."""
         meta = body["metadata"]
         ref: Ref = (meta["namespace"], meta["name"])
+        self._touch("secret", ref)
         if not deleted and self.versions.get(ref) == meta["resourceVersion"]:
             return  # our own write, coming back
         labels = meta.get("labels") or {}
-        if labels.get(naming.MANAGED_BY_LABEL) == naming.MANAGED_BY:
-            if deleted:
-                self._forget(ref)
-            else:
-                data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
-                actual = ActualSecret.of(*ref, labels, meta.get("annotations"), data)
-                self._remember(actual, meta["resourceVersion"])
+        managed = labels.get(naming.MANAGED_BY_LABEL) == naming.MANAGED_BY
+        cached = self.copies.get(ref)
+        if cached is not None and (deleted or not managed):  # gone, or no longer ours
+            self._forget(ref)
+            labels = dict(cached.labels)
+        elif managed and not deleted:
+            data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
+            self._remember(
+                ActualSecret.of(*ref, labels, meta.get("annotations"), data),
+                meta["resourceVersion"],
+            )
+        if cached is not None or managed:
             owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
             if owner and key:
                 self.queue.add(OwnerKey(owner, key))
