@@ -446,17 +446,6 @@ def _compute_pair(
         )
 
 
-def desired_state(
-    secrets: Iterable[SecretView],
-    grants: Iterable[GrantView],
-    namespaces: Mapping[str, str | None],
-    cluster: str,
-    for_keys: Collection[OwnerKey] | None = None,
-) -> Desired:
-    """One-shot form of `compute`, for callers that do not keep a World."""
-    return compute(World(secrets, grants, namespaces), cluster, for_keys)
-
-
 # --- What exists, and what to change -----------------------------------------------------------
 
 # Digests are only ever compared within this process; keying them with a per-process secret

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +19,6 @@ from usersecrets.desired import (
     World,
     compute,
     data_digest,
-    desired_state,
     diff,
 )
 from usersecrets.settings import Settings
@@ -45,6 +44,17 @@ def secret(namespace: str, key: str, value: bytes | None = CANARY, created: str 
 
 def grant(namespace: str, secret_name: str, user: str, name: str | None = None) -> GrantView:
     return GrantView(namespace, name or f"{secret_name}-{user}", secret_name, user)
+
+
+def desired_state(
+    secrets: Iterable[SecretView],
+    grants: Iterable[GrantView],
+    namespaces: Mapping[str, str | None],
+    cluster: str,
+    for_keys: Collection[OwnerKey] | None = None,
+) -> Desired:
+    """`compute` on a World built for the occasion."""
+    return compute(World(secrets, grants, namespaces), cluster, for_keys)
 
 
 def run(
