@@ -53,6 +53,12 @@ def quantile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     return {
         "p50_ms": round(statistics.median(samples) * 1000, 2),
@@ -68,6 +74,18 @@ class Bench:
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.pool = ThreadPoolExecutor(8)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each process taking part, this client included."""
+        assert self.operator.process is not None
+        pids = {**self.plane.pids(), "operator": self.operator.process.pid}
+        usage = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        return {**usage, "client": cpu_seconds(os.getpid())}
+
+    def cpu_per_object(self, before: dict[str, float], n: int) -> dict[str, float]:
+        """Milliseconds of CPU per object, by process, since `before`."""
+        after = self.cpu()
+        return {name: round((after[name] - before[name]) * 1000 / n, 2) for name in before}
 
     def namespace(self, user: str) -> str:
         name = f"{user}-{uuid.uuid4().hex[:6]}"
@@ -120,7 +138,9 @@ class Bench:
         finally:
             stream.stop()
 
-    def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait(
+        self, condition: Callable[[], bool], timeout: float, what: str, every: float = 0.01
+    ) -> None:
         started = time.monotonic()
         report = started + 10
         while not condition():
@@ -130,7 +150,7 @@ class Bench:
             if now > report:
                 print(f"  still waiting for {what}", file=sys.stderr, flush=True)
                 report = now + 10
-            time.sleep(0.01)
+            time.sleep(every)
 
     def metric(self, name: str) -> float:
         url = f"http://127.0.0.1:{self.operator.metrics_port}/metrics"
@@ -145,6 +165,7 @@ class Bench:
     def materialization(self, n: int) -> dict[str, Any]:
         """N UserSecrets until every copy exists, against the same N Secrets written directly."""
         direct_ns, user = self.namespace("direct"), f"m{uuid.uuid4().hex[:6]}"
+        cpu = self.cpu()
         started = time.monotonic()
         list(
             self.pool.map(
@@ -155,6 +176,8 @@ class Bench:
             )
         )
         direct = time.monotonic() - started
+        self.converged(60)  # the operator saw those Secrets too: its share is counted here
+        direct_cpu = self.cpu_per_object(cpu, n)
 
         namespace = self.namespace(user)
         created: dict[str, float] = {}
@@ -164,17 +187,22 @@ class Bench:
             created[f"{namespace}/{naming.copy_name(user, f'k{i}')}"] = time.monotonic()
 
         with self.copies_seen(namespace) as seen:
+            cpu = self.cpu()
             started = time.monotonic()
             list(self.pool.map(create, range(n)))
             self.wait(lambda: len(seen) >= n, 300, "every copy")
             operator = time.monotonic() - started
+        self.converged(300)  # statuses included
+        converged = time.monotonic() - started
         latencies = [seen[name] - at for name, at in created.items()]
         return {
             "n": n,
             "direct_per_s": round(n / direct, 1),
             "operator_per_s": round(n / operator, 1),
             "ratio": round(direct / operator, 3),
+            "converged_s": round(converged, 2),
             "create_to_secret": summary(latencies),
+            "cpu_ms_per_secret": {"direct": direct_cpu, "operator": self.cpu_per_object(cpu, n)},
         }
 
     def steady(self, rate: float, seconds: float) -> dict[str, Any]:
@@ -376,6 +404,7 @@ class Bench:
             ),
             timeout,
             "the operator to converge",
+            every=0.2,  # a scrape costs the operator CPU
         )
 
     def memory_and_cold_start(self, sizes: tuple[int, ...]) -> dict[str, Any]:
@@ -410,66 +439,100 @@ def step(name: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {name}...", file=sys.stderr, flush=True)
 
 
-def run(sizes: Sizes) -> dict[str, Any]:
+SCENARIOS = (
+    "materialization",
+    "steady",
+    "propagation",
+    "fanout",
+    "webhook_direct",
+    "pod_admission",
+    "memory",
+)
+
+
+def run(sizes: Sizes, only: frozenset[str] = frozenset(SCENARIOS)) -> dict[str, Any]:
+    """The scenarios in `only`, in their order, against one control plane and operator."""
     with ControlPlane(find_binaries()) as plane:
         operator = OperatorProcess(plane, values=["logLevel=WARNING"]).start()
         try:
             bench = Bench(plane, operator)
-            step("materialization")
-            results: dict[str, Any] = {"materialization": bench.materialization(sizes.secrets)}
-            step("steady rate")
-            results["steady_50_per_s"] = bench.steady(50, 10 if sizes is not SMOKE else 1)
-            step("valueFrom propagation")
-            results["propagation"] = bench.propagation(sizes.pods)
-            step("fan-out")
-            results["fanout"] = bench.fanout(sizes.fanout)
-            user = f"w{uuid.uuid4().hex[:6]}"
-            namespace = bench.namespace(user)
-            with bench.copies_seen(namespace) as seen:
-                bench.create_usersecret(namespace, "k0", b"x")
-                bench.wait(lambda: len(seen) >= 1, 30, "the webhook's secret")
-            step("webhook direct")
-            results["webhook_direct"] = [
-                bench.webhook_direct(sizes.reviews, c, namespace, user) for c in (1, 16)
-            ]
-            step("pod admission")
-            results["pod_admission"] = bench.pod_admission(sizes.pods, namespace)
-            step("memory and cold start")
-            results["memory"] = bench.memory_and_cold_start(sizes.memory)
+            results: dict[str, Any] = {}
+            if "materialization" in only:
+                step("materialization")
+                results["materialization"] = bench.materialization(sizes.secrets)
+            if "steady" in only:
+                step("steady rate")
+                results["steady_50_per_s"] = bench.steady(50, 10 if sizes is not SMOKE else 1)
+            if "propagation" in only:
+                step("valueFrom propagation")
+                results["propagation"] = bench.propagation(sizes.pods)
+            if "fanout" in only:
+                step("fan-out")
+                results["fanout"] = bench.fanout(sizes.fanout)
+            if only & {"webhook_direct", "pod_admission"}:
+                user = f"w{uuid.uuid4().hex[:6]}"
+                namespace = bench.namespace(user)
+                with bench.copies_seen(namespace) as seen:
+                    bench.create_usersecret(namespace, "k0", b"x")
+                    bench.wait(lambda: len(seen) >= 1, 30, "the webhook's secret")
+                if "webhook_direct" in only:
+                    step("webhook direct")
+                    results["webhook_direct"] = [
+                        bench.webhook_direct(sizes.reviews, c, namespace, user) for c in (1, 16)
+                    ]
+                if "pod_admission" in only:
+                    step("pod admission")
+                    results["pod_admission"] = bench.pod_admission(sizes.pods, namespace)
+            if "memory" in only:
+                step("memory and cold start")
+                results["memory"] = bench.memory_and_cold_start(sizes.memory)
         finally:
             operator.stop()
     return results
 
 
 def table(results: dict[str, Any]) -> str:
-    m, f, p = results["materialization"], results["fanout"], results["pod_admission"]
-    s = results["steady_50_per_s"]
-    lines = [
-        "| measurement | result |",
-        "|---|---|",
-        f"| materialization, N={m['n']} | {m['operator_per_s']}/s vs direct writes "
-        f"{m['direct_per_s']}/s: ratio {m['ratio']} |",
-        f"| create-to-Secret (burst) | p50 {m['create_to_secret']['p50_ms']} ms, "
-        f"p99 {m['create_to_secret']['p99_ms']} ms |",
-        f"| create-to-Secret at {s['rate_per_s']}/s | p50 {s['create_to_secret']['p50_ms']} ms, "
-        f"p99 {s['create_to_secret']['p99_ms']} ms |",
-        f"| valueFrom source change to copy ({results['propagation']['updates']} updates) | "
-        f"p50 {results['propagation']['source_to_copy']['p50_ms']} ms, "
-        f"p99 {results['propagation']['source_to_copy']['p99_ms']} ms |",
-        f"| fan-out to {f['users']} users | all copies {f['grant_all_s']} s, "
-        f"update everywhere {f['update_all_s']} s |",
-    ]
-    for w in results["webhook_direct"]:
+    lines = ["| measurement | result |", "|---|---|"]
+    if m := results.get("materialization"):
+        lines += [
+            f"| materialization, N={m['n']} | {m['operator_per_s']}/s vs direct writes "
+            f"{m['direct_per_s']}/s: ratio {m['ratio']} |",
+            f"| create-to-Secret (burst) | p50 {m['create_to_secret']['p50_ms']} ms, "
+            f"p99 {m['create_to_secret']['p99_ms']} ms |",
+            f"| statuses written too, N={m['n']} | {m['converged_s']} s |",
+        ]
+        for way, usage in m["cpu_ms_per_secret"].items():
+            shares = ", ".join(f"{name} {ms}" for name, ms in usage.items())
+            lines.append(
+                f"| CPU ms per secret, {way} | {shares}; total {round(sum(usage.values()), 2)} |"
+            )
+    if s := results.get("steady_50_per_s"):
+        lines.append(
+            f"| create-to-Secret at {s['rate_per_s']}/s | "
+            f"p50 {s['create_to_secret']['p50_ms']} ms, p99 {s['create_to_secret']['p99_ms']} ms |"
+        )
+    if v := results.get("propagation"):
+        lines.append(
+            f"| valueFrom source change to copy ({v['updates']} updates) | "
+            f"p50 {v['source_to_copy']['p50_ms']} ms, p99 {v['source_to_copy']['p99_ms']} ms |"
+        )
+    if f := results.get("fanout"):
+        lines.append(
+            f"| fan-out to {f['users']} users | all copies {f['grant_all_s']} s, "
+            f"update everywhere {f['update_all_s']} s |"
+        )
+    for w in results.get("webhook_direct", []):
         lines.append(
             f"| webhook direct, concurrency {w['concurrency']} | {w['requests_per_s']}/s, "
             f"p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms |"
         )
-    lines.append(
-        f"| pod create, annotated vs not (N={p['n']}) | p50 {p['annotated']['p50_ms']} vs "
-        f"{p['unannotated']['p50_ms']} ms, p99 {p['annotated']['p99_ms']} vs "
-        f"{p['unannotated']['p99_ms']} ms (added p99 {p['added_p99_ms']} ms) |"
-    )
-    for name, value in results["memory"].items():
+    if p := results.get("pod_admission"):
+        lines.append(
+            f"| pod create, annotated vs not (N={p['n']}) | p50 {p['annotated']['p50_ms']} vs "
+            f"{p['unannotated']['p50_ms']} ms, p99 {p['annotated']['p99_ms']} vs "
+            f"{p['unannotated']['p99_ms']} ms (added p99 {p['added_p99_ms']} ms) |"
+        )
+    for name, value in results.get("memory", {}).items():
         lines.append(f"| {name.replace('_', ' ')} | {value} |")
     return "\n".join(lines)
 
@@ -478,8 +541,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks, not numbers")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--only", nargs="+", choices=SCENARIOS, default=SCENARIOS, help="run just these"
+    )
     args = parser.parse_args()
-    results = run(SMOKE if args.smoke else Sizes())
+    results = run(SMOKE if args.smoke else Sizes(), frozenset(args.only))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))

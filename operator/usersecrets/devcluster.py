@@ -215,6 +215,10 @@ class ControlPlane:
         self._processes.append((name, process, log))
         self._args[name] = list(args)
 
+    def pids(self) -> dict[str, int]:
+        """Component name -> pid, for whoever measures what each one costs."""
+        return {name: process.pid for name, process, _ in self._processes}
+
     def restart(self, *names: str, timeout: float = 120.0) -> None:
         """Kills the named processes (SIGKILL: a crash, not a shutdown) and starts them again,
         in their start order, with the same ports, flags and data; then waits for /readyz."""

@@ -110,6 +110,7 @@ async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Eve
     await reconciler.relist()
     metrics.LEADING.set(1)
     tasks += [asyncio.create_task(reconciler.work()) for _ in range(settings.workers)]
+    tasks += [asyncio.create_task(reconciler.report()) for _ in range(settings.status_workers)]
     tasks.append(asyncio.create_task(_resync(reconciler, settings.resync_seconds)))
     kopf_stop = threading.Event()
     watching = asyncio.create_task(
@@ -157,7 +158,7 @@ async def _resync(reconciler: Reconciler, period: float) -> None:
 async def run(settings: Settings) -> None:
     # Workers, admissions' rare lookups and kopf's source reads all block in API calls.
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(settings.workers + 4, thread_name_prefix="api")
+        ThreadPoolExecutor(settings.workers + settings.status_workers + 4, thread_name_prefix="api")
     )
     api = api_client()
     stop = asyncio.Event()

@@ -12,10 +12,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 
 RECONCILE_SECONDS = Histogram(
     "usersecrets_reconcile_duration_seconds",
-    "Time to reconcile one secret (owner, key): compute, apply the difference, write statuses.",
+    "Time to reconcile one secret (owner, key), by kind: its copies (compute, apply the "
+    "difference) or its status (the statuses of its UserSecrets and grants, and their Events).",
+    ["kind"],
 )
 RECONCILE_ERRORS = Counter(
-    "usersecrets_reconcile_errors_total", "Reconciliations that failed and were retried."
+    "usersecrets_reconcile_errors_total",
+    "Reconciliations that failed and were retried, by kind (copies, status).",
+    ["kind"],
 )
 SYNC_SECONDS = Histogram(
     "usersecrets_sync_duration_seconds",

@@ -1,10 +1,12 @@
 """Keeps the materialized Secrets equal to `desired.compute`, one (owner, key) at a time.
 
 Events only mark pairs dirty; workers take a pair, compute its desired copies from the cached
-world, diff them with the cached copies and apply the difference, then write the statuses.
-A pair is never worked on twice at once, a pair dirtied while in work is redone after, and a
-failure is retried with backoff: the usual controller work queue, so missed, repeated or
-reordered events all end in the same state.
+world, diff them with the cached copies and apply the difference. A pair whose copies are in
+sync then goes to a second queue, whose fewer workers write its statuses: a report, so it never
+delays the copies pods wait for (under a burst, copies first, statuses after).
+In both queues a pair is never worked on twice at once, a pair dirtied while in work is redone
+after, and a failure is retried with backoff: the usual controller work queue, so missed,
+repeated or reordered events all end in the same state.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import datetime
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +85,9 @@ class WorkQueue:
             asyncio.get_running_loop().call_later(delay, self.add, pair)
         return None if started is None or not ok else time.monotonic() - started
 
+    def __contains__(self, pair: OwnerKey) -> bool:
+        return pair in self.queued or pair in self.active or pair in self.dirty
+
     def __len__(self) -> int:
         return len(self.queued | self.active | self.dirty)
 
@@ -115,13 +120,19 @@ class _StatusWrite:
 
 
 def _changed(meta: _Meta, new: Mapping[str, Any]) -> Condition | None:
-    """The new Ready condition if an Event should tell of it; decided before writing, since
-    the watch may bring our own write back into `meta` before the write call returns."""
+    """The new Ready condition if an Event should tell of it: a problem, or a change of what
+    the object said before. A secret that simply works from the start is told by its status
+    alone (an Event each would add a third write per secret to every burst).
+
+    Decided before writing, since the watch may bring our own write back into `meta` before
+    the write call returns."""
     before = conditions.find(meta.status.get("conditions"))
     after = conditions.find(new["conditions"])
-    if after is None or (before and (before.status, before.reason) == (after.status, after.reason)):
+    if after is None:
         return None
-    return after
+    if before is None:
+        return None if after.status == "True" else after
+    return None if (before.status, before.reason) == (after.status, after.reason) else after
 
 
 def _version(response: Any) -> str:
@@ -159,10 +170,11 @@ class Reconciler:
         # Copy names taken by a Secret we do not manage -> the pair that wants the name, so
         # that the copy is created as soon as that Secret goes (we get no other event then).
         self.collisions: dict[Ref, OwnerKey] = {}
-        self.queue = WorkQueue()
+        self.queue = WorkQueue()  # pairs whose copies may differ from the desired ones
+        self.reports = WorkQueue()  # pairs whose statuses may differ from what they should say
         #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
         self.touched: set[tuple[str, Ref]] | None = None
-        metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
+        metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue) + len(self.reports))
 
     # -- the world, from events ---------------------------------------------------------
 
@@ -369,33 +381,52 @@ class Reconciler:
     # -- the workers ----------------------------------------------------------------------
 
     async def work(self) -> None:
+        """Brings copies in sync, pair after pair; a pair in sync goes on to `report`."""
         while True:
             pair = await self.queue.get()
-            started = time.monotonic()
-            ok = False
-            try:
-                await self.reconcile(pair)
-                ok = True
-            except ApiException as error:
-                metrics.RECONCILE_ERRORS.inc()
-                logger.warning(
-                    "reconciling %s/%s failed: HTTP %s %s; retrying",
-                    pair.owner,
-                    pair.key,
-                    error.status,
-                    error.reason,
-                )
-            except Exception:
-                metrics.RECONCILE_ERRORS.inc()
-                logger.exception("reconciling %s/%s failed; retrying", pair.owner, pair.key)
-            finally:
-                metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
-                waited = self.queue.done(pair, ok)
-                if waited is not None:
-                    metrics.SYNC_SECONDS.observe(waited)
+            ok = await self._attempt("copies", self.reconcile, pair)
+            waited = self.queue.done(pair, ok)
+            if ok:
+                self.reports.add(pair)
+            if waited is not None:
+                metrics.SYNC_SECONDS.observe(waited)
+
+    async def report(self) -> None:
+        """Writes the statuses (and Events) of pairs whose copies are in sync. A pair back in
+        the copies' queue is skipped: its status will be written once it is in sync again."""
+        while True:
+            pair = await self.reports.get()
+            ok = pair in self.queue or await self._attempt("status", self.write_status, pair)
+            self.reports.done(pair, ok)
+
+    async def _attempt(
+        self, kind: str, step: Callable[[OwnerKey], Awaitable[None]], pair: OwnerKey
+    ) -> bool:
+        """One step for one pair; a failure is logged and counted, and the queue retries it."""
+        started = time.monotonic()
+        try:
+            await step(pair)
+        except ApiException as error:
+            metrics.RECONCILE_ERRORS.labels(kind).inc()
+            logger.warning(
+                "%s of %s/%s failed: HTTP %s %s; retrying",
+                kind,
+                pair.owner,
+                pair.key,
+                error.status,
+                error.reason,
+            )
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels(kind).inc()
+            logger.exception("%s of %s/%s failed; retrying", kind, pair.owner, pair.key)
+        else:
+            return True
+        finally:
+            metrics.RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
+        return False
 
     async def reconcile(self, pair: OwnerKey) -> None:
-        """Compute, diff, apply and report for one (owner, key).
+        """Compute, diff and apply the copies of one (owner, key).
 
         The caches are read and written on the event loop only, where the watch events change
         them; the threads make API calls with what they are handed, and hand back what they did.
@@ -428,7 +459,12 @@ class Reconciler:
                 len(plan.deletes),
                 len(outcome.collisions),
             )
-        writes = self._status_writes(want, sorted(ns for ns, _ in outcome.collisions))
+
+    async def write_status(self, pair: OwnerKey) -> None:
+        """The statuses of the pair's UserSecrets and grants, from the world as it is now."""
+        want = desired.compute(self.world, self.settings.cluster_name, [pair])
+        collisions = sorted(ns for (ns, _), waiting in self.collisions.items() if waiting == pair)
+        writes = self._status_writes(want, collisions)
         if writes and not self.dry_run:
             await asyncio.to_thread(self._write_statuses, writes)
             for write in writes:

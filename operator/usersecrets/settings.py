@@ -47,7 +47,10 @@ class Settings(BaseSettings):
         (), description="More names or IPs for our own certificate (an operator run locally)."
     )
     metrics_port: int = 8080
-    workers: int = Field(8, description="Secrets reconciled in parallel.")
+    workers: int = Field(8, description="Secrets whose copies are reconciled in parallel.")
+    status_workers: int = Field(
+        2, description="Secrets whose statuses are written in parallel (fewer: copies go first)."
+    )
     dry_run: bool = Field(
         False, description="Compute and log every change, write none (server-side dry run)."
     )

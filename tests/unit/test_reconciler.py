@@ -28,7 +28,45 @@ def test_dedup_dirty_and_retry() -> None:
         assert queue.done(B, ok=True) is not None
         assert queue.done(A, ok=False) is None  # failed: comes back after a backoff
         assert len(queue) == 0
+        assert A not in queue
         assert await asyncio.wait_for(queue.get(), timeout=2) == A
+        assert A in queue  # in work
+
+    asyncio.run(scenario())
+
+
+def test_a_status_waits_for_its_copies() -> None:
+    """Copies first: a pair goes to the status queue only once its copies are in sync, and a
+    status is not written while the pair is back in the copies' queue."""
+
+    async def scenario() -> None:
+        reconciler = Reconciler(client.ApiClient(), Settings())
+        applied: list[OwnerKey] = []
+        reported: list[OwnerKey] = []
+
+        async def reconcile(pair: OwnerKey) -> None:
+            applied.append(pair)
+
+        async def write_status(pair: OwnerKey) -> None:
+            reported.append(pair)
+
+        reconciler.reconcile = reconcile  # type: ignore[method-assign]
+        reconciler.write_status = write_status  # type: ignore[method-assign]
+        reconciler.queue.add(A)
+        reconciler.reports.add(B)
+        reconciler.queue.add(B)  # B changed again before its status was written
+        workers = [asyncio.create_task(reconciler.report())]
+        await asyncio.sleep(0.01)
+        assert reported == []  # B is skipped: its copies are not in sync yet
+        workers.append(asyncio.create_task(reconciler.work()))
+        for _ in range(100):
+            if len(reconciler.queue) + len(reconciler.reports) == 0:
+                break
+            await asyncio.sleep(0.01)
+        for worker in workers:
+            worker.cancel()
+        assert applied == [A, B]
+        assert reported == [A, B]
 
     asyncio.run(scenario())
 
