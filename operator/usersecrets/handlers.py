@@ -1,5 +1,8 @@
 """kopf's part: every watch event becomes a cache update and dirty pairs; nothing more.
 
+kopf follows UserSecrets, SecretGrants and Namespaces; Secrets are followed by `watching`,
+which can ask for our copies only, and for metadata only.
+
 Only `on.event` handlers, on purpose: kopf then stores nothing on our objects, so no finalizer
 can get stuck and no last-handled-configuration annotation ever holds `spec.value`. Deletions
 need no finalizer either: the desired state no longer has the copies, so they go.
@@ -12,17 +15,14 @@ reconciler's loop, in order, with call_soon_threadsafe.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import kopf
 
-from usersecrets import GROUP, VERSION, metrics
+from usersecrets import GROUP, VERSION, metrics, watching
 from usersecrets.reconciler import Reconciler
 
-logger = logging.getLogger(__name__)
 registry = kopf.OperatorRegistry()
 
 
@@ -36,42 +36,24 @@ def _deleted(event_type: str | None) -> bool:
     return event_type == "DELETED"
 
 
-def _hand_over(memo: kopf.Memo, update: Callable[..., None], *args: Any) -> None:
-    """A closure, not `call_soon_threadsafe(update, *args)`: asyncio would log the arguments
-    (a body holding a value) of a callback that raises."""
-
-    def apply() -> None:
-        try:
-            update(*args)
-        except Exception as error:
-            logger.error("a watch event could not be recorded: %s", type(error).__name__)
-
-    memo["loop"].call_soon_threadsafe(apply)
-
-
 @kopf.on.event(GROUP, VERSION, "usersecrets", registry=registry)
 async def usersecret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     metrics.WATCH_EVENTS.labels("usersecret").inc()
-    _hand_over(memo, memo["reconciler"].set_usersecret, body, _deleted(type))
+    watching.hand_over(memo["loop"], memo["reconciler"].set_usersecret, body, _deleted(type))
 
 
 @kopf.on.event(GROUP, VERSION, "secretgrants", registry=registry)
 async def secretgrant(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     metrics.WATCH_EVENTS.labels("secretgrant").inc()
-    _hand_over(memo, memo["reconciler"].set_grant, body, _deleted(type))
+    watching.hand_over(memo["loop"], memo["reconciler"].set_grant, body, _deleted(type))
 
 
 @kopf.on.event("", "v1", "namespaces", registry=registry)
 async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     metrics.WATCH_EVENTS.labels("namespace").inc()
     labels = dict(body.metadata.labels)
-    _hand_over(memo, memo["reconciler"].set_namespace, body.metadata.name, labels, _deleted(type))
-
-
-@kopf.on.event("", "v1", "secrets", registry=registry)
-async def secret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    metrics.WATCH_EVENTS.labels("secret").inc()
-    _hand_over(memo, memo["reconciler"].set_secret, body, _deleted(type))
+    update = memo["reconciler"].set_namespace
+    watching.hand_over(memo["loop"], update, body.metadata.name, labels, _deleted(type))
 
 
 def run(reconciler: Reconciler, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:

@@ -10,34 +10,26 @@ only lets the pod mount Secrets of its own namespace.
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
+from kubernetes import client
 
-from usersecrets import admission, metrics, naming
+from usersecrets import admission, metrics, naming, watching
 from usersecrets.references import SecretRef
 from usersecrets.settings import Settings
-
-logger = logging.getLogger(__name__)
-
-METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 T = TypeVar("T")
 
 
 class MetadataCache(Generic[T]):
     """namespace -> name -> what `project` keeps of an object's labels, for one kind, current
-    through a list+watch in a thread. Cluster-scoped objects sit under the namespace "".
+    through a metadata-only list+watch in a thread. Cluster-scoped objects sit under "".
 
-    Only metadata crosses the wire, and only the projection stays in memory. Readers on other
-    threads copy a namespace's dict before iterating it (a single, atomic C call).
+    Only the projection stays in memory. Readers on other threads copy a namespace's dict
+    before iterating it (a single, atomic C call).
     """
 
     def __init__(
@@ -50,59 +42,32 @@ class MetadataCache(Generic[T]):
         self.objects: dict[str, dict[str, T]] = {}
         self.synced = threading.Event()
 
-    def _relist(self) -> str:
-        response = self.list_call(
-            label_selector=self.label_selector,
-            _headers={"Accept": METADATA_LIST},
-            _preload_content=False,  # the client's models are not PartialObjectMetadata
-        )
-        listing = json.loads(response.data)
+    def load(self, items: list[dict[str, Any]]) -> None:
         objects: dict[str, dict[str, T]] = {}
-        for item in listing.get("items") or []:  # an empty list is null (a nil slice in Go)
+        for item in items:
             meta = item["metadata"]
             kept = self.project(meta["name"], meta.get("labels", {}))
             objects.setdefault(meta.get("namespace", ""), {})[meta["name"]] = kept
         self.objects = objects
         self.synced.set()
-        return str(listing["metadata"]["resourceVersion"])
 
-    def _apply(self, kind: str, meta: dict[str, Any]) -> None:
+    def apply(self, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
         names = self.objects.setdefault(meta.get("namespace", ""), {})
         if kind == "DELETED":
             names.pop(meta["name"], None)
         else:
             names[meta["name"]] = self.project(meta["name"], meta.get("labels", {}))
 
-    def run(self, stop: threading.Event) -> None:
-        version: str | None = None
-        while not stop.is_set():
-            try:
-                version = version or self._relist()
-                for event in watch.Watch(return_type="object").stream(
-                    self.list_call,
-                    label_selector=self.label_selector,
-                    resource_version=version,
-                    timeout_seconds=60,
-                    _headers={"Accept": METADATA},
-                ):
-                    if event["type"] == "ERROR":  # e.g. 410 Gone: our version is too old
-                        raise ApiException(status=event["object"].get("code"))
-                    meta = event["object"]["metadata"]
-                    version = meta["resourceVersion"]
-                    self._apply(event["type"], meta)
-            except ApiException as error:
-                version = None  # 410 Gone and friends: start again from a fresh list
-                logger.info("watch restarts from a new list after HTTP %s", error.status)
-                stop.wait(1)
-            except Exception as error:  # the apiserver may restart under us
-                version = None
-                logger.warning("watch failed (%s); retrying", type(error).__name__)
-                stop.wait(1)
-
     def start(self, name: str) -> threading.Event:
-        stop = threading.Event()
-        threading.Thread(target=self.run, args=(stop,), name=name, daemon=True).start()
-        return stop
+        return watching.start(
+            name,
+            self.list_call,
+            listed=self.load,
+            changed=self.apply,
+            label_selector=self.label_selector,
+            metadata_only=True,
+        )
 
 
 class Lookups:

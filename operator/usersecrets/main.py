@@ -107,7 +107,8 @@ async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Eve
             return
         tasks.append(asyncio.create_task(elector.keep()))
     reconciler = Reconciler(api, settings, dry_run=settings.dry_run)
-    await reconciler.relist()
+    version = await reconciler.relist()
+    secret_watches = reconciler.follow_secrets(asyncio.get_running_loop(), version)
     metrics.LEADING.set(1)
     tasks += [asyncio.create_task(reconciler.work()) for _ in range(settings.workers)]
     tasks += [asyncio.create_task(reconciler.report()) for _ in range(settings.status_workers)]
@@ -127,6 +128,8 @@ async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Eve
                 raise RuntimeError(f"{task.get_name()} ended; the reconciler cannot go on")
     finally:
         kopf_stop.set()
+        for watch in secret_watches:
+            watch.set()
         for task in [*tasks, stopped]:
             task.cancel()
         await asyncio.gather(*tasks, watching, stopped, return_exceptions=True)

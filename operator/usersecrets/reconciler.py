@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,17 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from usersecrets import API_VERSION, GROUP, VERSION, conditions, desired, metrics, naming, status
+from usersecrets import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    conditions,
+    desired,
+    metrics,
+    naming,
+    status,
+    watching,
+)
 from usersecrets.desired import ActualSecret, DesiredCopy, OwnerKey, SecretView, World
 from usersecrets.resources import Condition, SecretKeySelector, UserSecretSpec
 from usersecrets.settings import Settings
@@ -107,6 +118,8 @@ class _Lists:
     copies: list[dict[str, Any]]
     grants: list[dict[str, Any]]
     usersecrets: list[dict[str, Any]]
+    #: Where the Secret watches start: the copies' list version.
+    secrets_version: str
 
 
 @dataclass(frozen=True)
@@ -252,28 +265,32 @@ class Reconciler:
 
     def list_all(self) -> _Lists:
         """Everything the caches hold, from full lists. Runs in a thread."""
-        copies = self.core.list_secret_for_all_namespaces(label_selector=naming.MANAGED_SELECTOR)
-        serialize = self.core.api_client.sanitize_for_serialization
+        copies, version = watching.list_objects(
+            self.core.list_secret_for_all_namespaces, naming.MANAGED_SELECTOR
+        )
         return _Lists(
             namespaces={
                 n.metadata.name: n.metadata.labels for n in self.core.list_namespace().items
             },
-            copies=[serialize(copy) for copy in copies.items],
+            copies=copies,
             grants=self._list("secretgrants"),
             usersecrets=self._list("usersecrets"),
+            secrets_version=version,
         )
 
-    async def relist(self) -> None:
+    async def relist(self) -> str:
         """Makes the caches equal to full lists: at start, before any work (so nothing is
         deleted because the view was partial), and periodically, because a watch that restarts
-        from a new list never tells of what was deleted while it was away."""
+        from a new list never tells of what was deleted while it was away.
+
+        Returns the version the Secret watches may start from."""
         self.touched = set()
         lists = await asyncio.to_thread(self.list_all)
         touched, self.touched = self.touched, None
         for name, labels in lists.namespaces.items():
             self.set_namespace(name, labels, deleted=False)
         for copy in lists.copies:
-            self.set_secret(copy, False)
+            self.set_copy(copy, False)
         for grant in lists.grants:
             self.set_grant(grant, deleted=False)
         for user_secret in lists.usersecrets:
@@ -282,7 +299,7 @@ class Reconciler:
         for name in self.world.namespaces() - lists.namespaces.keys() - touched:
             self.set_namespace(name, None, deleted=True)
         for kind, cached, listed, forget in (
-            ("secret", self.copies.keys(), lists.copies, self.set_secret),
+            ("secret", self.copies.keys(), lists.copies, self.set_copy),
             ("grant", self.grant_meta.keys(), lists.grants, self.set_grant),
             ("usersecret", self.secret_meta.keys(), lists.usersecrets, self.set_usersecret),
         ):
@@ -295,6 +312,49 @@ class Reconciler:
             len(self.grant_meta),
             len(self.copies),
         )
+        return lists.secrets_version
+
+    def follow_secrets(
+        self, loop: asyncio.AbstractEventLoop, version: str
+    ) -> list[threading.Event]:
+        """Our copies in full (label-selected), and every Secret's metadata for valueFrom
+        sources and names held by others; from `version` on. Set the Events to stop."""
+
+        def copy_changed(kind: str, body: dict[str, Any]) -> None:
+            metrics.WATCH_EVENTS.labels("copy").inc()
+            watching.hand_over(loop, self.set_copy, body, kind == "DELETED")
+
+        def copies_listed(items: list[dict[str, Any]]) -> None:
+            for item in items:
+                copy_changed("ADDED", item)
+
+        def secret_changed(_: str, obj: dict[str, Any]) -> None:
+            metrics.WATCH_EVENTS.labels("secret").inc()
+            watching.hand_over(loop, self.secret_changed, obj["metadata"])
+
+        def secrets_listed(_: list[dict[str, Any]]) -> None:
+            # Sources may have changed while the watch was away: read them all again.
+            watching.hand_over(loop, self._mark_readers, list(self.sources))
+
+        listing = self.core.list_secret_for_all_namespaces
+        return [
+            watching.start(
+                "copies",
+                listing,
+                listed=copies_listed,
+                changed=copy_changed,
+                label_selector=naming.MANAGED_SELECTOR,
+                version=version,
+            ),
+            watching.start(
+                "secrets",
+                listing,
+                listed=secrets_listed,
+                changed=secret_changed,
+                metadata_only=True,
+                version=version,
+            ),
+        ]
 
     def _list(self, plural: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.custom.list_cluster_custom_object(
@@ -322,32 +382,40 @@ class Reconciler:
         self.world.put_grant(grant)
         self._mark([self.pair_of(ref[0], grant.secret_name)])
 
-    def set_secret(self, body: Mapping[str, Any], deleted: bool) -> None:
-        """Any Secret: our copies (to notice drift) and valueFrom sources (to propagate)."""
+    def set_copy(self, body: Mapping[str, Any], deleted: bool) -> None:
+        """One of our copies, to notice drift. A copy that loses our label is DELETED for a
+        label-selected watch, and forgotten: if the name is still wanted, creating it will
+        find it held by someone else."""
         meta = body["metadata"]
         ref: Ref = (meta["namespace"], meta["name"])
         self._touch("secret", ref)
         if not deleted and self.versions.get(ref) == meta["resourceVersion"]:
             return  # our own write, coming back
         labels = meta.get("labels") or {}
-        managed = labels.get(naming.MANAGED_BY_LABEL) == naming.MANAGED_BY
-        cached = self.copies.get(ref)
-        if cached is not None and (deleted or not managed):  # gone, or no longer ours
-            self._forget(ref)
+        if (cached := self.copies.get(ref)) is not None:
             labels = dict(cached.labels)
-        elif managed and not deleted:
+        if deleted:
+            self._forget(ref)
+        else:
             data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
             self._remember(
-                ActualSecret.of(*ref, labels, meta.get("annotations"), data),
+                ActualSecret.of(*ref, meta.get("labels"), meta.get("annotations"), data),
                 meta["resourceVersion"],
             )
-        if cached is not None or managed:
-            owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
-            if owner and key:
-                self.queue.add(OwnerKey(owner, key))
+        owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
+        if owner and key:
+            self.queue.add(OwnerKey(owner, key))
+
+    def secret_changed(self, meta: Mapping[str, Any]) -> None:
+        """Any Secret changed (metadata only): a valueFrom source, or a Secret of someone
+        else's holding a copy's name, whose deletion lets the copy be created at last."""
+        ref: Ref = (meta["namespace"], meta["name"])
         if (waiting := self.collisions.get(ref)) is not None:
             self.queue.add(waiting)
-        self._mark(self.pair_of(*reader) for reader in self.sources.get(ref, ()))
+        self._mark_readers([ref])
+
+    def _mark_readers(self, sources: Iterable[Ref]) -> None:
+        self._mark(self.pair_of(*reader) for ref in sources for reader in self.sources.get(ref, ()))
 
     def _remember(self, copy: ActualSecret, version: str) -> None:
         ref = (copy.namespace, copy.name)

@@ -6,7 +6,7 @@ import json
 from types import SimpleNamespace
 from typing import Any, cast
 
-from usersecrets import naming
+from usersecrets import naming, watching
 from usersecrets.lookups import Lookups, MetadataCache
 from usersecrets.references import SecretRef
 from usersecrets.settings import Settings
@@ -35,19 +35,25 @@ def labels_of(_: str, labels: Any) -> dict[str, str]:
     return dict(labels)
 
 
-def test_relist_then_events() -> None:
+def load(cache: MetadataCache[Any]) -> str:
+    items, version = watching.list_objects(cache.list_call, cache.label_selector, True)
+    cache.load(items)
+    return version
+
+
+def test_list_then_events() -> None:
     cache = MetadataCache(listing(meta("a", "ns", x="1")), labels_of)
-    assert cache._relist() == "7"
+    assert load(cache) == "7"
     assert cache.synced.is_set()
     assert cache.objects == {"ns": {"a": {"x": "1"}}}
-    cache._apply("ADDED", meta("b", "ns"))
-    cache._apply("DELETED", meta("a", "ns"))
+    cache.apply("ADDED", {"metadata": meta("b", "ns")})
+    cache.apply("DELETED", {"metadata": meta("a", "ns")})
     assert cache.objects == {"ns": {"b": {}}}
 
 
 def test_an_empty_list_is_null_in_go() -> None:
     cache = MetadataCache(listing(), labels_of)
-    cache._relist()
+    load(cache)
     assert cache.objects == {}
 
 
@@ -56,8 +62,8 @@ def lookups(namespaces: list[dict[str, Any]], copies: list[dict[str, Any]]) -> L
         list_namespace=listing(*namespaces), list_secret_for_all_namespaces=listing(*copies)
     )
     found = Lookups(cast(Any, core), Settings())
-    found.namespaces._relist()
-    found.copies._relist()
+    load(found.namespaces)
+    load(found.copies)
     return found
 
 

@@ -96,12 +96,13 @@ def test_a_relist_forgets_what_was_deleted_unseen_but_not_what_came_back() -> No
                 copies=[],
                 grants=[_grant("alice", "kept", "db", "carol")],
                 usersecrets=[],
+                secrets_version="7",
             )
 
         reconciler.list_all = list_all  # type: ignore[method-assign]
         while len(reconciler.queue):  # as if the workers had done everything so far
             reconciler.queue.done(await reconciler.queue.get(), ok=True)
-        await reconciler.relist()
+        assert await reconciler.relist() == "7"
         assert set(reconciler.grant_meta) == {("alice", "kept"), ("alice", "late")}
         assert reconciler.world.namespaces() == {"alice"}  # bob's namespace went unseen too
         assert OwnerKey("alice", "db") in reconciler.queue.queued

@@ -1,0 +1,119 @@
+"""List+watch loops in threads, for the Secrets and the webhook's caches (kopf has the rest).
+
+kopf follows UserSecrets, SecretGrants and Namespaces. It cannot ask the apiserver to filter
+by label nor to send metadata only, so following Secrets with it would mean receiving,
+processing and remembering every Secret of the cluster, data included. Here the reconciler
+gets its own copies in full (a label selector) and every other Secret as metadata only, and
+the webhook's caches get metadata only. Objects are plain dicts: one JSON parse, no models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+logger = logging.getLogger(__name__)
+
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+#: The apiserver ends each watch after this; a connection silent for WATCH_SECONDS + 30 s is
+#: dead, not quiet, and is reopened.
+WATCH_SECONDS = 60
+
+Listed = Callable[[list[dict[str, Any]]], None]
+Changed = Callable[[str, dict[str, Any]], None]
+
+
+def list_objects(
+    list_call: Callable[..., Any], label_selector: str | None = None, metadata_only: bool = False
+) -> tuple[list[dict[str, Any]], str]:
+    """The objects (plain dicts) and the resourceVersion to watch from."""
+    response = list_call(
+        label_selector=label_selector,
+        _headers={"Accept": METADATA_LIST} if metadata_only else {},
+        _preload_content=False,
+    )
+    listing = json.loads(response.data)
+    # An empty list is null (a nil slice in Go).
+    return listing.get("items") or [], str(listing["metadata"]["resourceVersion"])
+
+
+def follow(
+    list_call: Callable[..., Any],
+    stop: threading.Event,
+    *,
+    listed: Listed,
+    changed: Changed,
+    label_selector: str | None = None,
+    metadata_only: bool = False,
+    version: str | None = None,
+) -> None:
+    """Every event after `version` (after a fresh list handed to `listed` if None) until
+    `stop`. A list follows 410 Gone or any failure, since events were missed meanwhile."""
+    while not stop.is_set():
+        try:
+            if version is None:
+                items, version = list_objects(list_call, label_selector, metadata_only)
+                listed(items)
+            response = list_call(
+                label_selector=label_selector,
+                resource_version=version,
+                watch=True,
+                timeout_seconds=WATCH_SECONDS,
+                _headers={"Accept": METADATA} if metadata_only else {},
+                _preload_content=False,
+                _request_timeout=(10, WATCH_SECONDS + 30),
+            )
+            try:
+                for line in iter_resp_lines(response):
+                    if stop.is_set():
+                        return
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":  # e.g. 410 Gone: our version is too old
+                        raise ApiException(status=event["object"].get("code"))
+                    version = event["object"]["metadata"]["resourceVersion"]
+                    if event["type"] != "BOOKMARK":
+                        changed(event["type"], event["object"])
+            finally:
+                response.release_conn()
+        except ApiException as error:
+            version = None
+            logger.info("watch restarts from a new list after HTTP %s", error.status)
+            stop.wait(1)
+        except Exception as error:  # the apiserver may restart under us
+            version = None
+            logger.warning("watch failed (%s); retrying", type(error).__name__)
+            stop.wait(1)
+
+
+def start(name: str, list_call: Callable[..., Any], **kwargs: Any) -> threading.Event:
+    """`follow` in a daemon thread; set the returned Event to stop it."""
+    stop = threading.Event()
+    threading.Thread(
+        target=follow, args=(list_call, stop), kwargs=kwargs, name=name, daemon=True
+    ).start()
+    return stop
+
+
+def hand_over(loop: asyncio.AbstractEventLoop, update: Callable[..., None], *args: Any) -> None:
+    """Runs `update(*args)` on `loop`, the only thread that touches the reconciler's caches.
+
+    A closure, not `call_soon_threadsafe(update, *args)`: asyncio would log the arguments (a
+    body holding a value) of a callback that raises."""
+
+    def apply() -> None:
+        try:
+            update(*args)
+        except Exception as error:
+            logger.error("a watch event could not be recorded: %s", type(error).__name__)
+
+    loop.call_soon_threadsafe(apply)

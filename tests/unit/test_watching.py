@@ -1,0 +1,107 @@
+"""List+watch loops: events in order, bookmarks skipped, a new list after 410 Gone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from usersecrets import watching
+
+
+class Stream:
+    """A watch response as urllib3 gives it: chunks that split lines anywhere."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(e) + "\n\n" for e in events).encode()
+        self.chunks = [text[i : i + 7] for i in range(0, len(text), 7)]
+        self.released = False
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield from self.chunks
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
+def obj(name: str, version: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": version}}
+
+
+class FakeApi:
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.lists: list[dict[str, Any]] = []
+        self.watches: list[dict[str, Any]] = []
+        self.streams: list[Stream] = []
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if not kwargs.get("watch"):
+            self.lists.append(kwargs)
+            version = str(10 * len(self.lists))
+            body = {"metadata": {"resourceVersion": version}, "items": [obj("a", version)]}
+            return type("Response", (), {"data": json.dumps(body).encode()})()
+        self.watches.append(kwargs)
+        if len(self.watches) == 1:
+            events = [
+                {"type": "ADDED", "object": obj("b", "11")},
+                {"type": "BOOKMARK", "object": obj("", "12")},
+                {"type": "MODIFIED", "object": obj("b", "13")},
+                {"type": "ERROR", "object": {"kind": "Status", "code": 410}},
+            ]
+        else:
+            self.stop.set()  # after this answer
+            events = [{"type": "DELETED", "object": obj("b", "21")}]
+        self.streams.append(Stream(events))
+        return self.streams[-1]
+
+
+def test_events_in_order_then_a_new_list_after_gone() -> None:
+    stop = threading.Event()
+    api = FakeApi(stop)
+    listed: list[list[str]] = []
+    changed: list[tuple[str, str]] = []
+    watching.follow(
+        api,
+        stop,
+        listed=lambda items: listed.append([i["metadata"]["name"] for i in items]),
+        changed=lambda kind, o: changed.append((kind, o["metadata"]["resourceVersion"])),
+        label_selector="x=y",
+        metadata_only=True,
+    )
+    assert listed == [["a"], ["a"]]
+    assert changed == [("ADDED", "11"), ("MODIFIED", "13")]  # DELETED came after stop
+    assert [w["resource_version"] for w in api.watches] == ["10", "20"]
+    assert all(w["label_selector"] == "x=y" for w in api.lists + api.watches)
+    assert api.lists[0]["_headers"] == {"Accept": watching.METADATA_LIST}
+    assert api.watches[0]["_headers"] == {"Accept": watching.METADATA}
+    assert all(s.released for s in api.streams)
+
+
+def test_a_given_version_skips_the_first_list() -> None:
+    stop = threading.Event()
+    api = FakeApi(stop)
+    api.watches.append({})  # go straight to the last answer
+    watching.follow(api, stop, listed=lambda _: None, changed=lambda *_: None, version="5")
+    assert api.lists == []
+    assert api.watches[1]["resource_version"] == "5"
+    assert api.watches[1]["_headers"] == {}
+
+
+def test_a_failing_update_logs_its_type_only(caplog: pytest.LogCaptureFixture) -> None:
+    def update(body: dict[str, str]) -> None:
+        raise ValueError(body["value"])
+
+    async def scenario() -> None:
+        watching.hand_over(asyncio.get_running_loop(), update, {"value": "canary-0451"})
+        await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(scenario())
+    assert "ValueError" in caplog.text
+    assert "canary-0451" not in caplog.text
