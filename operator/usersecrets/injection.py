@@ -89,12 +89,12 @@ def _append(
     patch: JsonPatch, owner: dict[str, Any], field: str, pointer: str, items: list[Any]
 ) -> None:
     """Append to owner[field], creating it when absent; the pod gets copies so that changing
-    the returned pod never changes the patch."""
+    the returned pod never changes the patch, and new lists so that the input pod is kept."""
     if not items:
         return
     if isinstance(owner.get(field), list):
         patch.extend({"op": "add", "path": f"{pointer}/-", "value": item} for item in items)
-        owner[field].extend(copy.deepcopy(items))
+        owner[field] = [*owner[field], *copy.deepcopy(items)]
     else:
         patch.append({"op": "add", "path": pointer, "value": items})
         owner[field] = copy.deepcopy(items)
@@ -110,7 +110,7 @@ def _prepend(
         patch.extend(
             {"op": "add", "path": f"{pointer}/{i}", "value": item} for i, item in enumerate(items)
         )
-        owner[field][:0] = copy.deepcopy(items)
+        owner[field] = [*copy.deepcopy(items), *owner[field]]
     else:
         patch.append({"op": "add", "path": pointer, "value": items})
         owner[field] = copy.deepcopy(items)
@@ -122,17 +122,20 @@ def inject(pod: Mapping[str, Any], references: References) -> Injection:
     The pod may be any JSON value shaped like a pod: fields of the wrong type count as absent
     (and are replaced if we need them), so garbage never makes this raise.
     """
-    result: dict[str, Any] = copy.deepcopy(dict(pod))
-    spec = result.get("spec")
-    if not isinstance(spec, dict):
+    # Copies of only what may change (spec, containers): a pod is copied on every admission.
+    result: dict[str, Any] = dict(pod)
+    if not isinstance(result.get("spec"), dict):
         return Injection(result, [], ())
+    spec: dict[str, Any] = dict(result["spec"])
+    result["spec"] = spec
     errors: list[str] = []
-    targets: list[tuple[str, dict[str, Any]]] = [
-        (f"/spec/{field}/{i}", container)
-        for field in CONTAINER_FIELDS
-        for i, container in enumerate(_list(spec.get(field)))
-        if isinstance(container, dict)
-    ]
+    targets: list[tuple[str, dict[str, Any]]] = []
+    for field in CONTAINER_FIELDS:
+        if isinstance(spec.get(field), list):
+            spec[field] = [dict(c) if isinstance(c, dict) else c for c in spec[field]]
+            targets += [
+                (f"/spec/{field}/{i}", c) for i, c in enumerate(spec[field]) if isinstance(c, dict)
+            ]
     if references.containers is not None:
         known = [_name(c) for _, c in targets]
         has = ", ".join(f"'{n}'" for n in known if n is not None) or "none"

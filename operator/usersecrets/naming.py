@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ def _slug(user: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", user.lower()).strip("-") or "user"
 
 
+@functools.lru_cache(maxsize=4096)  # the webhook names the copies of every pod's references
 def copy_name(owner: str, key: str) -> str:
     """Secret name of (owner, key) in any namespace.
 
