@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets as _random
+import sys
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -463,6 +464,12 @@ def data_digest(data: Mapping[str, bytes]) -> str:
     return mac.hexdigest()
 
 
+def _interned(strings: Mapping[str, str] | None) -> dict[str, str]:
+    """Label and annotation names, users and reasons repeat across thousands of copies: one
+    string object each, rather than one per copy from every parsed watch event."""
+    return {sys.intern(k): sys.intern(v) for k, v in (strings or {}).items()}
+
+
 @dataclass(frozen=True, slots=True)
 class ActualSecret:
     """An existing Secret, as the reconciler's cache keeps it (a digest, not the data)."""
@@ -486,9 +493,8 @@ class ActualSecret:
         annotations: Mapping[str, str] | None,
         data: Mapping[str, bytes] | None,
     ) -> ActualSecret:
-        return cls(
-            namespace, name, dict(labels or {}), dict(annotations or {}), data_digest(data or {})
-        )
+        digest = data_digest(data or {})
+        return cls(namespace, name, _interned(labels), _interned(annotations), digest)
 
     @classmethod
     def of_copy(cls, copy: DesiredCopy) -> ActualSecret:

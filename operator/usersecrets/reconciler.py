@@ -48,12 +48,33 @@ Ref = tuple[str, str]  # (namespace, name)
 
 @dataclass
 class _Meta:
-    """What status writes need of a custom object: its generation and current status."""
+    """What status writes need of a custom object: its generation and current status.
+
+    The status is kept as compact JSON: parsed, ten thousand of them are ~15 MB of small
+    objects, and they are only read when a status is written."""
 
     uid: str
     generation: int | None
-    status: Mapping[str, Any]
+    status_json: str
     value_from: SecretKeySelector | None = None
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], value_from: SecretKeySelector | None = None) -> _Meta:
+        meta = body["metadata"]
+        return cls(meta["uid"], meta.get("generation"), _compact(body.get("status")), value_from)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = json.loads(self.status_json)
+        return status
+
+    @status.setter
+    def status(self, value: Mapping[str, Any] | None) -> None:
+        self.status_json = _compact(value)
+
+
+def _compact(status: Mapping[str, Any] | None) -> str:
+    return json.dumps(status or {}, separators=(",", ":"))
 
 
 @dataclass
@@ -223,7 +244,7 @@ class Reconciler:
         self._touch("usersecret", ref)
         old = self.secret_meta.get(ref)
         if not deleted and old is not None and self._seen(old, meta):
-            old.status = body.get("status") or {}  # our own status write, coming back
+            old.status = body.get("status")  # our own status write, coming back
             return
         if old and old.value_from:
             self.sources.get((ref[0], old.value_from.name), set()).discard(ref)
@@ -234,9 +255,7 @@ class Reconciler:
             return
         spec = UserSecretSpec.model_validate(body.get("spec") or {})
         selector = spec.value_from.secret_key_ref if spec.value_from else None
-        self.secret_meta[ref] = _Meta(
-            meta["uid"], meta.get("generation"), body.get("status") or {}, selector
-        )
+        self.secret_meta[ref] = _Meta.of(body, selector)
         value = spec.decoded_value()
         if selector is not None:
             self.sources.setdefault((ref[0], selector.name), set()).add(ref)
@@ -368,7 +387,7 @@ class Reconciler:
         self._touch("grant", ref)
         old = self.grant_meta.get(ref)
         if not deleted and old is not None and self._seen(old, meta):
-            old.status = body.get("status") or {}  # our own status write, coming back
+            old.status = body.get("status")  # our own status write, coming back
             return
         before = self.world.grant(*ref)
         if before is not None:
@@ -377,7 +396,7 @@ class Reconciler:
             self.world.remove_grant(*ref)
             self.grant_meta.pop(ref, None)
             return
-        self.grant_meta[ref] = _Meta(meta["uid"], meta.get("generation"), body.get("status") or {})
+        self.grant_meta[ref] = _Meta.of(body)
         grant = desired.GrantView(ref[0], ref[1], spec["secretName"], spec["user"])
         self.world.put_grant(grant)
         self._mark([self.pair_of(ref[0], grant.secret_name)])
