@@ -32,6 +32,12 @@ class OwnerKey(NamedTuple):
     key: str
 
 
+#: The owner of the pair that gathers the UserSecrets and grants of a key in namespaces with
+#: no user (system ones, unlabelled ones without the fallback): they get a status saying so,
+#: never copies. No user is named "" (a grant's user has at least one character).
+NO_OWNER = ""
+
+
 @dataclass(frozen=True, slots=True)
 class SecretView:
     """What the computation needs of one UserSecret.
@@ -211,16 +217,16 @@ class World:
         """Record a namespace's user (None: system or unowned), as naming.user_of_namespace says."""
         self.remove_namespace(name)
         self._users[name] = user
-        if user is not None:
-            self._namespaces_of[user].add(name)
+        self._namespaces_of[user or NO_OWNER].add(name)
 
     def remove_namespace(self, name: str) -> None:
-        user = self._users.pop(name, None)
-        if user is not None:
-            members = self._namespaces_of[user]
-            members.discard(name)
-            if not members:
-                del self._namespaces_of[user]
+        if name not in self._users:
+            return
+        owner = self._users.pop(name) or NO_OWNER
+        members = self._namespaces_of[owner]
+        members.discard(name)
+        if not members:
+            del self._namespaces_of[owner]
 
     # Queries.
 
@@ -248,9 +254,12 @@ class World:
     def all_grants(self) -> Iterable[GrantView]:
         return self._grants.values()
 
-    def owner_key_of(self, secret: SecretView) -> OwnerKey | None:
-        owner = self.user_of(secret.namespace)
-        return None if owner is None else OwnerKey(owner, secret.key)
+    def pair_of(self, namespace: str, key: str) -> OwnerKey | None:
+        """The pair `key` belongs to in `namespace`: its user's, NO_OWNER's if it has none, or
+        None while the namespace is unknown (its event will mark the pair)."""
+        if namespace not in self._users:
+            return None
+        return OwnerKey(self._users[namespace] or NO_OWNER, key)
 
     def keys_visible_to(self, user: str) -> set[OwnerKey]:
         """(owner, key) pairs whose copies the user's namespaces hold or may hold."""
@@ -271,10 +280,12 @@ class World:
         user's view both change (and their own secrets change owner).
         """
         out: set[OwnerKey] = set()
-        for user in {self.user_of(name), new_user}:
-            if user is not None:
-                out |= self.keys_visible_to(user)
-                out.update(OwnerKey(user, key) for key in self._keys_in(name))
+        users = {new_user or NO_OWNER}
+        if self.knows_namespace(name):
+            users.add(self.user_of(name) or NO_OWNER)
+        for user in users:
+            out |= self.keys_visible_to(user)
+            out.update(OwnerKey(user, key) for key in self._keys_in(name))
         return out
 
     def _keys_in(self, namespace: str) -> Collection[str]:
@@ -283,7 +294,7 @@ class World:
     def _candidates(self, owner_key: OwnerKey) -> list[SecretView]:
         """The UserSecrets named `key` in the owner's namespaces."""
         by_namespace = self._secrets_by_key.get(owner_key.key, {})
-        return [s for ns, s in by_namespace.items() if self.user_of(ns) == owner_key.owner]
+        return [s for ns, s in by_namespace.items() if self.pair_of(ns, s.key) == owner_key]
 
     def _grants_of(self, owner_key: OwnerKey) -> list[GrantView]:
         """The grants, in the owner's namespaces, that name `key`."""
@@ -323,28 +334,12 @@ def compute(world: World, cluster: str, for_keys: Collection[OwnerKey] | None = 
     if for_keys is None:
         groups: dict[OwnerKey, list[SecretView]] = defaultdict(list)
         for secret in world.all_secrets():
-            owner_key = world.owner_key_of(secret)
-            if owner_key is None:
-                secret_facts[secret.namespace, secret.key] = SecretFacts(
-                    secret.namespace, secret.key, None, None, SecretState.NO_OWNER
-                )
-            else:
-                groups[owner_key].append(secret)
+            if (pair := world.pair_of(secret.namespace, secret.key)) is not None:
+                groups[pair].append(secret)
         grouped_grants: dict[OwnerKey, list[GrantView]] = defaultdict(list)
         for grant in world.all_grants():
-            owner = world.user_of(grant.namespace)
-            if owner is None:
-                grant_facts[grant.namespace, grant.name] = GrantFacts(
-                    grant.namespace,
-                    grant.name,
-                    None,
-                    grant.user,
-                    grant.secret_name,
-                    None,
-                    GrantState.NO_OWNER,
-                )
-            else:
-                grouped_grants[OwnerKey(owner, grant.secret_name)].append(grant)
+            if (pair := world.pair_of(grant.namespace, grant.secret_name)) is not None:
+                grouped_grants[pair].append(grant)
         pairs: Iterable[OwnerKey] = groups.keys() | grouped_grants.keys()
         scope = None
     else:
@@ -354,16 +349,24 @@ def compute(world: World, cluster: str, for_keys: Collection[OwnerKey] | None = 
         pairs = scope
 
     for pair in pairs:
-        _compute_pair(
-            world,
-            cluster,
-            pair,
-            groups.get(pair, []),
-            grouped_grants.get(pair, []),
-            copies,
-            secret_facts,
-            grant_facts,
-        )
+        secrets, grants = groups.get(pair, []), grouped_grants.get(pair, [])
+        if pair.owner == NO_OWNER:
+            for secret in secrets:
+                secret_facts[secret.namespace, secret.key] = SecretFacts(
+                    secret.namespace, secret.key, None, None, SecretState.NO_OWNER
+                )
+            for grant in grants:
+                grant_facts[grant.namespace, grant.name] = GrantFacts(
+                    grant.namespace,
+                    grant.name,
+                    None,
+                    grant.user,
+                    grant.secret_name,
+                    None,
+                    GrantState.NO_OWNER,
+                )
+        else:
+            _compute_pair(world, cluster, pair, secrets, grants, copies, secret_facts, grant_facts)
     return Desired(copies=copies, secrets=secret_facts, grants=grant_facts, scope=scope)
 
 

@@ -212,10 +212,6 @@ class Reconciler:
 
     # -- the world, from events ---------------------------------------------------------
 
-    def pair_of(self, namespace: str, key: str) -> OwnerKey | None:
-        user = self.world.user_of(namespace)
-        return None if user is None else OwnerKey(user, key)
-
     def _mark(self, pairs: Iterable[OwnerKey | None]) -> None:
         for pair in pairs:
             if pair is not None:
@@ -251,7 +247,7 @@ class Reconciler:
         if deleted:
             self.world.remove_secret(*ref)
             self.secret_meta.pop(ref, None)
-            self._mark([self.pair_of(*ref)])
+            self._mark([self.world.pair_of(*ref)])
             return
         spec = UserSecretSpec.model_validate(body.get("spec") or {})
         selector = spec.value_from.secret_key_ref if spec.value_from else None
@@ -261,7 +257,7 @@ class Reconciler:
             self.sources.setdefault((ref[0], selector.name), set()).add(ref)
         view = SecretView(ref[0], ref[1], meta.get("creationTimestamp") or "", value)
         self.world.put_secret(view)
-        self._mark([self.pair_of(*ref)])
+        self._mark([self.world.pair_of(*ref)])
 
     @staticmethod
     def _seen(old: _Meta | None, meta: Mapping[str, Any]) -> bool:
@@ -391,7 +387,7 @@ class Reconciler:
             return
         before = self.world.grant(*ref)
         if before is not None:
-            self._mark([self.pair_of(before.namespace, before.secret_name)])
+            self._mark([self.world.pair_of(before.namespace, before.secret_name)])
         if deleted:
             self.world.remove_grant(*ref)
             self.grant_meta.pop(ref, None)
@@ -399,7 +395,7 @@ class Reconciler:
         self.grant_meta[ref] = _Meta.of(body)
         grant = desired.GrantView(ref[0], ref[1], spec["secretName"], spec["user"])
         self.world.put_grant(grant)
-        self._mark([self.pair_of(ref[0], grant.secret_name)])
+        self._mark([self.world.pair_of(ref[0], grant.secret_name)])
 
     def set_copy(self, body: Mapping[str, Any], deleted: bool) -> None:
         """One of our copies, to notice drift. A copy that loses our label is DELETED for a
@@ -434,7 +430,8 @@ class Reconciler:
         self._mark_readers([ref])
 
     def _mark_readers(self, sources: Iterable[Ref]) -> None:
-        self._mark(self.pair_of(*reader) for ref in sources for reader in self.sources.get(ref, ()))
+        pair_of = self.world.pair_of
+        self._mark(pair_of(*reader) for ref in sources for reader in self.sources.get(ref, ()))
 
     def _remember(self, copy: ActualSecret, version: str) -> None:
         ref = (copy.namespace, copy.name)
@@ -459,10 +456,9 @@ class Reconciler:
 
     def everything(self) -> set[OwnerKey]:
         """Every pair the caches know of, including ones only a stale copy still names."""
-        pairs = {p for s in self.world.all_secrets() if (p := self.world.owner_key_of(s))}
-        pairs |= {
-            p for g in self.world.all_grants() if (p := self.pair_of(g.namespace, g.secret_name))
-        }
+        pair_of = self.world.pair_of
+        pairs = {p for s in self.world.all_secrets() if (p := pair_of(s.namespace, s.key))}
+        pairs |= {p for g in self.world.all_grants() if (p := pair_of(g.namespace, g.secret_name))}
         return pairs | self.by_pair.keys()
 
     # -- the workers ----------------------------------------------------------------------
@@ -560,7 +556,10 @@ class Reconciler:
     async def _resolve(self, pair: OwnerKey) -> None:
         """Reads the valueFrom sources of the pair's UserSecrets, here rather than in the event
         handlers: read after the source is registered, no change is missed, and a failed read
-        is retried with the pair."""
+        is retried with the pair. Nothing is made of a secret in a namespace without a user, so
+        its source is never read."""
+        if pair.owner == desired.NO_OWNER:
+            return
         for namespace in self.world.namespaces_of(pair.owner):
             meta = self.secret_meta.get((namespace, pair.key))
             if meta is None or meta.value_from is None:

@@ -368,6 +368,42 @@ def test_grant_of_a_missing_usersecret_waits_for_it(
     wait_copy(admin, bobs, alice.name, key, b"now-it-exists")
 
 
+def test_a_namespace_without_a_user_is_told_so(
+    admin: client.ApiClient,
+    user: Callable[[str], User],
+) -> None:
+    """Nothing is materialized from a system namespace, and its UserSecrets and grants say
+    why (so `--wait` fails with that reason rather than timing out)."""
+    alice = user("alice")
+    alice.namespace()  # where a copy would go, were the grant honoured
+    namespace, key = "kube-public", unique_key()
+    grant_name = f"{key}-to-alice"
+    create_usersecret(admin, namespace, key, b"nobody's")
+    create_grant(admin, namespace, grant_name, key, alice.name)
+    try:
+        why = (
+            f"Namespace '{namespace}' belongs to no user (a system namespace, or one without "
+            f"the 'usersecrets.io/user' label)"
+        )
+        for plural, name in ((USERSECRETS, key), (SECRETGRANTS, grant_name)):
+            condition = ready_condition(wait_reason(admin, plural, namespace, name, "NoOwner"))
+            assert condition is not None
+            assert (condition["status"], condition["message"]) == ("False", why)
+
+        def warned() -> list[client.CoreV1Event]:
+            return events_of(admin, namespace, key)
+
+        events = wait_for(warned, what="an Event NoOwner")
+        assert isinstance(events, list)
+        assert [(e.type, e.reason, e.message) for e in events] == [("Warning", "NoOwner", why)]
+        selector = f"{naming.MANAGED_SELECTOR},{naming.KEY_LABEL}={key}"
+        secrets = client.CoreV1Api(admin).list_secret_for_all_namespaces(label_selector=selector)
+        assert secrets.items == []
+    finally:
+        delete_object(admin, USERSECRETS, namespace, key)
+        delete_object(admin, SECRETGRANTS, namespace, grant_name)
+
+
 def test_binary_value_round_trips_exactly(
     admin: client.ApiClient,
     user: Callable[[str], User],

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from usersecrets import naming
 from usersecrets.desired import (
+    NO_OWNER,
     ActualSecret,
     Desired,
     GrantState,
@@ -394,6 +395,41 @@ def test_affected_by_namespace() -> None:
         if before.copies.get(ident) != after.copies.get(ident)
     }
     assert changed <= affected
+
+
+def test_namespaces_without_a_user_have_a_pair_of_their_own() -> None:
+    """Their UserSecrets and grants get a status, never copies, through (NO_OWNER, key),
+    scoped or not; a namespace not known yet is in no pair until its own event comes."""
+    world = World(
+        [secret("kube-system", "db"), secret("unseen", "db"), secret("alice", "db")],
+        [grant("kube-system", "db", "bob")],
+        NAMESPACES,
+    )
+    assert world.pair_of("kube-system", "db") == OwnerKey(NO_OWNER, "db")
+    assert world.pair_of("unseen", "db") is None
+    scoped = compute(world, CLUSTER, for_keys=[OwnerKey(NO_OWNER, "db")])
+    assert scoped.copies == {}
+    assert {k: f.state for k, f in scoped.secrets.items()} == {
+        ("kube-system", "db"): SecretState.NO_OWNER
+    }
+    assert {k: g.state for k, g in scoped.grants.items()} == {
+        ("kube-system", "db-bob"): GrantState.NO_OWNER
+    }
+    full = compute(world, CLUSTER)
+    assert full.secrets["kube-system", "db"] == scoped.secrets["kube-system", "db"]
+    assert ("unseen", "db") not in full.secrets
+
+
+def test_a_namespace_losing_or_getting_a_user_marks_its_no_owner_pairs() -> None:
+    world = World(WORLD_SECRETS, WORLD_GRANTS, NAMESPACES)
+    assert OwnerKey(NO_OWNER, "db") in world.affected_by_namespace("alice-dev", None)
+    world.set_namespace("alice-dev", None)
+    assert world.namespaces_of("alice") == ("alice",)
+    assert world.namespaces_of(NO_OWNER) == ("alice-dev", "kube-system")
+    affected = world.affected_by_namespace("alice-dev", "alice")
+    assert {OwnerKey("alice", "db"), OwnerKey(NO_OWNER, "db")} <= affected
+    world.remove_namespace("alice-dev")
+    assert world.namespaces_of(NO_OWNER) == ("kube-system",)
 
 
 def test_world_mutations_match_a_fresh_world() -> None:
