@@ -609,22 +609,37 @@ class Reconciler:
                 return
             if error.status != 409:
                 raise
-            existing = self.core.read_namespaced_secret(copy.name, copy.namespace)
-            labels = existing.metadata.labels or {}
-            if labels.get(naming.MANAGED_BY_LABEL) != naming.MANAGED_BY:
-                outcome.collisions.append(ref)
-                return
-            self._update(copy, existing.metadata.resource_version, outcome)
+            self._rewrite(copy, outcome)
             return
         outcome.written.append((copy, _version(created)))
 
-    def _update(self, copy: DesiredCopy, version: str | None, outcome: _Outcome) -> None:
+    def _update(
+        self, copy: DesiredCopy, version: str | None, outcome: _Outcome, retry: bool = True
+    ) -> None:
         body = self._body(copy)
         body["metadata"]["resourceVersion"] = version  # optimistic: a conflict retries
-        updated = self.core.patch_namespaced_secret(
-            copy.name, copy.namespace, body, **self._kwargs()
-        )
+        try:
+            updated = self.core.patch_namespaced_secret(
+                copy.name, copy.namespace, body, **self._kwargs()
+            )
+        except ApiException as error:
+            if error.status != 409 or not retry:
+                raise
+            # Changed since the version we hold (our cache can lag behind the watch, e.g. when
+            # someone edits the copy while we write it): write on top of what is there now.
+            self._rewrite(copy, outcome)
+            return
         outcome.written.append((copy, _version(updated)))
+
+    def _rewrite(self, copy: DesiredCopy, outcome: _Outcome) -> None:
+        """Writes `copy` over the Secret of that name as it is now, unless we do not manage it:
+        then it is a collision, left alone."""
+        existing = self.core.read_namespaced_secret(copy.name, copy.namespace)
+        labels = existing.metadata.labels or {}
+        if labels.get(naming.MANAGED_BY_LABEL) != naming.MANAGED_BY:
+            outcome.collisions.append((copy.namespace, copy.name))
+            return
+        self._update(copy, existing.metadata.resource_version, outcome, retry=False)
 
     def _delete(self, stale: ActualSecret, version: str | None, outcome: _Outcome) -> None:
         options = client.V1DeleteOptions(

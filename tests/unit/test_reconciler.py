@@ -1,13 +1,17 @@
-"""The work queue, and relists that repair what watches cannot tell."""
+"""The work queues, relists that repair what watches cannot tell, and write conflicts."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from types import SimpleNamespace
+from typing import Any
 
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
-from usersecrets.desired import OwnerKey
-from usersecrets.reconciler import Reconciler, WorkQueue, _Lists
+from usersecrets.desired import DesiredCopy, OwnerKey, SecretView, World, compute
+from usersecrets.reconciler import Reconciler, WorkQueue, _Lists, _Outcome
 from usersecrets.settings import Settings
 
 A, B = OwnerKey("alice", "a"), OwnerKey("alice", "b")
@@ -108,3 +112,51 @@ def test_a_relist_forgets_what_was_deleted_unseen_but_not_what_came_back() -> No
         assert OwnerKey("alice", "db") in reconciler.queue.queued
 
     asyncio.run(scenario())
+
+
+class _Secrets:
+    """Core API stand-in: a Secret at version "2" whose labels the test chooses."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+        self.patched: list[str | None] = []
+
+    def patch_namespaced_secret(self, name: str, namespace: str, body: Any, **_: Any) -> Any:
+        version = body["metadata"]["resourceVersion"]
+        self.patched.append(version)
+        if version != "2":
+            raise ApiException(status=409, reason="Conflict")
+        return SimpleNamespace(data=json.dumps({"metadata": {"resourceVersion": "3"}}))
+
+    def read_namespaced_secret(self, name: str, namespace: str) -> Any:
+        meta = SimpleNamespace(labels=self.labels, resource_version="2")
+        return SimpleNamespace(metadata=meta)
+
+
+def _copy() -> DesiredCopy:
+    world = World([SecretView("alice", "db", "", b"v")], [], {"alice": "alice"})
+    return next(iter(compute(world, "c", [A._replace(key="db")]).copies.values()))
+
+
+def test_a_conflict_writes_over_the_current_version() -> None:
+    """Our cached version can lag behind the watch: a 409 reads the Secret and writes again."""
+    copy = _copy()
+    reconciler = Reconciler(client.ApiClient(), Settings())
+    fake = _Secrets(dict(copy.labels))
+    reconciler.core = fake  # type: ignore[assignment]
+    outcome = _Outcome()
+    reconciler._update(copy, "1", outcome)
+    assert fake.patched == ["1", "2"]
+    assert outcome.written == [(copy, "3")]
+
+
+def test_a_conflict_with_a_secret_no_longer_ours_is_a_collision() -> None:
+    copy = _copy()
+    reconciler = Reconciler(client.ApiClient(), Settings())
+    fake = _Secrets({"app": "theirs"})
+    reconciler.core = fake  # type: ignore[assignment]
+    outcome = _Outcome()
+    reconciler._update(copy, "1", outcome)
+    assert fake.patched == ["1"]
+    assert outcome.collisions == [(copy.namespace, copy.name)]
+    assert outcome.written == []
