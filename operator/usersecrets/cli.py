@@ -24,7 +24,7 @@ import click
 import yaml
 
 from usersecrets import API_VERSION, GROUP, VERSION, naming
-from usersecrets.references import key_error
+from usersecrets.references import key_error, split_ref
 from usersecrets.resources import MAX_VALUE_BYTES, SecretGrant, UserSecret
 from usersecrets.settings import Settings
 
@@ -86,25 +86,13 @@ class SecretRef:
 
 def parse_secret_ref(text: str) -> SecretRef:
     """Accept every form Neu.ro users type: KEY, secret:KEY, secret:/USER/KEY, secret://C/U/K."""
-    if "#" in text or "?" in text:
-        raise CliError(
-            f"Invalid secret reference '{text}': '#' and '?' are not allowed", EXIT_USAGE
-        )
-    scheme, sep, rest = text.partition(":")
-    if not sep:
+    if ":" not in text:
         return SecretRef(validate_key(text))
-    if scheme != "secret":
-        raise CliError(f"Invalid URI scheme: '{scheme}' != 'secret'", EXIT_USAGE)
-    # secret:KEY, secret:/USER/KEY or secret://CLUSTER/USER/KEY: a part per leading slash.
-    slashes = 2 if rest.startswith("//") else 1 if rest.startswith("/") else 0
-    parts = rest[slashes:].split("/")
-    if len(parts) != slashes + 1 or (slashes and "" in parts):  # an empty KEY alone: its own error
-        raise CliError(
-            f"Invalid secret reference '{text}': "
-            "expected secret:KEY, secret:/USER/KEY or secret://CLUSTER/USER/KEY",
-            EXIT_USAGE,
-        )
-    return SecretRef(validate_key(parts[-1]), *reversed(parts[:-1]))
+    written = split_ref(text)
+    if isinstance(written, str):
+        raise CliError(written, EXIT_USAGE)
+    cluster, user, key = written
+    return SecretRef(validate_key(key), user, cluster)
 
 
 def read_value(arg: str, stdin: IO[bytes]) -> bytes:

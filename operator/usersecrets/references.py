@@ -109,30 +109,35 @@ def _is_lower_alnum(c: str) -> bool:
     return c.isascii() and (c.isdigit() or c.islower())
 
 
-def parse_ref(text: str, *, user: str, cluster: str) -> SecretRef | list[str]:
-    """Resolve one reference for a pod of `user`; on failure, every problem with it."""
+def split_ref(text: str) -> tuple[str | None, str | None, str] | str:
+    """(cluster, user, key) as written, None where left implicit, or why `text` is not a
+    reference: the grammar only, shared with the CLI; what is meant is the caller's to say."""
     if "#" in text or "?" in text:
-        return [f"Invalid secret reference '{text}': '#' and '?' are not allowed"]
+        return f"Invalid secret reference '{text}': '#' and '?' are not allowed"
     scheme, colon, rest = text.partition(":")
     if not colon:
-        return [f"Invalid secret reference '{text}': {_FORMS}"]
+        return f"Invalid secret reference '{text}': {_FORMS}"
     if scheme != SCHEME:
-        return [f"Invalid URI scheme: '{scheme}' != '{SCHEME}'"]
+        return f"Invalid URI scheme: '{scheme}' != '{SCHEME}'"
+    # secret:KEY, secret:/USER/KEY or secret://CLUSTER/USER/KEY: a part per leading slash.
+    # An empty KEY alone (secret:) gets the key's own message.
+    slashes = 2 if rest.startswith("//") else 1 if rest.startswith("/") else 0
+    parts = rest[slashes:].split("/")
+    if len(parts) != slashes + 1 or (slashes and not all(parts)):
+        return f"Invalid secret reference '{text}': {_FORMS}"
+    return (parts[0] if slashes == 2 else None), (parts[-2] if slashes else None), parts[-1]
+
+
+def parse_ref(text: str, *, user: str, cluster: str) -> SecretRef | list[str]:
+    """Resolve one reference for a pod of `user`; on failure, every problem with it."""
+    written = split_ref(text)
+    if isinstance(written, str):
+        return [written]
+    ref_cluster, owner, key = written
     errors: list[str] = []
-    if rest.startswith("//"):
-        parts = rest[2:].split("/")
-        if len(parts) != 3 or not all(parts):
-            return [f"Invalid secret reference '{text}': {_FORMS}"]
-        ref_cluster, owner, key = parts
-        if ref_cluster != cluster:
-            errors.append(f"Invalid URI cluster: '{ref_cluster}' != '{cluster}'")
-    elif rest.startswith("/"):
-        parts = rest[1:].split("/")
-        if len(parts) != 2 or not all(parts):
-            return [f"Invalid secret reference '{text}': {_FORMS}"]
-        owner, key = parts
-    else:
-        owner, key = user, rest
+    if ref_cluster is not None and ref_cluster != cluster:
+        errors.append(f"Invalid URI cluster: '{ref_cluster}' != '{cluster}'")
+    owner = user if owner is None else owner
     if owner != user and not _USER.fullmatch(owner):
         errors.append(f"Invalid user name '{owner}' in secret reference '{text}'")
     problem = key_error(key)
