@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 import kopf
+import uvloop
 
 from usersecrets import GROUP, VERSION, metrics, watching
 from usersecrets.reconciler import Reconciler
@@ -58,7 +59,7 @@ async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 
 def run(reconciler: Reconciler, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
     """kopf until `stop` is set; run it in a thread of its own, `loop` being the reconciler's."""
-    asyncio.run(
+    uvloop.run(
         kopf.operator(
             registry=registry,
             settings=settings(),

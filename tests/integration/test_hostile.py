@@ -197,7 +197,7 @@ def test_pod_annotations_in_every_reference_form_are_refused(world: World) -> No
         (pod_body(env=f"X=secret:///{a}/{KEY}"), "Invalid secret reference"),
         (pod_body(env=f"X=secret:/{a}//{KEY}"), "Invalid secret reference"),
         (pod_body(env=f"X=secret:/{a}/../{KEY}"), "Invalid secret reference"),
-        (pod_body(env=f"X=secret:{a}/{KEY}"), "Invalid secret key"),
+        (pod_body(env=f"X=secret:{a}/{KEY}"), "expected secret:KEY, secret:/USER/KEY"),
         (pod_body(env=f"X=secret: /{a}/{KEY}"), "Invalid secret"),
         (pod_body(env=f"X=secret:/{a}/{KEY}#"), "'#' and '?' are not allowed"),
         (pod_body(env=f"X=secret:/{a.upper()}/{KEY}"), "is not shared with user"),
