@@ -246,6 +246,9 @@ class World:
         return self._grants.get((namespace, name))
 
     def namespaces_of(self, user: str) -> tuple[str, ...]:
+        """Where `user`'s copies go; never the namespaces without a user, whatever asks."""
+        if user == NO_OWNER:
+            return ()
         return tuple(sorted(self._namespaces_of.get(user, ())))
 
     def all_secrets(self) -> Iterable[SecretView]:
@@ -284,7 +287,9 @@ class World:
         if self.knows_namespace(name):
             users.add(self.user_of(name) or NO_OWNER)
         for user in users:
-            out |= self.keys_visible_to(user)
+            # A namespace without a user holds no copies: only its own objects' statuses change.
+            if user != NO_OWNER:
+                out |= self.keys_visible_to(user)
             out.update(OwnerKey(user, key) for key in self._keys_in(name))
         return out
 
@@ -467,10 +472,17 @@ def data_digest(data: Mapping[str, bytes]) -> str:
     return mac.hexdigest()
 
 
+_INTERNED_VALUES = frozenset({naming.MANAGED_BY_LABEL, naming.OWNER_LABEL, naming.REASON_LABEL})
+
+
 def _interned(strings: Mapping[str, str] | None) -> dict[str, str]:
-    """Label and annotation names, users and reasons repeat across thousands of copies: one
-    string object each, rather than one per copy from every parsed watch event."""
-    return {sys.intern(k): sys.intern(v) for k, v in (strings or {}).items()}
+    """Our label names, users and reasons repeat across thousands of copies: one string object
+    each, rather than one per copy from every parsed watch event. Only names and our own few
+    values are interned: others' values (anyone may edit a copy) are not made to live on."""
+    return {
+        sys.intern(k): sys.intern(v) if k in _INTERNED_VALUES else v
+        for k, v in (strings or {}).items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,7 @@ class Lookups:
         )
 
     def start(self) -> list[threading.Event]:
-        return [self.namespaces.start("namespaces"), self.copies.start("copies")]
+        return [self.namespaces.start("webhook-namespaces"), self.copies.start("webhook-copies")]
 
     @property
     def synced(self) -> bool:

@@ -28,7 +28,9 @@ SYNC_SECONDS = Histogram(
 )
 COPIES = Gauge("usersecrets_materialized_secrets", "Secrets the operator maintains.")
 QUEUE_DEPTH = Gauge(
-    "usersecrets_work_queue_depth", "Secrets waiting for or in reconciliation (0: converged)."
+    "usersecrets_work_queue_depth",
+    "Reconciliations of copies and of statuses waiting or in work (0: converged, but for "
+    "failures waiting out their backoff, which usersecrets_reconcile_errors_total counts).",
 )
 LEADING = Gauge(
     "usersecrets_leader", "1 once this replica leads and has loaded the cluster's state."

@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,8 +117,14 @@ class WorkQueue:
             asyncio.get_running_loop().call_later(delay, self.add, pair)
         return None if started is None or not ok else time.monotonic() - started
 
-    def __contains__(self, pair: OwnerKey) -> bool:
-        return pair in self.queued or pair in self.active or pair in self.dirty
+    def pending(self, pair: OwnerKey) -> bool:
+        """Queued, in work, or failed and waiting to be retried."""
+        return (
+            pair in self.queued
+            or pair in self.active
+            or pair in self.dirty
+            or pair in self.failures
+        )
 
     def __len__(self) -> int:
         return len(self.queued | self.active | self.dirty)
@@ -175,6 +181,10 @@ def _version(response: Any) -> str:
     return version
 
 
+def _ref(obj: Mapping[str, Any]) -> Ref:
+    return obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+
 def _namespace_terminating(error: ApiException) -> bool:
     """The API server's refusal to create anything in a namespace being deleted."""
     if error.status != 403:
@@ -187,7 +197,8 @@ def _namespace_terminating(error: ApiException) -> bool:
 
 
 class Reconciler:
-    """The leader's caches, fed by kopf's watches, and the workers that act on them."""
+    """The leader's caches, fed by kopf's and `watching`'s watches, and the workers that act
+    on them."""
 
     def __init__(self, api: client.ApiClient, settings: Settings, dry_run: bool = False) -> None:
         self.core = client.CoreV1Api(api)
@@ -302,25 +313,30 @@ class Reconciler:
         self.touched = set()
         lists = await asyncio.to_thread(self.list_all)
         touched, self.touched = self.touched, None
+
+        def fresh(kind: str, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            """What an event has not changed since the list: that event is newer."""
+            return [o for o in listed if (kind, _ref(o)) not in touched]
+
         for name, labels in lists.namespaces.items():
-            self.set_namespace(name, labels, deleted=False)
-        for copy in lists.copies:
+            if ("namespace", ("", name)) not in touched:
+                self.set_namespace(name, labels, deleted=False)
+        for copy in fresh("secret", lists.copies):
             self.set_copy(copy, False)
-        for grant in lists.grants:
+        for grant in fresh("grant", lists.grants):
             self.set_grant(grant, deleted=False)
-        for user_secret in lists.usersecrets:
+        for user_secret in fresh("usersecret", lists.usersecrets):
             self.set_usersecret(user_secret, False)
         # Gone since, unless an event brought it back while we listed.
-        for name in self.world.namespaces() - lists.namespaces.keys() - touched:
-            self.set_namespace(name, None, deleted=True)
+        for name in self.world.namespaces() - lists.namespaces.keys():
+            if ("namespace", ("", name)) not in touched:
+                self.set_namespace(name, None, deleted=True)
         for kind, cached, listed, forget in (
             ("secret", self.copies.keys(), lists.copies, self.set_copy),
             ("grant", self.grant_meta.keys(), lists.grants, self.set_grant),
             ("usersecret", self.secret_meta.keys(), lists.usersecrets, self.set_usersecret),
         ):
-            present = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in listed}
-            for namespace, name in set(cached) - present - {r for k, r in touched if k == kind}:
-                forget({"metadata": {"namespace": namespace, "name": name}}, True)
+            self._forget_unlisted(kind, cached, listed, forget, touched)
         logger.info(
             "listed %d user secrets, %d grants and %d copies",
             len(self.secret_meta),
@@ -328,6 +344,31 @@ class Reconciler:
             len(self.copies),
         )
         return lists.secrets_version
+
+    def _forget_unlisted(
+        self,
+        kind: str,
+        cached: Iterable[Ref],
+        listed: list[dict[str, Any]],
+        forget: Callable[[Mapping[str, Any], bool], None],
+        touched: Collection[tuple[str, Ref]] = (),
+    ) -> None:
+        """Whatever the cache holds that a full list no longer has was deleted unseen."""
+        present = {_ref(o) for o in listed}
+        for namespace, name in set(cached) - present - {r for k, r in touched if k == kind}:
+            forget({"metadata": {"namespace": namespace, "name": name}}, True)
+
+    def copies_listed(self, items: list[dict[str, Any]]) -> None:
+        """The copies watch listed again (after 410 Gone or a failure): what it missed."""
+        for item in items:
+            self.set_copy(item, False)
+        self._forget_unlisted("secret", self.copies.keys(), items, self.set_copy)
+
+    def secrets_listed(self) -> None:
+        """The Secrets watch listed again: any source may have changed, any Secret holding a
+        copy's name may have gone, while it was away."""
+        self._mark_readers(list(self.sources))
+        self._mark(list(self.collisions.values()))
 
     def follow_secrets(
         self, loop: asyncio.AbstractEventLoop, version: str
@@ -339,32 +380,24 @@ class Reconciler:
             metrics.WATCH_EVENTS.labels("copy").inc()
             watching.hand_over(loop, self.set_copy, body, kind == "DELETED")
 
-        def copies_listed(items: list[dict[str, Any]]) -> None:
-            for item in items:
-                copy_changed("ADDED", item)
-
         def secret_changed(_: str, obj: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("secret").inc()
             watching.hand_over(loop, self.secret_changed, obj["metadata"])
 
-        def secrets_listed(_: list[dict[str, Any]]) -> None:
-            # Sources may have changed while the watch was away: read them all again.
-            watching.hand_over(loop, self._mark_readers, list(self.sources))
-
         listing = self.core.list_secret_for_all_namespaces
         return [
             watching.start(
-                "copies",
+                "reconciler-copies",
                 listing,
-                listed=copies_listed,
+                listed=lambda items: watching.hand_over(loop, self.copies_listed, items),
                 changed=copy_changed,
                 label_selector=naming.MANAGED_SELECTOR,
                 version=version,
             ),
             watching.start(
-                "secrets",
+                "reconciler-secrets",
                 listing,
-                listed=secrets_listed,
+                listed=lambda _: watching.hand_over(loop, self.secrets_listed),
                 changed=secret_changed,
                 metadata_only=True,
                 version=version,
@@ -406,9 +439,11 @@ class Reconciler:
         self._touch("secret", ref)
         if not deleted and self.versions.get(ref) == meta["resourceVersion"]:
             return  # our own write, coming back
-        labels = meta.get("labels") or {}
-        if (cached := self.copies.get(ref)) is not None:
-            labels = dict(cached.labels)
+        # The pair it was a copy of, and the one its labels now name (someone may edit them).
+        for labels in ((c.labels if (c := self.copies.get(ref)) else {}), meta.get("labels") or {}):
+            owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
+            if owner and key:
+                self.queue.add(OwnerKey(owner, key))
         if deleted:
             self._forget(ref)
         else:
@@ -417,9 +452,6 @@ class Reconciler:
                 ActualSecret.of(*ref, meta.get("labels"), meta.get("annotations"), data),
                 meta["resourceVersion"],
             )
-        owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
-        if owner and key:
-            self.queue.add(OwnerKey(owner, key))
 
     def secret_changed(self, meta: Mapping[str, Any]) -> None:
         """Any Secret changed (metadata only): a valueFrom source, or a Secret of someone
@@ -469,7 +501,7 @@ class Reconciler:
             pair = await self.queue.get()
             ok = await self._attempt("copies", self.reconcile, pair)
             waited = self.queue.done(pair, ok)
-            if ok:
+            if ok and not self.queue.pending(pair):  # else: once its copies are in sync
                 self.reports.add(pair)
             if waited is not None:
                 metrics.SYNC_SECONDS.observe(waited)
@@ -479,7 +511,7 @@ class Reconciler:
         the copies' queue is skipped: its status will be written once it is in sync again."""
         while True:
             pair = await self.reports.get()
-            ok = pair in self.queue or await self._attempt("status", self.write_status, pair)
+            ok = self.queue.pending(pair) or await self._attempt("status", self.write_status, pair)
             self.reports.done(pair, ok)
 
     async def _attempt(
@@ -522,13 +554,17 @@ class Reconciler:
         ]
         versions = {ref: self.versions[ref] for ref in touched if ref in self.versions}
         outcome = await asyncio.to_thread(self._apply, plan, versions)
-        for ref in [ref for ref, waiting in self.collisions.items() if waiting == pair]:
+        for ref in self._collisions_of(pair):
             del self.collisions[ref]
         for ref in outcome.collisions:
             self.collisions[ref] = pair
         if not self.dry_run:  # a dry run changed nothing: the caches still say what exists
             for copy, version in outcome.written:
-                self._remember(ActualSecret.of_copy(copy), version)
+                ref = (copy.namespace, copy.name)
+                if self.versions.get(ref) in (versions.get(ref), version):
+                    self._remember(ActualSecret.of_copy(copy), version)
+                # else someone changed it after our write, and their event is in the cache
+                # (the pair is dirty again): keep theirs, the next round compares with it.
             for ref in outcome.deleted:
                 self._forget(ref)
         metrics.COPIES.set(len(self.copies))
@@ -546,12 +582,14 @@ class Reconciler:
     async def write_status(self, pair: OwnerKey) -> None:
         """The statuses of the pair's UserSecrets and grants, from the world as it is now."""
         want = desired.compute(self.world, self.settings.cluster_name, [pair])
-        collisions = sorted(ns for (ns, _), waiting in self.collisions.items() if waiting == pair)
-        writes = self._status_writes(want, collisions)
+        writes = self._status_writes(want, sorted(ns for ns, _ in self._collisions_of(pair)))
         if writes and not self.dry_run:
             await asyncio.to_thread(self._write_statuses, writes)
             for write in writes:
                 write.meta.status = {**write.meta.status, **write.status}
+
+    def _collisions_of(self, pair: OwnerKey) -> list[Ref]:
+        return [ref for ref, waiting in self.collisions.items() if waiting == pair]
 
     async def _resolve(self, pair: OwnerKey) -> None:
         """Reads the valueFrom sources of the pair's UserSecrets, here rather than in the event

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,8 @@ METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 #: The apiserver ends each watch after this; a connection silent for WATCH_SECONDS + 30 s is
 #: dead, not quiet, and is reopened.
 WATCH_SECONDS = 60
+LIST_TIMEOUT = 300
+MAX_BACKOFF = 30.0
 
 Listed = Callable[[list[dict[str, Any]]], None]
 Changed = Callable[[str, dict[str, Any]], None]
@@ -39,6 +42,7 @@ def list_objects(
         label_selector=label_selector,
         _headers={"Accept": METADATA_LIST} if metadata_only else {},
         _preload_content=False,
+        _request_timeout=(10, LIST_TIMEOUT),
     )
     listing = json.loads(response.data)
     # An empty list is null (a nil slice in Go).
@@ -56,7 +60,9 @@ def follow(
     version: str | None = None,
 ) -> None:
     """Every event after `version` (after a fresh list handed to `listed` if None) until
-    `stop`. A list follows 410 Gone or any failure, since events were missed meanwhile."""
+    `stop`. A watch resumes from the last version it saw; a new list follows only when that
+    version is gone (410) or unusable. Failures back off exponentially, up to 30 s."""
+    failures = 0
     while not stop.is_set():
         try:
             if version is None:
@@ -65,6 +71,7 @@ def follow(
             response = list_call(
                 label_selector=label_selector,
                 resource_version=version,
+                allow_watch_bookmarks=True,  # keeps our version current while nothing changes
                 watch=True,
                 timeout_seconds=WATCH_SECONDS,
                 _headers={"Accept": METADATA} if metadata_only else {},
@@ -83,16 +90,24 @@ def follow(
                     version = event["object"]["metadata"]["resourceVersion"]
                     if event["type"] != "BOOKMARK":
                         changed(event["type"], event["object"])
+                    failures = 0
             finally:
+                response.close()
                 response.release_conn()
         except ApiException as error:
-            version = None
-            logger.info("watch restarts from a new list after HTTP %s", error.status)
-            stop.wait(1)
-        except Exception as error:  # the apiserver may restart under us
-            version = None
+            version = None if error.status in (None, 410) else version  # 410: ours is gone
+            failures += 1
+            logger.info("watch failed with HTTP %s; retrying", error.status)
+        except (ValueError, KeyError, TypeError) as error:  # not an event: start afresh
+            version, failures = None, failures + 1
+            logger.warning("watch sent %s; listing again", type(error).__name__)
+        except Exception as error:  # the connection: resume from where we were
+            failures += 1
             logger.warning("watch failed (%s); retrying", type(error).__name__)
-            stop.wait(1)
+        else:
+            continue
+        jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, protects nothing
+        stop.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 8)) * jitter)
 
 
 def start(name: str, list_call: Callable[..., Any], **kwargs: Any) -> threading.Event:

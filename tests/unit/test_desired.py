@@ -425,11 +425,20 @@ def test_a_namespace_losing_or_getting_a_user_marks_its_no_owner_pairs() -> None
     assert OwnerKey(NO_OWNER, "db") in world.affected_by_namespace("alice-dev", None)
     world.set_namespace("alice-dev", None)
     assert world.namespaces_of("alice") == ("alice",)
-    assert world.namespaces_of(NO_OWNER) == ("alice-dev", "kube-system")
+    assert world.pair_of("alice-dev", "db") == OwnerKey(NO_OWNER, "db")
     affected = world.affected_by_namespace("alice-dev", "alice")
     assert {OwnerKey("alice", "db"), OwnerKey(NO_OWNER, "db")} <= affected
+    # Its own keys only: another namespace without a user is not affected.
+    world.put_secret(secret("kube-system", "elsewhere"))
+    assert OwnerKey(NO_OWNER, "elsewhere") not in world.affected_by_namespace("alice-dev", None)
     world.remove_namespace("alice-dev")
-    assert world.namespaces_of(NO_OWNER) == ("kube-system",)
+    assert world.pair_of("alice-dev", "db") is None
+
+
+def test_a_grant_to_no_one_copies_nowhere() -> None:
+    """The CRD refuses an empty user; were one to get through, it names no namespace."""
+    desired = run([secret("alice", "db")], [grant("alice", "db", NO_OWNER)])
+    assert where(desired) == {"alice": "owner", "alice-dev": "owner"}
 
 
 def test_world_mutations_match_a_fresh_world() -> None:

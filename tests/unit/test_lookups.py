@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from types import SimpleNamespace
 from typing import Any, cast
+
+import pytest
 
 from usersecrets import naming, watching
 from usersecrets.lookups import Lookups, MetadataCache
@@ -82,3 +85,20 @@ def test_users_and_available_copies() -> None:
     assert found.known_user("new") == (False, None)
     assert found.available("team-a") == {SecretRef("alice", "db"), SecretRef("bob", "k")}
     assert found.available("elsewhere") == set()
+
+
+def test_the_webhook_caches_watch_metadata_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: dict[str, dict[str, Any]] = {}
+
+    def start(name: str, list_call: Any, **kwargs: Any) -> threading.Event:
+        started[name] = kwargs
+        return threading.Event()
+
+    monkeypatch.setattr(watching, "start", start)
+    core = SimpleNamespace(list_namespace=listing(), list_secret_for_all_namespaces=listing())
+    Lookups(cast(Any, core), Settings()).start()
+    assert {name: kwargs["metadata_only"] for name, kwargs in started.items()} == {
+        "webhook-namespaces": True,
+        "webhook-copies": True,
+    }
+    assert started["webhook-copies"]["label_selector"] == naming.MANAGED_SELECTOR

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import threading
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from usersecrets import conditions, watching
 from usersecrets.desired import DesiredCopy, OwnerKey, SecretView, World, compute
-from usersecrets.reconciler import Reconciler, WorkQueue, _Lists, _Outcome
+from usersecrets.naming import MANAGED_SELECTOR as MANAGED
+from usersecrets.reconciler import Reconciler, WorkQueue, _changed, _Lists, _Meta, _Outcome
 from usersecrets.settings import Settings
 
 A, B = OwnerKey("alice", "a"), OwnerKey("alice", "b")
@@ -32,9 +37,10 @@ def test_dedup_dirty_and_retry() -> None:
         assert queue.done(B, ok=True) is not None
         assert queue.done(A, ok=False) is None  # failed: comes back after a backoff
         assert len(queue) == 0
-        assert A not in queue
+        assert queue.pending(A)  # waiting to be retried
+        assert not queue.pending(B)
         assert await asyncio.wait_for(queue.get(), timeout=2) == A
-        assert A in queue  # in work
+        assert queue.pending(A)  # in work
 
     asyncio.run(scenario())
 
@@ -160,3 +166,97 @@ def test_a_conflict_with_a_secret_no_longer_ours_is_a_collision() -> None:
     assert fake.patched == ["1"]
     assert outcome.collisions == [(copy.namespace, copy.name)]
     assert outcome.written == []
+
+
+def _copy_body(copy: DesiredCopy, version: str) -> dict[str, Any]:
+    meta = {"namespace": copy.namespace, "name": copy.name, "resourceVersion": version}
+    return {"metadata": {**meta, "labels": dict(copy.labels)}, "data": {"value": "dg=="}}
+
+
+def test_a_relisted_copies_watch_forgets_what_was_deleted_meanwhile() -> None:
+    async def scenario() -> None:
+        reconciler = Reconciler(client.ApiClient(), Settings())
+        copy = _copy()
+        reconciler.set_copy(_copy_body(copy, "1"), deleted=False)
+        assert (copy.namespace, copy.name) in reconciler.copies
+        reconciler.copies_listed([])
+        assert reconciler.copies == {}
+        assert reconciler.queue.pending(OwnerKey("alice", "db"))
+
+    asyncio.run(scenario())
+
+
+def test_a_relisted_secrets_watch_rereads_sources_and_retries_collisions() -> None:
+    async def scenario() -> None:
+        reconciler = Reconciler(client.ApiClient(), Settings())
+        reconciler.set_namespace("alice", {"usersecrets.io/user": "alice"}, deleted=False)
+        reconciler.sources[("alice", "src")] = {("alice", "from-src")}
+        reconciler.collisions[("bob", "usec-x")] = B
+        reconciler.secrets_listed()
+        assert reconciler.queue.pending(OwnerKey("alice", "from-src"))
+        assert reconciler.queue.pending(B)
+
+    asyncio.run(scenario())
+
+
+def test_a_relist_keeps_what_an_event_changed_while_it_listed() -> None:
+    """The list may be older than an event that came during it: the event wins."""
+
+    async def scenario() -> None:
+        reconciler = Reconciler(client.ApiClient(), Settings())
+        old = _grant("alice", "g", "db", "bob")
+        new = {
+            **old,
+            "metadata": {**old["metadata"], "generation": 2},
+            "spec": {"secretName": "db", "user": "carol"},
+        }
+
+        def list_all() -> _Lists:
+            reconciler.set_grant(new, deleted=False)  # an event while the list is in flight
+            return _Lists({}, [], [old], [], secrets_version="1")
+
+        reconciler.list_all = list_all  # type: ignore[method-assign]
+        await reconciler.relist()
+        view = reconciler.world.grant("alice", "g")
+        assert view is not None
+        assert view.user == "carol"
+
+    asyncio.run(scenario())
+
+
+def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: dict[str, dict[str, Any]] = {}
+
+    def start(name: str, list_call: Any, **kwargs: Any) -> threading.Event:
+        started[name] = kwargs
+        return threading.Event()
+
+    monkeypatch.setattr(watching, "start", start)
+    reconciler = Reconciler(client.ApiClient(), Settings())
+    reconciler.follow_secrets(asyncio.new_event_loop(), "42")
+    copies, secrets = started["reconciler-copies"], started["reconciler-secrets"]
+    assert (copies["label_selector"], copies.get("metadata_only", False)) == (MANAGED, False)
+    assert (secrets.get("label_selector"), secrets["metadata_only"]) == (None, True)
+    assert copies["version"] == secrets["version"] == "42"
+
+
+def _condition(ok: bool, reason: str) -> dict[str, Any]:
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    return {"conditions": [conditions.ready(ok, reason, "m", 1, now).to_json()]}
+
+
+def test_events_tell_of_problems_and_changes_only() -> None:
+    def meta(current: dict[str, Any]) -> _Meta:
+        return _Meta("uid", 1, json.dumps(current))
+
+    ready, missing = _condition(True, "Materialized"), _condition(False, "SourceMissing")
+    assert _changed(meta({}), ready) is None  # working from the start: the status says it
+    first = _changed(meta({}), missing)
+    assert first is not None
+    assert first.reason == "SourceMissing"
+    recovered = _changed(meta(missing), ready)
+    assert recovered is not None
+    assert recovered.reason == "Materialized"
+    assert _changed(meta(ready), ready) is None

@@ -15,15 +15,22 @@ from usersecrets import watching
 
 
 class Stream:
-    """A watch response as urllib3 gives it: chunks that split lines anywhere."""
+    """A watch response as urllib3 gives it: chunks that split lines anywhere; `broken` ends
+    it as a dropped connection does."""
 
-    def __init__(self, events: list[dict[str, Any]]) -> None:
+    def __init__(self, events: list[dict[str, Any]], broken: bool = False) -> None:
         text = "".join(json.dumps(e) + "\n\n" for e in events).encode()
         self.chunks = [text[i : i + 7] for i in range(0, len(text), 7)]
+        self.broken = broken
         self.released = False
 
     def stream(self, **_: Any) -> Iterator[bytes]:
         yield from self.chunks
+        if self.broken:
+            raise ConnectionResetError("connection reset by peer")
+
+    def close(self) -> None:
+        pass
 
     def release_conn(self) -> None:
         self.released = True
@@ -39,6 +46,7 @@ class FakeApi:
         self.lists: list[dict[str, Any]] = []
         self.watches: list[dict[str, Any]] = []
         self.streams: list[Stream] = []
+        self.script: list[Stream] = []  # answers to the next watches, before the default ones
 
     def __call__(self, **kwargs: Any) -> Any:
         if not kwargs.get("watch"):
@@ -47,6 +55,9 @@ class FakeApi:
             body = {"metadata": {"resourceVersion": version}, "items": [obj("a", version)]}
             return type("Response", (), {"data": json.dumps(body).encode()})()
         self.watches.append(kwargs)
+        if self.script:
+            self.streams.append(self.script.pop(0))
+            return self.streams[-1]
         if len(self.watches) == 1:
             events = [
                 {"type": "ADDED", "object": obj("b", "11")},
@@ -81,6 +92,25 @@ def test_events_in_order_then_a_new_list_after_gone() -> None:
     assert api.lists[0]["_headers"] == {"Accept": watching.METADATA_LIST}
     assert api.watches[0]["_headers"] == {"Accept": watching.METADATA}
     assert all(s.released for s in api.streams)
+
+
+def test_a_dropped_connection_resumes_from_the_last_version_without_a_list() -> None:
+    stop = threading.Event()
+    api = FakeApi(stop)
+    api.script = [Stream([{"type": "ADDED", "object": obj("c", "6")}], broken=True)]
+    api.watches.append({})  # after the script, the last default answer
+    changed: list[str] = []
+    watching.follow(
+        api,
+        stop,
+        listed=lambda _: None,
+        changed=lambda kind, o: changed.append(o["metadata"]["resourceVersion"]),
+        version="5",
+    )
+    assert api.lists == []
+    assert [w.get("resource_version") for w in api.watches[1:]] == ["5", "6"]
+    assert changed == ["6"]
+    assert all(w.get("allow_watch_bookmarks") for w in api.watches[1:])
 
 
 def test_a_given_version_skips_the_first_list() -> None:
