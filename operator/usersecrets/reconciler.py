@@ -220,6 +220,7 @@ class Reconciler:
         #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
         self.touched: set[tuple[str, Ref]] | None = None
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue) + len(self.reports))
+        metrics.COPIES.set_function(lambda: len(self.copies))
 
     # -- the world, from events ---------------------------------------------------------
 
@@ -567,7 +568,6 @@ class Reconciler:
                 # (the pair is dirty again): keep theirs, the next round compares with it.
             for ref in outcome.deleted:
                 self._forget(ref)
-        metrics.COPIES.set(len(self.copies))
         if plan.creates or plan.updates or plan.deletes:
             logger.info(
                 "secret %s/%s: %d copies created, %d updated, %d deleted, %d name collisions",
