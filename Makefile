@@ -39,7 +39,7 @@ crds: $(VENV)/.installed
 	$(BIN)/python -m usersecrets.crds crds
 
 bench: $(VENV)/.installed controlplane
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 ## End-to-end on kind (needs Docker): image, cluster, chart, a Job that reads its secret.
 e2e-kind:
