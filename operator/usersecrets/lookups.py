@@ -15,9 +15,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from kubernetes import client
-
-from usersecrets import admission, metrics, naming, watching
+from usersecrets import admission, kubeapi, metrics, naming, watching
+from usersecrets.kubeapi import KubeApi
 from usersecrets.references import SecretRef
 from usersecrets.settings import Settings
 
@@ -34,11 +33,13 @@ class MetadataCache(Generic[T]):
 
     def __init__(
         self,
-        list_call: Callable[..., Any],
+        core: KubeApi,
+        path: str,
         project: Callable[[str, Mapping[str, str]], T],
         label_selector: str | None = None,
     ) -> None:
-        self.list_call, self.project, self.label_selector = list_call, project, label_selector
+        self.core, self.path = core, path
+        self.project, self.label_selector = project, label_selector
         self.objects: dict[str, dict[str, T]] = {}
         self.synced = threading.Event()
 
@@ -62,7 +63,8 @@ class MetadataCache(Generic[T]):
     def start(self, name: str) -> threading.Event:
         return watching.start(
             name,
-            self.list_call,
+            self.core,
+            self.path,
             listed=self.load,
             changed=self.apply,
             label_selector=self.label_selector,
@@ -73,14 +75,15 @@ class MetadataCache(Generic[T]):
 class Lookups:
     """The two caches admission reads, and the answers it needs from them."""
 
-    def __init__(self, core: client.CoreV1Api, settings: Settings) -> None:
+    def __init__(self, core: KubeApi, settings: Settings) -> None:
         self.core, self.settings = core, settings
         self.namespaces: MetadataCache[str | None] = MetadataCache(
-            core.list_namespace,
+            core,
+            kubeapi.NAMESPACES,
             lambda name, labels: naming.user_of_namespace(name, labels, settings),
         )
         self.copies: MetadataCache[SecretRef | None] = MetadataCache(
-            core.list_secret_for_all_namespaces, _secret_ref, naming.MANAGED_SELECTOR
+            core, kubeapi.SECRETS, _secret_ref, naming.MANAGED_SELECTOR
         )
 
     def start(self) -> list[threading.Event]:
@@ -97,8 +100,8 @@ class Lookups:
 
     def read_user(self, namespace: str) -> str | None:
         """For a namespace newer than our watch: one API call."""
-        labels = self.core.read_namespace(namespace).metadata.labels or {}
-        return naming.user_of_namespace(namespace, labels, self.settings)
+        found = self.core.json("GET", f"{kubeapi.NAMESPACES}/{namespace}")
+        return naming.user_of_namespace(namespace, found["metadata"].get("labels"), self.settings)
 
     def available(self, namespace: str) -> set[SecretRef]:
         """(owner, key) of every copy in `namespace`."""

@@ -24,6 +24,7 @@ from aiohttp import web
 from kubernetes import client, config
 
 from usersecrets import handlers, lookups, metrics, webhook
+from usersecrets.kubeapi import KubeApi
 from usersecrets.leadership import LeaderElector
 from usersecrets.reconciler import Reconciler
 from usersecrets.settings import Settings
@@ -66,8 +67,7 @@ async def start_webhook(
         names += webhook.service_dns_names(settings.webhook_service, settings.operator_namespace)
         refresh = functools.partial(
             webhook.refresh_self_managed,
-            client.CoreV1Api(api),
-            client.AdmissionregistrationV1Api(api),
+            KubeApi(api),
             settings,
             names,
             addresses,
@@ -169,7 +169,7 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    cluster = lookups.Lookups(client.CoreV1Api(api), settings)
+    cluster = lookups.Lookups(KubeApi(api), settings)
     watches = cluster.start()
     serving = asyncio.Event()
     probes = await start_probes(settings, lambda: cluster.synced and serving.is_set())

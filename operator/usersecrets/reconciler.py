@@ -28,16 +28,16 @@ from kubernetes.client.rest import ApiException
 
 from usersecrets import (
     API_VERSION,
-    GROUP,
-    VERSION,
     conditions,
     desired,
+    kubeapi,
     metrics,
     naming,
     status,
     watching,
 )
 from usersecrets.desired import ActualSecret, DesiredCopy, OwnerKey, SecretView, World
+from usersecrets.kubeapi import KubeApi
 from usersecrets.resources import Condition, SecretKeySelector, UserSecretSpec
 from usersecrets.settings import Settings
 
@@ -201,8 +201,7 @@ class Reconciler:
     on them."""
 
     def __init__(self, api: client.ApiClient, settings: Settings, dry_run: bool = False) -> None:
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.core = KubeApi(api)
         self.settings = settings
         self.dry_run = dry_run
         self.world = World()
@@ -282,23 +281,20 @@ class Reconciler:
     def read_source(self, namespace: str, selector: SecretKeySelector) -> bytes | None:
         """The bytes a valueFrom names, or None when its Secret or key does not exist."""
         try:
-            source = self.core.read_namespaced_secret(selector.name, namespace)
+            source = self.core.json("GET", f"{kubeapi.secrets_in(namespace)}/{selector.name}")
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        encoded = (source.data or {}).get(selector.key)
+        encoded = (source.get("data") or {}).get(selector.key)
         return None if encoded is None else base64.b64decode(encoded)
 
     def list_all(self) -> _Lists:
         """Everything the caches hold, from full lists. Runs in a thread."""
-        copies, version = watching.list_objects(
-            self.core.list_secret_for_all_namespaces, naming.MANAGED_SELECTOR
-        )
+        copies, version = watching.list_objects(self.core, kubeapi.SECRETS, naming.MANAGED_SELECTOR)
+        namespaces, _ = watching.list_objects(self.core, kubeapi.NAMESPACES)
         return _Lists(
-            namespaces={
-                n.metadata.name: n.metadata.labels for n in self.core.list_namespace().items
-            },
+            namespaces={n["metadata"]["name"]: n["metadata"].get("labels") for n in namespaces},
             copies=copies,
             grants=self._list("secretgrants"),
             usersecrets=self._list("usersecrets"),
@@ -385,11 +381,11 @@ class Reconciler:
             metrics.WATCH_EVENTS.labels("secret").inc()
             watching.hand_over(loop, self.secret_changed, obj["metadata"])
 
-        listing = self.core.list_secret_for_all_namespaces
         return [
             watching.start(
                 "reconciler-copies",
-                listing,
+                self.core,
+                kubeapi.SECRETS,
                 listed=lambda items: watching.hand_over(loop, self.copies_listed, items),
                 changed=copy_changed,
                 label_selector=naming.MANAGED_SELECTOR,
@@ -397,7 +393,8 @@ class Reconciler:
             ),
             watching.start(
                 "reconciler-secrets",
-                listing,
+                self.core,
+                kubeapi.SECRETS,
                 listed=lambda _: watching.hand_over(loop, self.secrets_listed),
                 changed=secret_changed,
                 metadata_only=True,
@@ -406,10 +403,7 @@ class Reconciler:
         ]
 
     def _list(self, plural: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.custom.list_cluster_custom_object(
-            GROUP, VERSION, plural
-        )["items"]
-        return items
+        return watching.list_objects(self.core, kubeapi.custom(plural))[0]
 
     def set_grant(self, body: Mapping[str, Any], deleted: bool) -> None:
         meta, spec = body["metadata"], body.get("spec") or {}
@@ -628,16 +622,19 @@ class Reconciler:
             "data": {k: base64.b64encode(v).decode() for k, v in copy.data.items()},
         }
 
-    def _kwargs(self) -> dict[str, Any]:
-        """Server-side dry run when asked; the raw answer, since we only need its version."""
-        return {"_preload_content": False, **({"dry_run": "All"} if self.dry_run else {})}
+    def _query(self) -> dict[str, str]:
+        """Server-side dry run when asked."""
+        return {"dryRun": "All"} if self.dry_run else {}
 
     def _create(self, copy: DesiredCopy, outcome: _Outcome) -> None:
         """Creates the copy, unless a Secret we do not manage has its name: then, a collision."""
         ref = (copy.namespace, copy.name)
         try:
-            created = self.core.create_namespaced_secret(
-                copy.namespace, self._body(copy), **self._kwargs()
+            created = self.core.call(
+                "POST",
+                kubeapi.secrets_in(copy.namespace),
+                body=self._body(copy),
+                query=self._query(),
             )
         except ApiException as error:
             if _namespace_terminating(error):
@@ -657,8 +654,12 @@ class Reconciler:
         body = self._body(copy)
         body["metadata"]["resourceVersion"] = version  # optimistic: a conflict retries
         try:
-            updated = self.core.patch_namespaced_secret(
-                copy.name, copy.namespace, body, **self._kwargs()
+            updated = self.core.call(
+                "PATCH",
+                f"{kubeapi.secrets_in(copy.namespace)}/{copy.name}",
+                body=body,
+                content_type=kubeapi.MERGE_PATCH,
+                query=self._query(),
             )
         except ApiException as error:
             if error.status != 409 or not retry:
@@ -672,20 +673,21 @@ class Reconciler:
     def _rewrite(self, copy: DesiredCopy, outcome: _Outcome) -> None:
         """Writes `copy` over the Secret of that name as it is now, unless we do not manage it:
         then it is a collision, left alone."""
-        existing = self.core.read_namespaced_secret(copy.name, copy.namespace)
-        labels = existing.metadata.labels or {}
-        if labels.get(naming.MANAGED_BY_LABEL) != naming.MANAGED_BY:
+        path = f"{kubeapi.secrets_in(copy.namespace)}/{copy.name}"
+        existing = self.core.json("GET", path)["metadata"]
+        if (existing.get("labels") or {}).get(naming.MANAGED_BY_LABEL) != naming.MANAGED_BY:
             outcome.collisions.append((copy.namespace, copy.name))
             return
-        self._update(copy, existing.metadata.resource_version, outcome, retry=False)
+        self._update(copy, existing["resourceVersion"], outcome, retry=False)
 
     def _delete(self, stale: ActualSecret, version: str | None, outcome: _Outcome) -> None:
-        options = client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(resource_version=version)
-        )
+        options = {"preconditions": {"resourceVersion": version}} if version else {}
         try:
-            self.core.delete_namespaced_secret(
-                stale.name, stale.namespace, body=options, **self._kwargs()
+            self.core.call(
+                "DELETE",
+                f"{kubeapi.secrets_in(stale.namespace)}/{stale.name}",
+                body=options,
+                query=self._query(),
             )
         except ApiException as error:
             if error.status != 404:
@@ -730,8 +732,11 @@ class Reconciler:
         for write in writes:
             namespace, name = write.ref
             try:
-                self.custom.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, write.plural, name, {"status": write.status}
+                self.core.call(
+                    "PATCH",
+                    f"{kubeapi.custom(write.plural, namespace)}/{name}/status",
+                    body={"status": write.status},
+                    content_type=kubeapi.MERGE_PATCH,
                 )
             except ApiException as error:
                 if error.status == 404:  # deleted meanwhile: nothing to report on
@@ -743,21 +748,25 @@ class Reconciler:
     def _event(self, plural: str, ref: Ref, uid: str, ready: Condition) -> None:
         """Tells the user what changed, on the object, as `kubectl describe` shows it."""
         kind = "UserSecret" if plural == "usersecrets" else "SecretGrant"
-        now = datetime.datetime.now(datetime.UTC)
-        event = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{ref[1]}."),
-            involved_object=client.V1ObjectReference(
-                api_version=API_VERSION, kind=kind, name=ref[1], namespace=ref[0], uid=uid
-            ),
-            reason=ready.reason,
-            message=ready.message,
-            type="Normal" if ready.status == "True" else "Warning",
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-            source=client.V1EventSource(component="usersecrets"),
-        )
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "metadata": {"generateName": f"{ref[1]}."},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": kind,
+                "name": ref[1],
+                "namespace": ref[0],
+                "uid": uid,
+            },
+            "reason": ready.reason,
+            "message": ready.message,
+            "type": "Normal" if ready.status == "True" else "Warning",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": "usersecrets"},
+        }
         try:
-            self.core.create_namespaced_event(ref[0], event, _preload_content=False)
+            self.core.call("POST", kubeapi.events_in(ref[0]), body=event)
         except ApiException as error:  # an Event is best effort; the status already says it
             logger.warning("could not post an Event on %s/%s: %s", ref[0], ref[1], error.reason)

@@ -20,6 +20,8 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from usersecrets.kubeapi import KubeApi
+
 logger = logging.getLogger(__name__)
 
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
@@ -35,22 +37,23 @@ Changed = Callable[[str, dict[str, Any]], None]
 
 
 def list_objects(
-    list_call: Callable[..., Any], label_selector: str | None = None, metadata_only: bool = False
+    core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
 ) -> tuple[list[dict[str, Any]], str]:
     """The objects (plain dicts) and the resourceVersion to watch from."""
-    response = list_call(
-        label_selector=label_selector,
-        _headers={"Accept": METADATA_LIST} if metadata_only else {},
-        _preload_content=False,
-        _request_timeout=(10, LIST_TIMEOUT),
+    listing = core.json(
+        "GET",
+        path,
+        query={"labelSelector": label_selector},
+        headers={"Accept": METADATA_LIST} if metadata_only else {},
+        timeout=(10, LIST_TIMEOUT),
     )
-    listing = json.loads(response.data)
     # An empty list is null (a nil slice in Go).
     return listing.get("items") or [], str(listing["metadata"]["resourceVersion"])
 
 
 def follow(
-    list_call: Callable[..., Any],
+    core: KubeApi,
+    path: str,
     stop: threading.Event,
     *,
     listed: Listed,
@@ -66,17 +69,20 @@ def follow(
     while not stop.is_set():
         try:
             if version is None:
-                items, version = list_objects(list_call, label_selector, metadata_only)
+                items, version = list_objects(core, path, label_selector, metadata_only)
                 listed(items)
-            response = list_call(
-                label_selector=label_selector,
-                resource_version=version,
-                allow_watch_bookmarks=True,  # keeps our version current while nothing changes
-                watch=True,
-                timeout_seconds=WATCH_SECONDS,
-                _headers={"Accept": METADATA} if metadata_only else {},
-                _preload_content=False,
-                _request_timeout=(10, WATCH_SECONDS + 30),
+            response = core.call(
+                "GET",
+                path,
+                query={
+                    "labelSelector": label_selector,
+                    "resourceVersion": version,
+                    "allowWatchBookmarks": "true",  # keeps our version current when quiet
+                    "watch": "true",
+                    "timeoutSeconds": WATCH_SECONDS,
+                },
+                headers={"Accept": METADATA} if metadata_only else {},
+                timeout=(10, WATCH_SECONDS + 30),
             )
             try:
                 for line in iter_resp_lines(response):
@@ -110,11 +116,11 @@ def follow(
         stop.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 8)) * jitter)
 
 
-def start(name: str, list_call: Callable[..., Any], **kwargs: Any) -> threading.Event:
+def start(name: str, core: KubeApi, path: str, **kwargs: Any) -> threading.Event:
     """`follow` in a daemon thread; set the returned Event to stop it."""
     stop = threading.Event()
     threading.Thread(
-        target=follow, args=(list_call, stop), kwargs=kwargs, name=name, daemon=True
+        target=follow, args=(core, path, stop), kwargs=kwargs, name=name, daemon=True
     ).start()
     return stop
 

@@ -15,7 +15,7 @@ import os
 import ssl
 import tempfile
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ from typing import Any
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
+from usersecrets import kubeapi
 from usersecrets.certificates import Bundle, is_consistent, issue_bundle, needs_rotation
+from usersecrets.kubeapi import KubeApi
 from usersecrets.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -213,8 +215,8 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _bundle_from_secret(secret: Any) -> Bundle | None:
-    data = secret.data or {}
+def _bundle_from_secret(secret: Mapping[str, Any]) -> Bundle | None:
+    data = secret.get("data") or {}
     try:
         return Bundle(
             ca_pem=base64.b64decode(data[CA_FILE]),
@@ -254,7 +256,7 @@ def _secret_body(
 
 
 def ensure_bundle(
-    core_v1: Any,
+    core: KubeApi,
     settings: Settings,
     dns_names: Sequence[str],
     ip_addresses: Sequence[str],
@@ -268,16 +270,19 @@ def ensure_bundle(
     """
     name, namespace = settings.webhook_cert_secret, settings.operator_namespace
     names = [*dns_names, *ip_addresses]
+    path = f"{kubeapi.secrets_in(namespace)}/{name}"
     for _ in range(attempts):
         try:
-            secret = core_v1.read_namespaced_secret(name, namespace)
+            secret = core.json("GET", path)
         except ApiException as error:
             if error.status != 404:
                 raise
             bundle = issue_bundle(dns_names, ip_addresses, now)
             try:
-                core_v1.create_namespaced_secret(
-                    namespace, _secret_body(settings, bundle, "kubernetes.io/tls")
+                core.call(
+                    "POST",
+                    kubeapi.secrets_in(namespace),
+                    body=_secret_body(settings, bundle, "kubernetes.io/tls"),
                 )
             except ApiException as error:
                 if error.status == 409:  # another replica created it first: use theirs
@@ -296,11 +301,11 @@ def ensure_bundle(
         body = _secret_body(
             settings,
             bundle,
-            secret.type or "kubernetes.io/tls",  # type is immutable; keep what exists
-            resource_version=secret.metadata.resource_version,
+            secret.get("type") or "kubernetes.io/tls",  # type is immutable; keep what exists
+            resource_version=secret["metadata"]["resourceVersion"],
         )
         try:
-            core_v1.replace_namespaced_secret(name, namespace, body)
+            core.call("PUT", path, body=body)
         except ApiException as error:
             if error.status == 409:  # another replica rotated first: use theirs
                 continue
@@ -310,33 +315,34 @@ def ensure_bundle(
     raise RuntimeError(f"webhook certificate Secret {namespace}/{name} kept changing under us")
 
 
-def patch_ca_bundle(admission_v1: Any, settings: Settings, ca_pem: bytes) -> bool:
+def patch_ca_bundle(api: KubeApi, settings: Settings, ca_pem: bytes) -> bool:
     """Make every webhook of our configuration trust `ca_pem`; True when something changed.
 
     A JSON patch that first tests each webhook's name, so a concurrent edit of the list fails
     the patch instead of putting the bundle on the wrong entry.
     """
     name = settings.webhook_config_name
+    path = kubeapi.webhook_configuration(name)
     wanted = _b64(ca_pem)
     for _ in range(3):
         try:
-            config = admission_v1.read_mutating_webhook_configuration(name)
+            config = api.json("GET", path)
         except ApiException as error:
             if error.status != 404:
                 raise
             log.warning("MutatingWebhookConfiguration %s not found; caBundle not set", name)
             return False
         ops: list[dict[str, Any]] = []
-        for i, hook in enumerate(config.webhooks or []):
-            if hook.client_config.ca_bundle != wanted:
-                ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook.name})
+        for i, hook in enumerate(config.get("webhooks") or []):
+            if (hook.get("clientConfig") or {}).get("caBundle") != wanted:
+                ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
                 ops.append(
                     {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": wanted}
                 )
         if not ops:
             return False
         try:
-            admission_v1.patch_mutating_webhook_configuration(name, ops)
+            api.call("PATCH", path, body=ops, content_type=kubeapi.JSON_PATCH)
         except ApiException as error:
             if error.status in (409, 422):  # the list changed under us: look again
                 continue
@@ -347,15 +353,14 @@ def patch_ca_bundle(admission_v1: Any, settings: Settings, ca_pem: bytes) -> boo
 
 
 def refresh_self_managed(
-    core_v1: Any,
-    admission_v1: Any,
+    core: KubeApi,
     settings: Settings,
     dns_names: Sequence[str],
     ip_addresses: Sequence[str],
 ) -> Bundle:
     """One full pass of the self-managed mode: the bundle, and the apiserver trusting it."""
-    bundle = ensure_bundle(core_v1, settings, dns_names, ip_addresses, datetime.now(UTC))
-    patch_ca_bundle(admission_v1, settings, bundle.ca_pem)
+    bundle = ensure_bundle(core, settings, dns_names, ip_addresses, datetime.now(UTC))
+    patch_ca_bundle(core, settings, bundle.ca_pem)
     return bundle
 
 

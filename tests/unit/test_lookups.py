@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
-from usersecrets import naming, watching
+from usersecrets import kubeapi, naming, watching
 from usersecrets.lookups import Lookups, MetadataCache
 from usersecrets.references import SecretRef
 from usersecrets.settings import Settings
@@ -24,14 +22,23 @@ def meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, An
     return found
 
 
+class FakeCore:
+    """Answers a list of a path with a PartialObjectMetadataList, as the apiserver sends it."""
+
+    def __init__(self, lists: dict[str, list[dict[str, Any]]]) -> None:
+        self.lists = lists
+
+    def json(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        assert method == "GET"
+        return {
+            "kind": "PartialObjectMetadataList",
+            "metadata": {"resourceVersion": "7"},
+            "items": [{"metadata": m} for m in self.lists.get(path, [])] or None,  # Go's nil
+        }
+
+
 def listing(*items: dict[str, Any]) -> Any:
-    """A list call answering a PartialObjectMetadataList, as the apiserver sends it."""
-    body = {
-        "kind": "PartialObjectMetadataList",
-        "metadata": {"resourceVersion": "7"},
-        "items": [{"metadata": m} for m in items] or None,  # Go's nil slice: null
-    }
-    return lambda **_: SimpleNamespace(data=json.dumps(body).encode())
+    return FakeCore({"/things": list(items)})
 
 
 def labels_of(_: str, labels: Any) -> dict[str, str]:
@@ -39,13 +46,13 @@ def labels_of(_: str, labels: Any) -> dict[str, str]:
 
 
 def load(cache: MetadataCache[Any]) -> str:
-    items, version = watching.list_objects(cache.list_call, cache.label_selector, True)
+    items, version = watching.list_objects(cache.core, cache.path, cache.label_selector, True)
     cache.load(items)
     return version
 
 
 def test_list_then_events() -> None:
-    cache = MetadataCache(listing(meta("a", "ns", x="1")), labels_of)
+    cache = MetadataCache(listing(meta("a", "ns", x="1")), "/things", labels_of)
     assert load(cache) == "7"
     assert cache.synced.is_set()
     assert cache.objects == {"ns": {"a": {"x": "1"}}}
@@ -55,15 +62,13 @@ def test_list_then_events() -> None:
 
 
 def test_an_empty_list_is_null_in_go() -> None:
-    cache = MetadataCache(listing(), labels_of)
+    cache = MetadataCache(listing(), "/things", labels_of)
     load(cache)
     assert cache.objects == {}
 
 
 def lookups(namespaces: list[dict[str, Any]], copies: list[dict[str, Any]]) -> Lookups:
-    core = SimpleNamespace(
-        list_namespace=listing(*namespaces), list_secret_for_all_namespaces=listing(*copies)
-    )
+    core = FakeCore({kubeapi.NAMESPACES: namespaces, kubeapi.SECRETS: copies})
     found = Lookups(cast(Any, core), Settings())
     load(found.namespaces)
     load(found.copies)
@@ -90,15 +95,16 @@ def test_users_and_available_copies() -> None:
 def test_the_webhook_caches_watch_metadata_only(monkeypatch: pytest.MonkeyPatch) -> None:
     started: dict[str, dict[str, Any]] = {}
 
-    def start(name: str, list_call: Any, **kwargs: Any) -> threading.Event:
-        started[name] = kwargs
+    def start(name: str, core: Any, path: str, **kwargs: Any) -> threading.Event:
+        started[name] = {"path": path, **kwargs}
         return threading.Event()
 
     monkeypatch.setattr(watching, "start", start)
-    core = SimpleNamespace(list_namespace=listing(), list_secret_for_all_namespaces=listing())
-    Lookups(cast(Any, core), Settings()).start()
+    Lookups(cast(Any, FakeCore({})), Settings()).start()
     assert {name: kwargs["metadata_only"] for name, kwargs in started.items()} == {
         "webhook-namespaces": True,
         "webhook-copies": True,
     }
     assert started["webhook-copies"]["label_selector"] == naming.MANAGED_SELECTOR
+    assert started["webhook-copies"]["path"] == kubeapi.SECRETS
+    assert started["webhook-namespaces"]["path"] == kubeapi.NAMESPACES

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from usersecrets import conditions, watching
+from usersecrets import conditions, kubeapi, watching
 from usersecrets.desired import DesiredCopy, OwnerKey, SecretView, World, compute
 from usersecrets.naming import MANAGED_SELECTOR as MANAGED
 from usersecrets.reconciler import Reconciler, WorkQueue, _changed, _Lists, _Meta, _Outcome
@@ -121,22 +121,23 @@ def test_a_relist_forgets_what_was_deleted_unseen_but_not_what_came_back() -> No
 
 
 class _Secrets:
-    """Core API stand-in: a Secret at version "2" whose labels the test chooses."""
+    """KubeApi stand-in: a Secret at version "2" whose labels the test chooses."""
 
     def __init__(self, labels: dict[str, str]) -> None:
         self.labels = labels
         self.patched: list[str | None] = []
 
-    def patch_namespaced_secret(self, name: str, namespace: str, body: Any, **_: Any) -> Any:
+    def call(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+        assert method == "PATCH"
         version = body["metadata"]["resourceVersion"]
         self.patched.append(version)
         if version != "2":
             raise ApiException(status=409, reason="Conflict")
         return SimpleNamespace(data=json.dumps({"metadata": {"resourceVersion": "3"}}))
 
-    def read_namespaced_secret(self, name: str, namespace: str) -> Any:
-        meta = SimpleNamespace(labels=self.labels, resource_version="2")
-        return SimpleNamespace(metadata=meta)
+    def json(self, method: str, path: str, **_: Any) -> Any:
+        assert method == "GET"
+        return {"metadata": {"labels": self.labels, "resourceVersion": "2"}}
 
 
 def _copy() -> DesiredCopy:
@@ -229,8 +230,8 @@ def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata(
 ) -> None:
     started: dict[str, dict[str, Any]] = {}
 
-    def start(name: str, list_call: Any, **kwargs: Any) -> threading.Event:
-        started[name] = kwargs
+    def start(name: str, core: Any, path: str, **kwargs: Any) -> threading.Event:
+        started[name] = {"path": path, **kwargs}
         return threading.Event()
 
     monkeypatch.setattr(watching, "start", start)
@@ -240,6 +241,7 @@ def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata(
     assert (copies["label_selector"], copies.get("metadata_only", False)) == (MANAGED, False)
     assert (secrets.get("label_selector"), secrets["metadata_only"]) == (None, True)
     assert copies["version"] == secrets["version"] == "42"
+    assert copies["path"] == secrets["path"] == kubeapi.SECRETS
 
 
 def _condition(ok: bool, reason: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -41,6 +41,9 @@ def obj(name: str, version: str) -> dict[str, Any]:
 
 
 class FakeApi:
+    """KubeApi's two calls: `json` answers lists, `call` answers watches with a Stream. Each
+    call is recorded as its query plus its headers."""
+
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
         self.lists: list[dict[str, Any]] = []
@@ -48,13 +51,15 @@ class FakeApi:
         self.streams: list[Stream] = []
         self.script: list[Stream] = []  # answers to the next watches, before the default ones
 
-    def __call__(self, **kwargs: Any) -> Any:
-        if not kwargs.get("watch"):
-            self.lists.append(kwargs)
-            version = str(10 * len(self.lists))
-            body = {"metadata": {"resourceVersion": version}, "items": [obj("a", version)]}
-            return type("Response", (), {"data": json.dumps(body).encode()})()
-        self.watches.append(kwargs)
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        assert (method, path) == ("GET", "/things")
+        self.lists.append({**kwargs["query"], "headers": kwargs["headers"]})
+        version = str(10 * len(self.lists))
+        return {"metadata": {"resourceVersion": version}, "items": [obj("a", version)]}
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        assert (method, path, kwargs["query"]["watch"]) == ("GET", "/things", "true")
+        self.watches.append({**kwargs["query"], "headers": kwargs["headers"]})
         if self.script:
             self.streams.append(self.script.pop(0))
             return self.streams[-1]
@@ -78,7 +83,8 @@ def test_events_in_order_then_a_new_list_after_gone() -> None:
     listed: list[list[str]] = []
     changed: list[tuple[str, str]] = []
     watching.follow(
-        api,
+        cast(Any, api),
+        "/things",
         stop,
         listed=lambda items: listed.append([i["metadata"]["name"] for i in items]),
         changed=lambda kind, o: changed.append((kind, o["metadata"]["resourceVersion"])),
@@ -87,10 +93,10 @@ def test_events_in_order_then_a_new_list_after_gone() -> None:
     )
     assert listed == [["a"], ["a"]]
     assert changed == [("ADDED", "11"), ("MODIFIED", "13")]  # DELETED came after stop
-    assert [w["resource_version"] for w in api.watches] == ["10", "20"]
-    assert all(w["label_selector"] == "x=y" for w in api.lists + api.watches)
-    assert api.lists[0]["_headers"] == {"Accept": watching.METADATA_LIST}
-    assert api.watches[0]["_headers"] == {"Accept": watching.METADATA}
+    assert [w["resourceVersion"] for w in api.watches] == ["10", "20"]
+    assert all(w["labelSelector"] == "x=y" for w in api.lists + api.watches)
+    assert api.lists[0]["headers"] == {"Accept": watching.METADATA_LIST}
+    assert api.watches[0]["headers"] == {"Accept": watching.METADATA}
     assert all(s.released for s in api.streams)
 
 
@@ -101,26 +107,29 @@ def test_a_dropped_connection_resumes_from_the_last_version_without_a_list() -> 
     api.watches.append({})  # after the script, the last default answer
     changed: list[str] = []
     watching.follow(
-        api,
+        cast(Any, api),
+        "/things",
         stop,
         listed=lambda _: None,
         changed=lambda kind, o: changed.append(o["metadata"]["resourceVersion"]),
         version="5",
     )
     assert api.lists == []
-    assert [w.get("resource_version") for w in api.watches[1:]] == ["5", "6"]
+    assert [w["resourceVersion"] for w in api.watches[1:]] == ["5", "6"]
     assert changed == ["6"]
-    assert all(w.get("allow_watch_bookmarks") for w in api.watches[1:])
+    assert all(w["allowWatchBookmarks"] == "true" for w in api.watches[1:])
 
 
 def test_a_given_version_skips_the_first_list() -> None:
     stop = threading.Event()
     api = FakeApi(stop)
     api.watches.append({})  # go straight to the last answer
-    watching.follow(api, stop, listed=lambda _: None, changed=lambda *_: None, version="5")
+    watching.follow(
+        cast(Any, api), "/things", stop, listed=lambda _: None, changed=lambda *_: None, version="5"
+    )
     assert api.lists == []
-    assert api.watches[1]["resource_version"] == "5"
-    assert api.watches[1]["_headers"] == {}
+    assert api.watches[1]["resourceVersion"] == "5"
+    assert api.watches[1]["headers"] == {}
 
 
 def test_a_failing_update_logs_its_type_only(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,0 +1,81 @@
+"""The API calls the operator makes, as plain JSON through the client's ApiClient.
+
+kubernetes' generated CoreV1Api alone costs 22 MiB to import (about a thousand methods, each
+wrapped in pydantic's validate_call, and the models they name), and a validation per call.
+The operator makes a handful of kinds of call and reads every answer as JSON anyway.
+Authentication, TLS, the connection pool and ApiException stay the client's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes.client import ApiClient
+from kubernetes.client.rest import ApiException
+
+from usersecrets import GROUP, VERSION
+
+NAMESPACES = "/api/v1/namespaces"
+SECRETS = "/api/v1/secrets"  # in every namespace
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+def secrets_in(namespace: str) -> str:
+    return f"{NAMESPACES}/{namespace}/secrets"
+
+
+def events_in(namespace: str) -> str:
+    return f"{NAMESPACES}/{namespace}/events"
+
+
+def custom(plural: str, namespace: str | None = None) -> str:
+    """Our custom resources of a kind, in every namespace or in one."""
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"/apis/{GROUP}/{VERSION}{where}/{plural}"
+
+
+def webhook_configuration(name: str) -> str:
+    return f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
+
+
+class KubeApi:
+    """Requests with the client's configuration; answers as the apiserver sends them."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        timeout: Any = None,
+    ) -> Any:
+        """The answer, its body not read yet (a watch streams it); ApiException unless 2xx."""
+        header_params = {"Accept": "application/json", **(headers or {})}
+        if body is not None:
+            header_params["Content-Type"] = content_type or "application/json"
+        request = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+            header_params=header_params,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request, _request_timeout=timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.call(method, path, **kwargs).data)
+        return found
