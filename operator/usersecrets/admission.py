@@ -7,10 +7,11 @@ unit-tested without a cluster. Only names pass through here, never a secret valu
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from usersecrets import naming
 from usersecrets.injection import JsonPatch, inject
@@ -130,7 +131,7 @@ def review_response(review: object, decision: Decision) -> dict[str, Any]:
     if not decision.allowed:
         response["status"] = {"code": 403, "reason": "Forbidden", "message": decision.message}
     elif decision.patch:
-        encoded = json.dumps(decision.patch, separators=(",", ":")).encode()
+        encoded = orjson.dumps(decision.patch)
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(encoded).decode()
     return _review(response)

@@ -8,6 +8,7 @@ an empty patch instead of duplicates.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ def secret_name(ref: SecretRef) -> str:
     return naming.copy_name(ref.owner, ref.key)
 
 
+@functools.lru_cache(maxsize=4096)
 def volume_name(secret: str) -> str:
     """A DNS-1123 label of 22 characters: Secret names are too long to be volume names."""
     return VOLUME_PREFIX + hashlib.sha256(secret.encode()).hexdigest()[:10]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import ssl
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
@@ -54,14 +54,14 @@ def build_app(review: Review, *, max_body: int = MAX_BODY) -> web.Application:
             )
         raw = await request.read()  # aiohttp raises 413 beyond client_max_size
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
         except (ValueError, RecursionError):
             return web.Response(status=400, text="request body is not valid JSON\n")
         if not isinstance(body, dict):
             return web.Response(status=400, text="request body must be a JSON object\n")
         try:
             response = await review(body)
-            text = json.dumps(response, separators=(",", ":"))
+            answer = orjson.dumps(response)
         except Exception as error:
             # The message may quote the pod (env values are plain text there): log only the
             # exception's type and where it happened.
@@ -71,7 +71,7 @@ def build_app(review: Review, *, max_body: int = MAX_BODY) -> web.Application:
                 "".join(traceback.format_tb(error.__traceback__)).rstrip(),
             )
             return web.Response(status=500, text="internal error\n")
-        return web.Response(text=text, content_type="application/json")
+        return web.Response(body=answer, content_type="application/json")
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
