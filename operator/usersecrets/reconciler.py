@@ -15,6 +15,7 @@ import asyncio
 import base64
 import dataclasses
 import datetime
+import functools
 import json
 import logging
 import threading
@@ -159,14 +160,14 @@ class _StatusWrite:
     changed: Condition | None
 
 
-def _changed(meta: _Meta, new: Mapping[str, Any]) -> Condition | None:
+def _changed(current: Mapping[str, Any], new: Mapping[str, Any]) -> Condition | None:
     """The new Ready condition if an Event should tell of it: a problem, or a change of what
     the object said before. A secret that simply works from the start is told by its status
     alone (an Event each would add a third write per secret to every burst).
 
-    Decided before writing, since the watch may bring our own write back into `meta` before
+    Decided before writing, since the watch may bring our own write back into the cache before
     the write call returns."""
-    before = conditions.find(meta.status.get("conditions"))
+    before = conditions.find(current.get("conditions"))
     after = conditions.find(new["conditions"])
     if after is None:
         return None
@@ -435,7 +436,8 @@ class Reconciler:
         if not deleted and self.versions.get(ref) == meta["resourceVersion"]:
             return  # our own write, coming back
         # The pair it was a copy of, and the one its labels now name (someone may edit them).
-        for labels in ((c.labels if (c := self.copies.get(ref)) else {}), meta.get("labels") or {}):
+        cached = self.copies.get(ref)
+        for labels in (cached.labels if cached else {}, meta.get("labels") or {}):
             owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
             if owner and key:
                 self.queue.add(OwnerKey(owner, key))
@@ -700,33 +702,41 @@ class Reconciler:
         return f"a system namespace, or one without the '{self.settings.user_label}' label"
 
     def _status_writes(self, want: desired.Desired, collisions: list[str]) -> list[_StatusWrite]:
-        """The statuses that differ from what the objects say, with an Event for each change
-        of their Ready condition."""
+        """The statuses that differ from what the objects say, each with the Event it should
+        post (see `_changed`)."""
         now = datetime.datetime.now(datetime.UTC)
-        writes = []
+        writes: list[_StatusWrite] = []
+
+        def add(plural: str, ref: Ref, meta: _Meta, build: Callable[..., dict[str, Any]]) -> None:
+            current = meta.status  # parsed once
+            new = build(generation=meta.generation, current=current, now=now)
+            if not status.same(current, new):
+                writes.append(_StatusWrite(plural, ref, meta, new, _changed(current, new)))
+
+        hint = self._no_owner_hint()
         for ref, facts in want.secrets.items():
             if (meta := self.secret_meta.get(ref)) is not None:
-                new = status.secret_status(
-                    facts,
-                    generation=meta.generation,
-                    value_from=meta.value_from,
-                    collisions=collisions if facts.namespaces else [],
-                    no_owner_hint=self._no_owner_hint(),
-                    current=meta.status,
-                    now=now,
+                add(
+                    "usersecrets",
+                    ref,
+                    meta,
+                    functools.partial(
+                        status.secret_status,
+                        facts,
+                        value_from=meta.value_from,
+                        collisions=collisions if facts.namespaces else [],
+                        no_owner_hint=hint,
+                    ),
                 )
-                writes.append(_StatusWrite("usersecrets", ref, meta, new, _changed(meta, new)))
         for ref, grant_facts in want.grants.items():
             if (meta := self.grant_meta.get(ref)) is not None:
-                new = status.grant_status(
-                    grant_facts,
-                    generation=meta.generation,
-                    no_owner_hint=self._no_owner_hint(),
-                    current=meta.status,
-                    now=now,
+                add(
+                    "secretgrants",
+                    ref,
+                    meta,
+                    functools.partial(status.grant_status, grant_facts, no_owner_hint=hint),
                 )
-                writes.append(_StatusWrite("secretgrants", ref, meta, new, _changed(meta, new)))
-        return [write for write in writes if not status.same(write.meta.status, write.status)]
+        return writes
 
     def _write_statuses(self, writes: list[_StatusWrite]) -> None:
         for write in writes:

@@ -16,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from usersecrets import conditions, kubeapi, watching
 from usersecrets.desired import DesiredCopy, OwnerKey, SecretView, World, compute
 from usersecrets.naming import MANAGED_SELECTOR as MANAGED
-from usersecrets.reconciler import Reconciler, WorkQueue, _changed, _Lists, _Meta, _Outcome
+from usersecrets.reconciler import Reconciler, WorkQueue, _changed, _Lists, _Outcome
 from usersecrets.settings import Settings
 
 A, B = OwnerKey("alice", "a"), OwnerKey("alice", "b")
@@ -250,15 +250,12 @@ def _condition(ok: bool, reason: str) -> dict[str, Any]:
 
 
 def test_events_tell_of_problems_and_changes_only() -> None:
-    def meta(current: dict[str, Any]) -> _Meta:
-        return _Meta("uid", 1, json.dumps(current))
-
     ready, missing = _condition(True, "Materialized"), _condition(False, "SourceMissing")
-    assert _changed(meta({}), ready) is None  # working from the start: the status says it
-    first = _changed(meta({}), missing)
+    assert _changed({}, ready) is None  # working from the start: the status says it
+    first = _changed({}, missing)
     assert first is not None
     assert first.reason == "SourceMissing"
-    recovered = _changed(meta(missing), ready)
+    recovered = _changed(missing, ready)
     assert recovered is not None
     assert recovered.reason == "Materialized"
-    assert _changed(meta(ready), ready) is None
+    assert _changed(ready, ready) is None
