@@ -7,7 +7,6 @@ an empty patch instead of duplicates.
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 from collections.abc import Mapping
@@ -28,9 +27,8 @@ JsonPatch = list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Injection:
-    """The mutated pod, the RFC 6902 patch from the input to it, and every conflict found."""
+    """The RFC 6902 patch that adds what was asked for, and every conflict found."""
 
-    pod: dict[str, Any]
     patch: JsonPatch
     errors: tuple[str, ...]
 
@@ -88,22 +86,19 @@ def _mount_path(mount: object) -> str | None:
 
 
 def _append(
-    patch: JsonPatch, owner: dict[str, Any], field: str, pointer: str, items: list[Any]
+    patch: JsonPatch, owner: Mapping[str, Any], field: str, pointer: str, items: list[Any]
 ) -> None:
-    """Append to owner[field], creating it when absent; the pod gets copies so that changing
-    the returned pod never changes the patch, and new lists so that the input pod is kept."""
+    """Append to owner[field], creating it when absent."""
     if not items:
         return
     if isinstance(owner.get(field), list):
         patch.extend({"op": "add", "path": f"{pointer}/-", "value": item} for item in items)
-        owner[field] = [*owner[field], *copy.deepcopy(items)]
     else:
         patch.append({"op": "add", "path": pointer, "value": items})
-        owner[field] = copy.deepcopy(items)
 
 
 def _prepend(
-    patch: JsonPatch, owner: dict[str, Any], field: str, pointer: str, items: list[Any]
+    patch: JsonPatch, owner: Mapping[str, Any], field: str, pointer: str, items: list[Any]
 ) -> None:
     """Insert before the pod's own entries, so that they can use ours in `$(NAME)`."""
     if not items:
@@ -112,10 +107,8 @@ def _prepend(
         patch.extend(
             {"op": "add", "path": f"{pointer}/{i}", "value": item} for i, item in enumerate(items)
         )
-        owner[field] = [*copy.deepcopy(items), *owner[field]]
     else:
         patch.append({"op": "add", "path": pointer, "value": items})
-        owner[field] = copy.deepcopy(items)
 
 
 def inject(pod: Mapping[str, Any], references: References) -> Injection:
@@ -124,20 +117,17 @@ def inject(pod: Mapping[str, Any], references: References) -> Injection:
     The pod may be any JSON value shaped like a pod: fields of the wrong type count as absent
     (and are replaced if we need them), so garbage never makes this raise.
     """
-    # Copies of only what may change (spec, containers): a pod is copied on every admission.
-    result: dict[str, Any] = dict(pod)
-    if not isinstance(result.get("spec"), dict):
-        return Injection(result, [], ())
-    spec: dict[str, Any] = dict(result["spec"])
-    result["spec"] = spec
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return Injection([], ())
     errors: list[str] = []
     targets: list[tuple[str, dict[str, Any]]] = []
     for field in CONTAINER_FIELDS:
-        if isinstance(spec.get(field), list):
-            spec[field] = [dict(c) if isinstance(c, dict) else c for c in spec[field]]
-            targets += [
-                (f"/spec/{field}/{i}", c) for i, c in enumerate(spec[field]) if isinstance(c, dict)
-            ]
+        targets += [
+            (f"/spec/{field}/{i}", c)
+            for i, c in enumerate(_list(spec.get(field)))
+            if isinstance(c, dict)
+        ]
     if references.containers is not None:
         known = [_name(c) for _, c in targets]
         has = ", ".join(f"'{n}'" for n in known if n is not None) or "none"
@@ -150,7 +140,7 @@ def inject(pod: Mapping[str, Any], references: References) -> Injection:
 
     patch: JsonPatch = []
     if not targets or not (references.files or references.env):
-        return Injection(result, patch, tuple(errors))
+        return Injection(patch, tuple(errors))
 
     pod_context = _dict(spec.get("securityContext"))
     group_readable = pod_context.get("fsGroup") is not None and any(
@@ -212,4 +202,4 @@ def inject(pod: Mapping[str, Any], references: References) -> Injection:
                 errors.append(f"Container '{name}' already has environment variable '{e.name}'")
         _prepend(patch, container, "env", f"{pointer}/env", new_env)
 
-    return Injection(result, patch, tuple(errors))
+    return Injection(patch, tuple(errors))

@@ -22,6 +22,10 @@ _FORMS = "expected secret:KEY, secret:/USER/KEY or secret://CLUSTER/USER/KEY"
 # Neu.ro's own key grammar: what our users may have typed there and expect to work here.
 _NEURO_KEY = re.compile(r"[a-zA-Z0-9_.-]{1,253}")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# What _key_reasons finds nothing wrong with, checked in one step: every pod's keys pass here.
+_KEY = re.compile(
+    rf"(?=.{{1,{KEY_MAX_LENGTH}}}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
 # A user is a namespace label value or a namespace name; both fit the label value syntax.
 _USER = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 # The name rule every Kubernetes version accepts.
@@ -72,6 +76,8 @@ def key_error(key: str) -> str | None:
     they become Secret names and label values. Keys Neu.ro would accept get a message that says
     what to change, since users bring them from there.
     """
+    if _KEY.fullmatch(key):
+        return None
     if not key:
         return "Invalid secret key '': the key is empty"
     reasons = list(_key_reasons(key))
@@ -157,7 +163,8 @@ def normalize_path(path: str) -> str | list[str]:
     if not path.startswith("/"):
         errors.append(f"Mount path must be absolute: '{path}'")
     parts = [p for p in path.split("/") if p not in ("", ".")]
-    if ".." in parts or any(unicodedata.category(c) == "Cc" for c in path):
+    controls = not path.isprintable() and any(unicodedata.category(c) == "Cc" for c in path)
+    if ".." in parts or controls:
         errors.append(f"Invalid path: '{path}'")
     if not parts and not errors:
         errors.append(f"Mount path must name a file, not the root directory: '{path}'")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from usersecrets.references import (
@@ -17,6 +17,7 @@ from usersecrets.references import (
     FileEntry,
     References,
     SecretRef,
+    _key_reasons,
     key_error,
     normalize_path,
     parse,
@@ -308,6 +309,20 @@ def test_reference_errors(text: str, problems: list[str]) -> None:
 )
 def test_key_error(key: str, message: str | None) -> None:
     assert key_error(key) == message
+
+
+_LABEL = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True)
+
+
+@given(
+    st.text(alphabet="abZ09-._é\n", max_size=70)
+    | st.lists(_LABEL, min_size=1, max_size=6).map(".".join)
+)
+@example("a" * KEY_MAX_LENGTH)
+@example("a" * (KEY_MAX_LENGTH + 1))
+def test_the_quick_check_of_keys_agrees_with_the_reasons(key: str) -> None:
+    """The webhook accepts keys with one regex; only a rejected key is explained."""
+    assert (key_error(key) is None) == (key != "" and not list(_key_reasons(key)))
 
 
 # Paths
