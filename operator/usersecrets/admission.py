@@ -7,7 +7,7 @@ unit-tested without a cluster. Only names pass through here, never a secret valu
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection, Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,7 @@ def decide(
     *,
     namespace: str,
     user: str | None,
-    available: Collection[SecretRef],
+    available: Container[SecretRef],
     settings: Settings,
 ) -> Decision:
     """Allow with a patch, or deny listing every problem.
@@ -78,8 +78,7 @@ def decide(
     injection = inject(pod, references)
     problems = [*references.errors, *injection.errors]
     reason = "invalid" if problems else ""
-    present = set(available)
-    absent = sorted(ref for ref in references.refs if ref not in present)
+    absent = sorted(ref for ref in references.refs if ref not in available)
     missing = [ref.key for ref in absent if ref.owner == user]
     if missing:
         problems.append("Missing secrets: " + ", ".join(f"'{key}'" for key in missing))

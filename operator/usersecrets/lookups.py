@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from usersecrets import admission, kubeapi, metrics, naming, watching
@@ -103,9 +104,21 @@ class Lookups:
         found = self.core.json("GET", f"{kubeapi.NAMESPACES}/{namespace}")
         return naming.user_of_namespace(namespace, found["metadata"].get("labels"), self.settings)
 
-    def available(self, namespace: str) -> set[SecretRef]:
-        """(owner, key) of every copy in `namespace`."""
-        return {ref for ref in self.copies.objects.get(namespace, {}).copy().values() if ref}
+    def available(self, namespace: str) -> Container[SecretRef]:
+        """The secrets with a copy in `namespace`, looked up one by one: a pod asks for a few,
+        its namespace may hold thousands."""
+        return _CopiesIn(self.copies.objects.get(namespace, {}))
+
+
+@dataclass(frozen=True)
+class _CopiesIn(Container[SecretRef]):
+    names: Mapping[str, SecretRef | None]
+
+    def __contains__(self, ref: object) -> bool:
+        """A copy counts under the name pods mount it by, with labels that say it holds `ref`."""
+        if not isinstance(ref, SecretRef):
+            return False
+        return self.names.get(naming.copy_name(ref.owner, ref.key)) == ref
 
 
 def _secret_ref(_: str, labels: Mapping[str, str]) -> SecretRef | None:

@@ -14,13 +14,15 @@ import os
 import ssl
 import tempfile
 import traceback
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httptools
 import orjson
-from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
 from usersecrets import kubeapi
@@ -34,6 +36,14 @@ MUTATE_PATH = "/mutate-pods"
 HEALTH_PATH = "/healthz"
 #: An AdmissionReview of a pod is far below this (etcd caps objects at 1.5 MiB).
 MAX_BODY = 3 * 1024 * 1024
+MAX_URL = 8 * 1024
+MAX_HEADERS = 64 * 1024
+#: The apiserver gives a webhook at most 30 s; a request must have arrived by then.
+REQUEST_TIMEOUT = 30.0
+#: Longer than the apiserver keeps an idle connection (90 s), so it is the one to close.
+IDLE_TIMEOUT = 120.0
+TEXT = b"text/plain; charset=utf-8"
+JSON = b"application/json"
 CERT_FILE = "tls.crt"
 KEY_FILE = "tls.key"
 CA_FILE = "ca.crt"
@@ -44,24 +54,153 @@ Review = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 # -- HTTP ---------------------------------------------------------------------------------
 
 
-def build_app(review: Review, *, max_body: int = MAX_BODY) -> web.Application:
-    """Routes exactly the admission and health endpoints; everything else is a 404."""
+class _Refused(Exception):
+    """A request answered with an error and the connection closed, before it is all read."""
 
-    async def mutate(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > max_body:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=max_body, actual_size=request.content_length
-            )
-        raw = await request.read()  # aiohttp raises 413 beyond client_max_size
+    def __init__(self, status: int, text: str) -> None:
+        self.status, self.text = status, text
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: bytes
+    path: bytes
+    body: bytes
+    keep_alive: bool
+
+
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Payload Too Large",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+}
+
+
+class _Connection(asyncio.Protocol):
+    """One kept-alive connection from the apiserver, speaking just enough HTTP/1.1.
+
+    Admission sits on the path of every pod create, and aiohttp's request and response objects
+    cost about as much CPU as the review itself. llhttp (Node.js's parser, through httptools)
+    does the parsing; this class routes two paths and answers requests in order, one at a time.
+    A request must arrive whole within `timeout` of its first byte, and a connection idle for
+    `idle` is closed: a slow or silent client holds a socket, never a request in the review.
+    """
+
+    def __init__(self, review: Review, max_body: int, timeout: float, idle: float) -> None:
+        self.review, self.max_body, self.timeout, self.idle = review, max_body, timeout, idle
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url, self.headers, self.body = b"", 0, bytearray()
+        self.receiving = self.expects_continue = False
+        self.requests: deque[_Request] = deque()
+        self.answering: asyncio.Task[None] | None = None
+        self.loop = asyncio.get_running_loop()
+        self.deadline, self.tick = 0.0, min(timeout, idle) / 4
+        self.timer: asyncio.TimerHandle | None = None
+
+    # asyncio
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.deadline = self.loop.time() + self.idle
+        self.timer = self.loop.call_later(self.tick, self._check_deadline)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.answering is not None:
+            self.answering.cancel()
+
+    def data_received(self, data: bytes) -> None:
         try:
-            body = orjson.loads(raw)
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as error:
+            refused = error.__context__
+            if not isinstance(refused, _Refused):
+                raise
+            self._refuse(refused.status, refused.text)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self._refuse(400, "malformed HTTP request\n")
+
+    # httptools
+
+    def on_message_begin(self) -> None:
+        self.url, self.headers, self.body = b"", 0, bytearray()
+        self.receiving, self.expects_continue = True, False
+        self.deadline = self.loop.time() + self.timeout
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > MAX_URL:
+            raise _Refused(414, "request URI too long\n")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers += len(name) + len(value)
+        if self.headers > MAX_HEADERS:
+            raise _Refused(431, "request headers too large\n")
+        if name.lower() == b"content-length" and value.isdigit() and int(value) > self.max_body:
+            raise _Refused(413, f"request body is over {self.max_body} bytes\n")
+        if name.lower() == b"expect" and value.lower() == b"100-continue":
+            self.expects_continue = True
+
+    def on_headers_complete(self) -> None:
+        if self.expects_continue and self.transport:  # curl does, for bodies over 1 KiB
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, chunk: bytes) -> None:
+        if len(self.body) + len(chunk) > self.max_body:
+            raise _Refused(413, f"request body is over {self.max_body} bytes\n")
+        self.body += chunk
+
+    def on_message_complete(self) -> None:
+        self.receiving = False
+        try:
+            path = httptools.parse_url(self.url).path
+        except httptools.HttpParserInvalidURLError:
+            raise _Refused(400, "malformed request URI\n") from None
+        keep_alive = self.parser.should_keep_alive()
+        self.requests.append(_Request(self.parser.get_method(), path, bytes(self.body), keep_alive))
+        if self.answering is None:
+            self.answering = asyncio.ensure_future(self._answer_all())
+        if len(self.requests) > 1 and self.transport:  # pipelined: wait for the answers
+            self.transport.pause_reading()
+
+    # answers
+
+    async def _answer_all(self) -> None:
+        while self.requests and self.transport:
+            request = self.requests.popleft()
+            status, body, content_type = await self._answer(request)
+            self._send(status, body, content_type, close=not request.keep_alive)
+        self.answering = None
+        if self.transport:
+            self.transport.resume_reading()
+            self.deadline = self.loop.time() + self.idle
+
+    async def _answer(self, request: _Request) -> tuple[int, bytes, bytes]:
+        if request.path == HEALTH_PATH.encode():
+            if request.method != b"GET":
+                return 405, b"method not allowed\n", TEXT
+            return 200, b"ok", TEXT
+        if request.path != MUTATE_PATH.encode():
+            return 404, b"not found\n", TEXT
+        if request.method != b"POST":
+            return 405, b"method not allowed\n", TEXT
+        try:
+            body = orjson.loads(request.body)
         except (ValueError, RecursionError):
-            return web.Response(status=400, text="request body is not valid JSON\n")
+            return 400, b"request body is not valid JSON\n", TEXT
         if not isinstance(body, dict):
-            return web.Response(status=400, text="request body must be a JSON object\n")
+            return 400, b"request body must be a JSON object\n", TEXT
         try:
-            response = await review(body)
-            answer = orjson.dumps(response)
+            return 200, orjson.dumps(await self.review(body)), JSON
         except Exception as error:
             # The message may quote the pod (env values are plain text there): log only the
             # exception's type and where it happened.
@@ -70,31 +209,54 @@ def build_app(review: Review, *, max_body: int = MAX_BODY) -> web.Application:
                 type(error).__name__,
                 "".join(traceback.format_tb(error.__traceback__)).rstrip(),
             )
-            return web.Response(status=500, text="internal error\n")
-        return web.Response(body=answer, content_type="application/json")
+            return 500, b"internal error\n", TEXT
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
+    def _send(self, status: int, body: bytes, content_type: bytes, close: bool) -> None:
+        if self.transport is None:
+            return
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
+            status,
+            _REASONS[status],
+            content_type,
+            len(body),
+        )
+        self.transport.write(head + (b"Connection: close\r\n\r\n" if close else b"\r\n") + body)
+        if close:
+            self.transport.close()
 
-    app = web.Application(client_max_size=max_body)
-    app.router.add_post(MUTATE_PATH, mutate)
-    app.router.add_get(HEALTH_PATH, healthz)
-    return app
+    def _refuse(self, status: int, text: str) -> None:
+        if self.answering is not None:
+            self.answering.cancel()
+        self.requests.clear()
+        self._send(status, text.encode(), TEXT, close=True)
+
+    def _check_deadline(self) -> None:
+        """Every `tick`: moving a deadline is then a mere assignment on each request."""
+        if self.transport is None:
+            return
+        if self.answering is not None or self.loop.time() < self.deadline:
+            self.timer = self.loop.call_later(self.tick, self._check_deadline)
+            return
+        if self.receiving:
+            self._refuse(408, "request not received in time\n")
+        else:
+            self.transport.close()
 
 
 async def serve(
-    app: web.Application, ssl_context: ssl.SSLContext, host: str, port: int
-) -> web.AppRunner:
-    """Start listening; the caller awaits `runner.cleanup()` to stop."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
+    review: Review,
+    ssl_context: ssl.SSLContext,
+    host: str,
+    port: int,
+    *,
+    max_body: int = MAX_BODY,
+    timeout: float = REQUEST_TIMEOUT,
+    idle: float = IDLE_TIMEOUT,
+) -> asyncio.Server:
+    """Start answering admissions; the caller closes the server to stop."""
+    return await asyncio.get_running_loop().create_server(
+        lambda: _Connection(review, max_body, timeout, idle), host, port, ssl=ssl_context
+    )
 
 
 # -- TLS ----------------------------------------------------------------------------------

@@ -79,17 +79,30 @@ def test_users_and_available_copies() -> None:
     found = lookups(
         [meta("team-a", **{"usersecrets.io/user": "alice"}), meta("kube-system")],
         [
-            meta("c1", "team-a", **naming.copy_labels("alice", "db", naming.REASON_OWNER)),
-            meta("c2", "team-a", **naming.copy_labels("bob", "k", naming.REASON_GRANT)),
-            meta("half", "team-a", **{naming.OWNER_LABEL: "bob"}),
+            meta(
+                naming.copy_name("alice", "db"),
+                "team-a",
+                **naming.copy_labels("alice", "db", naming.REASON_OWNER),
+            ),
+            meta(
+                naming.copy_name("bob", "k"),
+                "team-a",
+                **naming.copy_labels("bob", "k", naming.REASON_GRANT),
+            ),
+            meta(naming.copy_name("bob", "half"), "team-a", **{naming.OWNER_LABEL: "bob"}),
+            meta("renamed", "team-a", **naming.copy_labels("bob", "x", naming.REASON_GRANT)),
         ],
     )
     assert found.synced
     assert found.known_user("team-a") == (True, "alice")
     assert found.known_user("kube-system") == (True, None)
     assert found.known_user("new") == (False, None)
-    assert found.available("team-a") == {SecretRef("alice", "db"), SecretRef("bob", "k")}
-    assert found.available("elsewhere") == set()
+    here = found.available("team-a")
+    assert SecretRef("alice", "db") in here
+    assert SecretRef("bob", "k") in here
+    assert SecretRef("bob", "half") not in here  # labels say no key
+    assert SecretRef("bob", "x") not in here  # not under the name pods mount
+    assert SecretRef("alice", "db") not in found.available("elsewhere")
 
 
 def test_the_webhook_caches_watch_metadata_only(monkeypatch: pytest.MonkeyPatch) -> None:
