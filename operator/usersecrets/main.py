@@ -57,7 +57,7 @@ def _split_hosts(hosts: tuple[str, ...]) -> tuple[list[str], list[str]]:
 
 async def start_webhook(
     api: client.ApiClient, settings: Settings, cluster: lookups.Lookups
-) -> tuple[web.AppRunner, asyncio.Task[None]]:
+) -> tuple[asyncio.Server, asyncio.Task[None]]:
     """Serves admissions over TLS, with cert-manager's files or a certificate of our own."""
     if settings.webhook_cert_dir:
         context = webhook.ssl_context_from_dir(settings.webhook_cert_dir)
@@ -75,10 +75,10 @@ async def start_webhook(
         bundle = await asyncio.to_thread(refresh)
         context = webhook.ssl_context_from_bundle(bundle)
         keeper = webhook.keep_bundle_current(context, refresh, bundle)
-    app = webhook.build_app(lookups.reviewer(cluster, settings))
-    runner = await webhook.serve(app, context, settings.webhook_host, settings.webhook_port)
+    review = lookups.reviewer(cluster, settings)
+    server = await webhook.serve(review, context, settings.webhook_host, settings.webhook_port)
     logger.info("webhook serving on %s:%d", settings.webhook_host, settings.webhook_port)
-    return runner, asyncio.create_task(keeper)
+    return server, asyncio.create_task(keeper)
 
 
 async def start_probes(settings: Settings, ready: Callable[[], bool]) -> web.AppRunner:
@@ -181,8 +181,8 @@ async def run(settings: Settings) -> None:
         keeper.cancel()
         for watch in watches:
             watch.set()
+        server.close()
         with contextlib.suppress(Exception):
-            await server.cleanup()
             await probes.cleanup()
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -48,13 +49,14 @@ async def _echo_review(body: dict[str, Any]) -> dict[str, Any]:
 async def _served(
     context: ssl.SSLContext,
     review: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] = _echo_review,
+    **limits: float,
 ) -> AsyncIterator[str]:
-    runner = await webhook.serve(webhook.build_app(review), context, "127.0.0.1", 0)
+    server = await webhook.serve(review, context, "127.0.0.1", 0, **limits)
     try:
-        port = runner.addresses[0][1]
+        port = server.sockets[0].getsockname()[1]
         yield f"https://127.0.0.1:{port}"
     finally:
-        await runner.cleanup()
+        server.close()
 
 
 async def _post(
@@ -95,6 +97,121 @@ def test_review_round_trip() -> None:
             assert await _get(url, _client_context(bundle), webhook.HEALTH_PATH) == (200, "ok")
 
     asyncio.run(scenario())
+
+
+def _request(uid: str, *headers: bytes) -> bytes:
+    body = json.dumps({"request": {"uid": uid}}).encode()
+    head = [b"POST /mutate-pods HTTP/1.1", b"Host: x", b"Content-Length: %d" % len(body), *headers]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+async def _exchange(url: str, bundle: Bundle, *sends: bytes, pause: float = 0) -> bytes:
+    """Write `sends` on one connection, `pause` seconds apart; everything read until EOF."""
+    port = int(url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=_client_context(bundle))
+    try:
+        with contextlib.suppress(ConnectionError):  # the server may hang up first
+            for data in sends:
+                writer.write(data)
+                await writer.drain()
+                await asyncio.sleep(pause)
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+def test_one_connection_answers_in_order_and_closes_when_asked() -> None:
+    """Kept alive between reviews, pipelined requests answered in the order sent, and
+    `Connection: close` honoured (it is what ends this exchange)."""
+    bundle = _bundle()
+
+    async def slow_first(body: dict[str, Any]) -> dict[str, Any]:
+        if body["request"]["uid"] == "a":
+            await asyncio.sleep(0.1)
+        return await _echo_review(body)
+
+    async def scenario() -> None:
+        async with _served(webhook.ssl_context_from_bundle(bundle), slow_first) as url:
+            answer = await _exchange(
+                url, bundle, _request("a") + _request("b"), _request("c", b"Connection: close")
+            )
+        uids = [m.decode() for m in re.findall(rb'"uid":"(\w)"', answer)]
+        assert uids == ["a", "b", "c"]
+        assert answer.count(b"HTTP/1.1 200 OK") == 3
+        assert answer.endswith(b'"allowed":true}}')
+        assert b"Connection: close" in answer.rsplit(b"HTTP/1.1", 1)[1]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("data", "answer"),
+    [
+        (b"GARBAGE\r\n\r\n", b"HTTP/1.1 400 Bad Request"),
+        (b"GET http://x:99999/ HTTP/1.1\r\n\r\n", b"HTTP/1.1 400 Bad Request"),
+        (b"GET /" + b"a" * webhook.MAX_URL + b" HTTP/1.1\r\n\r\n", b"HTTP/1.1 414 URI Too Long"),
+        (
+            b"GET /healthz HTTP/1.1\r\n" + b"X: " + b"a" * webhook.MAX_HEADERS + b"\r\n\r\n",
+            b"HTTP/1.1 431 Request Header Fields Too Large",
+        ),
+        (b"GET /healthz HTTP/1.1\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n", b"HTTP/1.1 400"),
+        (b"GET /healthz HTTP/1.0\r\n\r\n", b"HTTP/1.1 200 OK"),
+    ],
+)
+def test_what_is_not_a_kept_alive_request_is_answered_and_closed(
+    data: bytes, answer: bytes
+) -> None:
+    bundle = _bundle()
+
+    async def scenario() -> bytes:
+        async with _served(webhook.ssl_context_from_bundle(bundle)) as url:
+            return await _exchange(url, bundle, data)
+
+    received = asyncio.run(scenario())
+    assert received.startswith(answer)
+    assert b"Connection: close" in received
+
+
+def test_a_request_must_arrive_in_time_and_idle_connections_close() -> None:
+    bundle = _bundle()
+    limits = {"timeout": 0.3, "idle": 0.3}
+
+    async def scenario() -> None:
+        async with _served(webhook.ssl_context_from_bundle(bundle), **limits) as url:
+            # Headers trickling in, a byte at a time: refused when the request's time is up.
+            trickle = [bytes([c]) for c in _request("a")[:40]]
+            started = asyncio.get_running_loop().time()
+            answer = await _exchange(url, bundle, *trickle, pause=0.02)
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout")
+            assert asyncio.get_running_loop().time() - started < 2
+            # A request, then silence: answered, then closed once idle.
+            answer = await _exchange(url, bundle, _request("b"))
+            assert answer.startswith(b"HTTP/1.1 200 OK")
+
+    asyncio.run(scenario())
+
+
+def test_expect_continue_is_answered_before_the_body() -> None:
+    bundle = _bundle()
+    request = _request("a", b"Expect: 100-continue", b"Connection: close")
+    head, body = request.split(b"\r\n\r\n", 1)
+
+    async def scenario() -> bytes:
+        async with _served(webhook.ssl_context_from_bundle(bundle)) as url:
+            port = int(url.rsplit(":", 1)[1])
+            client = _client_context(bundle)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+            writer.write(head + b"\r\n\r\n")
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(body)
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return answer
+
+    assert asyncio.run(scenario()).startswith(b"HTTP/1.1 200 OK")
 
 
 def test_untrusted_ca_is_refused() -> None:
