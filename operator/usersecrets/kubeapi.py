@@ -47,7 +47,7 @@ class KubeApi:
     def __init__(self, api: ApiClient) -> None:
         self.api = api
 
-    def call(
+    def stream(
         self,
         method: str,
         path: str,
@@ -58,7 +58,8 @@ class KubeApi:
         content_type: str | None = None,
         timeout: Any = None,
     ) -> Any:
-        """The answer, its body not read yet (a watch streams it); ApiException unless 2xx."""
+        """The answer with its body unread, for a watch to stream; the caller releases it.
+        ApiException unless 2xx."""
         header_params = {"Accept": "application/json", **(headers or {})}
         if body is not None:
             header_params["Content-Type"] = content_type or "application/json"
@@ -76,6 +77,12 @@ class KubeApi:
             raise ApiException.from_response(http_resp=response, body=None, data=None)
         return response.response
 
+    def call(self, method: str, path: str, **kwargs: Any) -> bytes:
+        """The whole answer. Reading it is what returns the connection to the pool: an answer
+        left unread costs the next call a new connection and TLS handshake."""
+        data: bytes = self.stream(method, path, **kwargs).data
+        return data
+
     def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(self.call(method, path, **kwargs).data)
+        found: dict[str, Any] = json.loads(self.call(method, path, **kwargs))
         return found

@@ -176,12 +176,6 @@ def _changed(current: Mapping[str, Any], new: Mapping[str, Any]) -> Condition | 
     return None if (before.status, before.reason) == (after.status, after.reason) else after
 
 
-def _version(response: Any) -> str:
-    """resourceVersion of a raw (not deserialized) answer to a write."""
-    version: str = json.loads(response.data)["metadata"]["resourceVersion"]
-    return version
-
-
 def _ref(obj: Mapping[str, Any]) -> Ref:
     return obj["metadata"]["namespace"], obj["metadata"]["name"]
 
@@ -632,7 +626,7 @@ class Reconciler:
         """Creates the copy, unless a Secret we do not manage has its name: then, a collision."""
         ref = (copy.namespace, copy.name)
         try:
-            created = self.core.call(
+            created = self.core.json(
                 "POST",
                 kubeapi.secrets_in(copy.namespace),
                 body=self._body(copy),
@@ -648,7 +642,7 @@ class Reconciler:
                 raise
             self._rewrite(copy, outcome)
             return
-        outcome.written.append((copy, _version(created)))
+        outcome.written.append((copy, created["metadata"]["resourceVersion"]))
 
     def _update(
         self, copy: DesiredCopy, version: str | None, outcome: _Outcome, retry: bool = True
@@ -656,7 +650,7 @@ class Reconciler:
         body = self._body(copy)
         body["metadata"]["resourceVersion"] = version  # optimistic: a conflict retries
         try:
-            updated = self.core.call(
+            updated = self.core.json(
                 "PATCH",
                 f"{kubeapi.secrets_in(copy.namespace)}/{copy.name}",
                 body=body,
@@ -670,7 +664,7 @@ class Reconciler:
             # someone edits the copy while we write it): write on top of what is there now.
             self._rewrite(copy, outcome)
             return
-        outcome.written.append((copy, _version(updated)))
+        outcome.written.append((copy, updated["metadata"]["resourceVersion"]))
 
     def _rewrite(self, copy: DesiredCopy, outcome: _Outcome) -> None:
         """Writes `copy` over the Secret of that name as it is now, unless we do not manage it:

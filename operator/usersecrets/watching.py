@@ -71,7 +71,7 @@ def follow(
             if version is None:
                 items, version = list_objects(core, path, label_selector, metadata_only)
                 listed(items)
-            response = core.call(
+            response = core.stream(
                 "GET",
                 path,
                 query={

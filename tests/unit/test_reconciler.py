@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import threading
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -127,17 +125,15 @@ class _Secrets:
         self.labels = labels
         self.patched: list[str | None] = []
 
-    def call(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+    def json(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+        if method == "GET":
+            return {"metadata": {"labels": self.labels, "resourceVersion": "2"}}
         assert method == "PATCH"
         version = body["metadata"]["resourceVersion"]
         self.patched.append(version)
         if version != "2":
             raise ApiException(status=409, reason="Conflict")
-        return SimpleNamespace(data=json.dumps({"metadata": {"resourceVersion": "3"}}))
-
-    def json(self, method: str, path: str, **_: Any) -> Any:
-        assert method == "GET"
-        return {"metadata": {"labels": self.labels, "resourceVersion": "2"}}
+        return {"metadata": {"resourceVersion": "3"}}
 
 
 def _copy() -> DesiredCopy:

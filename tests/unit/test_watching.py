@@ -57,7 +57,7 @@ class FakeApi:
         version = str(10 * len(self.lists))
         return {"metadata": {"resourceVersion": version}, "items": [obj("a", version)]}
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         assert (method, path, kwargs["query"]["watch"]) == ("GET", "/things", "true")
         self.watches.append({**kwargs["query"], "headers": kwargs["headers"]})
         if self.script:
