@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -20,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,18 @@ class _Outcome:
     written: list[tuple[DesiredCopy, str]] = field(default_factory=list)
     deleted: list[Ref] = field(default_factory=list)
     collisions: list[Ref] = field(default_factory=list)
+    #: Writes the apiserver refused, what it said (fit for a status), and the error.
+    refused: list[tuple[Ref, str, ApiException]] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def trying(self, ref: Ref, data: Mapping[str, bytes]) -> Iterator[None]:
+        """A refused write is noted and the plan goes on: one namespace refusing its copy (a
+        quota, a policy) must not keep the others from theirs."""
+        try:
+            yield
+        except ApiException as error:
+            said = status.write_failure(error.status, error.reason, error.body, data.values())
+            self.refused.append((ref, said, error))
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,10 @@ def _changed(current: Mapping[str, Any], new: Mapping[str, Any]) -> Condition | 
     return None if (before.status, before.reason) == (after.status, after.reason) else after
 
 
+def _within(refused: Mapping[str, str], namespaces: Collection[str]) -> dict[str, str]:
+    return {ns: said for ns, said in refused.items() if ns in namespaces}
+
+
 def _ref(obj: Mapping[str, Any]) -> Ref:
     return obj["metadata"]["namespace"], obj["metadata"]["name"]
 
@@ -209,6 +226,8 @@ class Reconciler:
         # Copy names taken by a Secret we do not manage -> the pair that wants the name, so
         # that the copy is created as soon as that Secret goes (we get no other event then).
         self.collisions: dict[Ref, OwnerKey] = {}
+        #: Copies the apiserver refused to write, the pair they are for, and what it said.
+        self.refused: dict[Ref, tuple[OwnerKey, str]] = {}
         self.queue = WorkQueue()  # pairs whose copies may differ from the desired ones
         self.reports = WorkQueue()  # pairs whose statuses may differ from what they should say
         #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
@@ -492,17 +511,20 @@ class Reconciler:
             pair = await self.queue.get()
             ok = await self._attempt("copies", self.reconcile, pair)
             waited = self.queue.done(pair, ok)
-            if ok and not self.queue.pending(pair):  # else: once its copies are in sync
+            # Once its copies are in sync; or now, if the apiserver refused some: the status
+            # tells where and why while the queue retries.
+            if (ok and not self.queue.pending(pair)) or self._refused_for(pair):
                 self.reports.add(pair)
             if waited is not None:
                 metrics.SYNC_SECONDS.observe(waited)
 
     async def report(self) -> None:
-        """Writes the statuses (and Events) of pairs whose copies are in sync. A pair back in
-        the copies' queue is skipped: its status will be written once it is in sync again."""
+        """Writes the statuses (and Events) of pairs whose copies are in sync, or refused. A
+        pair back in the copies' queue is skipped: its status will be written after it."""
         while True:
             pair = await self.reports.get()
-            ok = self.queue.pending(pair) or await self._attempt("status", self.write_status, pair)
+            skip = self.queue.pending(pair) and not self._refused_for(pair)
+            ok = skip or await self._attempt("status", self.write_status, pair)
             self.reports.done(pair, ok)
 
     async def _attempt(
@@ -549,6 +571,10 @@ class Reconciler:
             del self.collisions[ref]
         for ref in outcome.collisions:
             self.collisions[ref] = pair
+        for ref in self._refused_for(pair):
+            del self.refused[ref]
+        for ref, said, _ in outcome.refused:
+            self.refused[ref] = (pair, said)
         if not self.dry_run:  # a dry run changed nothing: the caches still say what exists
             for copy, version in outcome.written:
                 ref = (copy.namespace, copy.name)
@@ -560,19 +586,23 @@ class Reconciler:
                 self._forget(ref)
         if plan.creates or plan.updates or plan.deletes:
             logger.info(
-                "secret %s/%s: %d copies created, %d updated, %d deleted, %d name collisions",
+                "secret %s/%s: %d copies written, %d deleted, %d name collisions, %d refused",
                 pair.owner,
                 pair.key,
-                len(plan.creates) - len(outcome.collisions),
-                len(plan.updates),
-                len(plan.deletes),
+                len(outcome.written),
+                len(outcome.deleted),
                 len(outcome.collisions),
+                len(outcome.refused),
             )
+        if outcome.refused:  # the status says where and why; the queue retries, backing off
+            raise outcome.refused[0][2]
 
     async def write_status(self, pair: OwnerKey) -> None:
         """The statuses of the pair's UserSecrets and grants, from the world as it is now."""
         want = desired.compute(self.world, self.settings.cluster_name, [pair])
-        writes = self._status_writes(want, sorted(ns for ns, _ in self._collisions_of(pair)))
+        collisions = sorted(ns for ns, _ in self._collisions_of(pair))
+        refused = {ns: said for (ns, _), said in self._refused_for(pair).items()}
+        writes = self._status_writes(want, collisions, refused)
         if writes and not self.dry_run:
             await asyncio.to_thread(self._write_statuses, writes)
             for write in writes:
@@ -580,6 +610,9 @@ class Reconciler:
 
     def _collisions_of(self, pair: OwnerKey) -> list[Ref]:
         return [ref for ref, waiting in self.collisions.items() if waiting == pair]
+
+    def _refused_for(self, pair: OwnerKey) -> dict[Ref, str]:
+        return {ref: said for ref, (waiting, said) in self.refused.items() if waiting == pair}
 
     async def _resolve(self, pair: OwnerKey) -> None:
         """Reads the valueFrom sources of the pair's UserSecrets, here rather than in the event
@@ -600,11 +633,14 @@ class Reconciler:
     def _apply(self, plan: desired.Plan, versions: dict[Ref, str]) -> _Outcome:
         outcome = _Outcome()
         for copy in plan.creates:
-            self._create(copy, outcome)
+            with outcome.trying((copy.namespace, copy.name), copy.data):
+                self._create(copy, outcome)
         for copy in plan.updates:
-            self._update(copy, versions.get((copy.namespace, copy.name)), outcome)
+            with outcome.trying((copy.namespace, copy.name), copy.data):
+                self._update(copy, versions.get((copy.namespace, copy.name)), outcome)
         for stale in plan.deletes:
-            self._delete(stale, versions.get((stale.namespace, stale.name)), outcome)
+            with outcome.trying((stale.namespace, stale.name), {}):
+                self._delete(stale, versions.get((stale.namespace, stale.name)), outcome)
         return outcome
 
     def _body(self, copy: DesiredCopy) -> dict[str, Any]:
@@ -695,9 +731,11 @@ class Reconciler:
     def _no_owner_hint(self) -> str:
         return f"a system namespace, or one without the '{self.settings.user_label}' label"
 
-    def _status_writes(self, want: desired.Desired, collisions: list[str]) -> list[_StatusWrite]:
+    def _status_writes(
+        self, want: desired.Desired, collisions: list[str], refused: Mapping[str, str]
+    ) -> list[_StatusWrite]:
         """The statuses that differ from what the objects say, each with the Event it should
-        post (see `_changed`)."""
+        post (see `_changed`). `refused`: namespace -> why its copy could not be written."""
         now = datetime.datetime.now(datetime.UTC)
         writes: list[_StatusWrite] = []
 
@@ -719,6 +757,7 @@ class Reconciler:
                         facts,
                         value_from=meta.value_from,
                         collisions=collisions if facts.namespaces else [],
+                        failures=_within(refused, facts.namespaces),
                         no_owner_hint=hint,
                     ),
                 )
@@ -728,7 +767,12 @@ class Reconciler:
                     "secretgrants",
                     ref,
                     meta,
-                    functools.partial(status.grant_status, grant_facts, no_owner_hint=hint),
+                    functools.partial(
+                        status.grant_status,
+                        grant_facts,
+                        failures=_within(refused, grant_facts.namespaces),
+                        no_owner_hint=hint,
+                    ),
                 )
         return writes
 

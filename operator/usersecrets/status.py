@@ -6,7 +6,9 @@ that a status equal to the current one is recognised and never rewritten.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +17,10 @@ from usersecrets.desired import GrantFacts, GrantState, SecretFacts, SecretState
 from usersecrets.resources import SecretKeySelector
 
 NAME_COLLISION = "NameCollision"
+COPY_FAILED = "CopyFailed"
 _LISTED = 10
+_QUOTED = 200  # characters of the apiserver's message kept in a status
+_ECHO = 12  # characters of a value that, quoted in a message, keep the message out
 
 
 def _names(namespaces: Sequence[str]) -> str:
@@ -28,25 +33,58 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def write_failure(
+    code: int | None, reason: str | None, body: str | bytes | None, values: Iterable[bytes]
+) -> str:
+    """What the apiserver answered when a copy could not be written (a quota, a policy), as a
+    status can say it. Its message is left out if it quotes the start of a value, raw or in
+    base64: a policy webhook may echo the object it refused."""
+    said = f"HTTP {code} {reason}" if reason else f"HTTP {code}"
+    try:
+        message = json.loads(body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    if not isinstance(message, str) or not message:
+        return said
+    for value in values:
+        for text in (value.decode(errors="replace"), base64.b64encode(value).decode()):
+            if text[:_ECHO] in message:
+                return said
+    return f"{said}: {message[:_QUOTED]}"
+
+
+def _failed(failures: Mapping[str, str]) -> str:
+    shown = "; ".join(f"{ns}: {why}" for ns, why in sorted(failures.items())[:_LISTED])
+    more = len(failures) - _LISTED
+    listed = f"{shown}; and {more} more" if more > 0 else shown
+    return f"The copy could not be written in {_plural(len(failures), 'namespace')} ({listed})."
+
+
 def secret_status(
     facts: SecretFacts,
     *,
     generation: int | None,
     value_from: SecretKeySelector | None,
     collisions: Sequence[str],
+    failures: Mapping[str, str],
     no_owner_hint: str,
     current: Mapping[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """`collisions`: namespaces where a Secret we do not manage holds the copy's name."""
-    materialized = [ns for ns in facts.namespaces if ns not in collisions]
-    if facts.state is SecretState.MATERIALIZED and collisions:
-        ok, reason = False, NAME_COLLISION
-        message = (
-            f"A Secret not managed by usersecrets already has this secret's copy name in "
-            f"{_plural(len(collisions), 'namespace')} ({_names(collisions)}); it was left alone. "
-            f"Usable in {_plural(len(materialized), 'namespace')}."
-        )
+    """`collisions`: namespaces where a Secret we do not manage holds the copy's name;
+    `failures`: namespaces where the apiserver refused the copy, and what it said."""
+    materialized = [ns for ns in facts.namespaces if ns not in collisions and ns not in failures]
+    if facts.state is SecretState.MATERIALIZED and (collisions or failures):
+        ok, reason = False, NAME_COLLISION if collisions else COPY_FAILED
+        problems = [_failed(failures)] if failures else []
+        if collisions:
+            problems.insert(
+                0,
+                f"A Secret not managed by usersecrets already has this secret's copy name in "
+                f"{_plural(len(collisions), 'namespace')} ({_names(collisions)}); "
+                "it was left alone.",
+            )
+        message = " ".join([*problems, f"Usable in {_plural(len(materialized), 'namespace')}."])
     elif facts.state is SecretState.MATERIALIZED:
         ok, reason = True, facts.state.value
         message = f"Usable in {_plural(len(materialized), 'namespace')}: {_names(materialized)}"
@@ -77,16 +115,26 @@ def grant_status(
     facts: GrantFacts,
     *,
     generation: int | None,
+    failures: Mapping[str, str],
     no_owner_hint: str,
     current: Mapping[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    if facts.state is GrantState.GRANTED and facts.namespaces:
+    """`failures`: the grantee's namespaces where the apiserver refused the copy, and why."""
+    usable = [ns for ns in facts.namespaces if ns not in failures]
+    reason = facts.state.value
+    if facts.state is GrantState.GRANTED and failures:
+        ok, reason = False, COPY_FAILED
+        message = (
+            f"{_failed(failures)} User '{facts.user}' can use {facts.uri} in "
+            f"{_plural(len(usable), 'namespace')}."
+        )
+    elif facts.state is GrantState.GRANTED and facts.namespaces:
         ok, message = (
             True,
             (
                 f"User '{facts.user}' can use {facts.uri} in "
-                f"{_plural(len(facts.namespaces), 'namespace')}: {_names(facts.namespaces)}"
+                f"{_plural(len(usable), 'namespace')}: {_names(usable)}"
             ),
         )
     elif facts.state is GrantState.GRANTED:
@@ -100,12 +148,12 @@ def grant_status(
         ok, message = False, f"UserSecret '{facts.secret_name}' has no value yet (see its status)"
     else:
         ok, message = False, f"Namespace '{facts.namespace}' belongs to no user ({no_owner_hint})"
-    ready = conditions.ready(ok, facts.state.value, message, generation, now)
+    ready = conditions.ready(ok, reason, message, generation, now)
     return {
         "uri": facts.uri,
         "observedGeneration": generation,
         "conditions": conditions.merge((current or {}).get("conditions"), ready),
-        "namespaces": list(facts.namespaces),
+        "namespaces": usable,
     }
 
 

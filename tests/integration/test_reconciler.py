@@ -731,3 +731,50 @@ def test_a_namespace_stuck_terminating_does_not_block_the_others(
         wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED)
     finally:
         core.patch_namespaced_config_map("hold", doomed, {"metadata": {"finalizers": None}})
+
+
+def test_a_namespace_refusing_its_copy_is_told_and_holds_up_no_other(
+    admin: client.ApiClient,
+    user: Callable[[str], User],
+) -> None:
+    """A quota allowing no Secret in one of alice's namespaces: her other namespace gets its
+    copy, her status and an Event say where and why, and the copy comes once it fits."""
+    alice = user("alice")
+    home, full = alice.namespace(), alice.namespace()
+    core = client.CoreV1Api(admin)
+    quota = client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="no-secrets"),
+        spec=client.V1ResourceQuotaSpec(hard={"secrets": "0"}),
+    )
+    core.create_namespaced_resource_quota(full, quota)
+    # What the quota controller (not run here) would count; admission reads it from the status.
+    usage = {"hard": {"secrets": "0"}, "used": {"secrets": "0"}}
+    core.patch_namespaced_resource_quota_status("no-secrets", full, {"status": usage})
+    key, value = unique_key(), b"quota-canary-" + uuid.uuid4().hex.encode()
+
+    create_usersecret(alice.api, home, key, value)
+
+    wait_copy(admin, home, alice.name, key, value)
+    obj = wait_reason(alice.api, USERSECRETS, home, key, "CopyFailed", namespaces=[home])
+    ready = ready_condition(obj)
+    assert ready is not None
+    assert ready["status"] == "False"
+    assert ready["message"] == (
+        f"The copy could not be written in 1 namespace ({full}: HTTP 403 Forbidden: "
+        f'secrets "{naming.copy_name(alice.name, key)}" is forbidden: exceeded quota: '
+        "no-secrets, requested: secrets=1, used: secrets=0, limited: secrets=0). "
+        "Usable in 1 namespace."
+    )
+    wait_for(
+        lambda: [e.reason for e in events_of(alice.api, home, key)] == ["CopyFailed"],
+        timeout=10,
+        what="a Warning Event",
+    )
+    (event,) = events_of(alice.api, home, key)
+    assert event.type == "Warning"
+    assert value.decode() not in event.message
+
+    core.delete_namespaced_resource_quota("no-secrets", full)
+
+    wait_copy(admin, full, alice.name, key, value, timeout=90)  # the retries back off
+    wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, full]))

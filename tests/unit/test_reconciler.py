@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from usersecrets import conditions, kubeapi, watching
+from usersecrets import conditions, desired, kubeapi, watching
 from usersecrets.desired import DesiredCopy, OwnerKey, SecretView, World, compute
 from usersecrets.naming import MANAGED_SELECTOR as MANAGED
 from usersecrets.reconciler import Reconciler, WorkQueue, _changed, _Lists, _Outcome
@@ -163,6 +163,40 @@ def test_a_conflict_with_a_secret_no_longer_ours_is_a_collision() -> None:
     assert fake.patched == ["1"]
     assert outcome.collisions == [(copy.namespace, copy.name)]
     assert outcome.written == []
+
+
+class _Quota:
+    """KubeApi stand-in whose apiserver refuses every Secret in one namespace."""
+
+    def __init__(self, full: str) -> None:
+        self.full, self.created = full, []
+
+    def json(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+        assert method == "POST"
+        if path == kubeapi.secrets_in(self.full):
+            error = ApiException(status=403, reason="Forbidden")
+            error.body = '{"message": "exceeded quota: q"}'
+            raise error
+        self.created.append(path)
+        return {"metadata": {"resourceVersion": "1"}}
+
+
+def test_a_refused_copy_does_not_keep_the_others_from_theirs() -> None:
+    world = World(
+        [SecretView("home", "db", "", b"v")], [], {"home": "alice", "full": "alice", "x": "alice"}
+    )
+    plan = desired.diff(compute(world, "c", [A._replace(key="db")]), [])
+    assert [c.namespace for c in plan.creates] == ["full", "home", "x"]
+    reconciler = Reconciler(client.ApiClient(), Settings())
+    fake = _Quota("full")
+    reconciler.core = fake  # type: ignore[assignment]
+    outcome = reconciler._apply(plan, {})
+    assert fake.created == [kubeapi.secrets_in("home"), kubeapi.secrets_in("x")]
+    assert [copy.namespace for copy, _ in outcome.written] == ["home", "x"]
+    ((ref, said, error),) = outcome.refused
+    assert ref == ("full", plan.creates[0].name)
+    assert said == "HTTP 403 Forbidden: exceeded quota: q"
+    assert error.status == 403
 
 
 def _copy_body(copy: DesiredCopy, version: str) -> dict[str, Any]:

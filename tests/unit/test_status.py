@@ -7,7 +7,7 @@ from typing import Any
 
 from usersecrets.desired import GrantFacts, GrantState, SecretFacts, SecretState
 from usersecrets.resources import SecretKeySelector
-from usersecrets.status import grant_status, same, secret_status
+from usersecrets.status import grant_status, same, secret_status, write_failure
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 URI = "secret://c/alice/db"
@@ -23,12 +23,15 @@ def ready(status: dict[str, Any]) -> dict[str, Any]:
     return dict(condition)
 
 
-def build(f: SecretFacts, collisions: list[str] | None = None) -> dict[str, Any]:
+def build(
+    f: SecretFacts, collisions: list[str] | None = None, failures: dict[str, str] | None = None
+) -> dict[str, Any]:
     return secret_status(
         f,
         generation=3,
         value_from=SecretKeySelector(name="src", key="v"),
         collisions=collisions or [],
+        failures=failures or {},
         no_owner_hint=HINT,
         current=None,
         now=NOW,
@@ -76,6 +79,7 @@ def test_transition_time_moves_only_when_the_status_does() -> None:
         generation=3,
         value_from=None,
         collisions=[],
+        failures={},
         no_owner_hint=HINT,
         current=first,
         now=NOW + timedelta(hours=1),
@@ -88,7 +92,9 @@ def test_transition_time_moves_only_when_the_status_does() -> None:
 def test_grant_statuses() -> None:
     def grant(state: GrantState, namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
         f = GrantFacts("alice", "g", "alice", "bob", "db", URI, state, namespaces)
-        status = grant_status(f, generation=1, no_owner_hint=HINT, current=None, now=NOW)
+        status = grant_status(
+            f, generation=1, failures={}, no_owner_hint=HINT, current=None, now=NOW
+        )
         return ready(status)
 
     assert grant(GrantState.GRANTED, ("bob",))["message"] == (
@@ -97,3 +103,57 @@ def test_grant_statuses() -> None:
     assert "has no namespace yet" in str(grant(GrantState.GRANTED)["message"])
     assert grant(GrantState.SECRET_NOT_FOUND)["message"] == "No UserSecret 'db' in this namespace"
     assert grant(GrantState.SECRET_NOT_READY)["status"] == "False"
+
+
+QUOTA = "HTTP 403 Forbidden: exceeded quota: q, requested: count/secrets=1"
+
+
+def test_a_refused_copy_is_told_with_what_the_apiserver_said() -> None:
+    status = build(facts(SecretState.MATERIALIZED, ("alice", "bob")), failures={"bob": QUOTA})
+    assert status["namespaces"] == ["alice"]
+    assert status["copies"] == 1
+    condition = ready(status)
+    assert condition["status"] == "False"
+    assert condition["reason"] == "CopyFailed"
+    assert condition["message"] == (
+        f"The copy could not be written in 1 namespace (bob: {QUOTA}). Usable in 1 namespace."
+    )
+    both = ready(
+        build(
+            facts(SecretState.MATERIALIZED, ("alice", "bob", "carol")),
+            collisions=["carol"],
+            failures={"bob": QUOTA},
+        )
+    )
+    assert both["reason"] == "NameCollision"
+    assert "(carol); it was left alone. The copy could not be written in 1 namespace" in str(
+        both["message"]
+    )
+
+
+def test_a_grant_whose_copy_was_refused_says_so() -> None:
+    f = GrantFacts("alice", "g", "alice", "bob", "db", URI, GrantState.GRANTED, ("b1", "b2"))
+    status = grant_status(
+        f, generation=1, failures={"b2": QUOTA}, no_owner_hint=HINT, current=None, now=NOW
+    )
+    assert status["namespaces"] == ["b1"]
+    condition = ready(status)
+    assert (condition["status"], condition["reason"]) == ("False", "CopyFailed")
+    assert condition["message"] == (
+        f"The copy could not be written in 1 namespace (b2: {QUOTA}). "
+        "User 'bob' can use secret://c/alice/db in 1 namespace."
+    )
+
+
+def test_what_the_apiserver_said_is_kept_unless_it_quotes_a_value() -> None:
+    body = '{"kind": "Status", "message": "exceeded quota: q, requested: count/secrets=1"}'
+    value = b"hunter2-and-more-characters"
+    assert write_failure(403, "Forbidden", body, [value]) == (
+        "HTTP 403 Forbidden: exceeded quota: q, requested: count/secrets=1"
+    )
+    assert write_failure(503, None, None, [value]) == "HTTP 503"
+    assert write_failure(500, "Oops", "<html>", [value]) == "HTTP 500 Oops"
+    assert write_failure(422, "Bad", '{"message": "' + "x" * 500 + '"}', []).endswith("x" * 200)
+    for echoed in (value.decode(), value.decode()[:12], "aHVudGVyMi1hbmQt"):
+        body = '{"message": "denied by policy: data.value=' + echoed + '"}'
+        assert write_failure(403, "Forbidden", body, [value]) == "HTTP 403 Forbidden"
