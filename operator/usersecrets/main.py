@@ -57,7 +57,7 @@ def _split_hosts(hosts: tuple[str, ...]) -> tuple[list[str], list[str]]:
 
 async def start_webhook(
     api: client.ApiClient, settings: Settings, cluster: lookups.Lookups
-) -> tuple[asyncio.Server, asyncio.Task[None]]:
+) -> tuple[webhook.Server, asyncio.Task[None]]:
     """Serves admissions over TLS, with cert-manager's files or a certificate of our own."""
     if settings.webhook_cert_dir:
         context = webhook.ssl_context_from_dir(settings.webhook_cert_dir)
@@ -181,7 +181,7 @@ async def run(settings: Settings) -> None:
         keeper.cancel()
         for watch in watches:
             watch.set()
-        server.close()
+        await server.stop()
         with contextlib.suppress(Exception):
             await probes.cleanup()
 

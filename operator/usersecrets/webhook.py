@@ -92,8 +92,18 @@ class _Connection(asyncio.Protocol):
     `idle` is closed: a slow or silent client holds a socket, never a request in the review.
     """
 
-    def __init__(self, review: Review, max_body: int, timeout: float, idle: float) -> None:
-        self.review, self.max_body, self.timeout, self.idle = review, max_body, timeout, idle
+    def __init__(
+        self,
+        review: Review,
+        connections: set[_Connection],
+        *,
+        max_body: int,
+        timeout: float,
+        idle: float,
+    ) -> None:
+        self.review, self.connections = review, connections
+        self.max_body, self.timeout, self.idle = max_body, timeout, idle
+        self.finishing = False
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url, self.headers, self.body = b"", 0, bytearray()
@@ -108,11 +118,13 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.connections.add(self)
         self.deadline = self.loop.time() + self.idle
         self.timer = self.loop.call_later(self.tick, self._check_deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.connections.discard(self)
         if self.timer is not None:
             self.timer.cancel()
         if self.answering is not None:
@@ -178,9 +190,12 @@ class _Connection(asyncio.Protocol):
         while self.requests and self.transport:
             request = self.requests.popleft()
             status, body, content_type = await self._answer(request)
-            self._send(status, body, content_type, close=not request.keep_alive)
+            close = self.finishing or not request.keep_alive
+            self._send(status, body, content_type, close=close)
         self.answering = None
-        if self.transport:
+        if self.transport and self.finishing and not self.receiving:
+            self.transport.close()
+        elif self.transport:
             self.transport.resume_reading()
             self.deadline = self.loop.time() + self.idle
 
@@ -224,6 +239,13 @@ class _Connection(asyncio.Protocol):
         if close:
             self.transport.close()
 
+    def finish(self) -> None:
+        """Close now if idle, else right after the answer under way (with Connection: close).
+        A request already arriving is still answered, within its time."""
+        self.finishing = True
+        if self.answering is None and not self.receiving and self.transport:
+            self.transport.close()
+
     def _refuse(self, status: int, text: str) -> None:
         if self.answering is not None:
             self.answering.cancel()
@@ -243,6 +265,34 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+@dataclass
+class Server:
+    """The listening webhook and its open connections, so that stopping can drain them."""
+
+    server: asyncio.Server
+    connections: set[_Connection]
+
+    @property
+    def port(self) -> int:
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop listening and close every connection once its answer is sent, as Go's
+        http.Server.Shutdown does: the apiserver sends its next admission to another replica
+        instead of having it cut. What is still open after `grace` is cut."""
+        self.server.close()
+        for connection in list(self.connections):
+            connection.finish()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+
+
 async def serve(
     review: Review,
     ssl_context: ssl.SSLContext,
@@ -252,11 +302,16 @@ async def serve(
     max_body: int = MAX_BODY,
     timeout: float = REQUEST_TIMEOUT,
     idle: float = IDLE_TIMEOUT,
-) -> asyncio.Server:
-    """Start answering admissions; the caller closes the server to stop."""
-    return await asyncio.get_running_loop().create_server(
-        lambda: _Connection(review, max_body, timeout, idle), host, port, ssl=ssl_context
+) -> Server:
+    """Start answering admissions; `Server.stop` to stop."""
+    connections: set[_Connection] = set()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _Connection(review, connections, max_body=max_body, timeout=timeout, idle=idle),
+        host,
+        port,
+        ssl=ssl_context,
     )
+    return Server(server, connections)
 
 
 # -- TLS ----------------------------------------------------------------------------------

@@ -53,10 +53,9 @@ async def _served(
 ) -> AsyncIterator[str]:
     server = await webhook.serve(review, context, "127.0.0.1", 0, **limits)
     try:
-        port = server.sockets[0].getsockname()[1]
-        yield f"https://127.0.0.1:{port}"
+        yield f"https://127.0.0.1:{server.port}"
     finally:
-        server.close()
+        await server.stop(grace=1)
 
 
 async def _post(
@@ -189,6 +188,37 @@ def test_a_request_must_arrive_in_time_and_idle_connections_close() -> None:
             # A request, then silence: answered, then closed once idle.
             answer = await _exchange(url, bundle, _request("b"))
             assert answer.startswith(b"HTTP/1.1 200 OK")
+
+    asyncio.run(scenario())
+
+
+def test_stopping_closes_idle_connections_and_answers_busy_ones_first() -> None:
+    bundle = _bundle()
+    client = _client_context(bundle)
+
+    async def slow(body: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0.3)
+        return await _echo_review(body)
+
+    async def scenario() -> None:
+        server = await webhook.serve(slow, webhook.ssl_context_from_bundle(bundle), "127.0.0.1", 0)
+        port = server.port
+        idle = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+        busy = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+        busy[1].write(_request("a"))
+        await asyncio.sleep(0.1)  # the review is under way
+        started = asyncio.get_running_loop().time()
+        await server.stop(grace=5)
+        assert asyncio.get_running_loop().time() - started < 1
+        assert await asyncio.wait_for(idle[0].read(), 1) == b""
+        answer = await asyncio.wait_for(busy[0].read(), 1)
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+        assert b"Connection: close" in answer
+        assert answer.endswith(b'"allowed":true}}')
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port, ssl=client)
+        for _, writer in (idle, busy):
+            writer.close()
 
     asyncio.run(scenario())
 
