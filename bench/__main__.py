@@ -341,37 +341,42 @@ class Bench:
         }
 
     def webhook_direct(
-        self, total: int, concurrency: int, namespace: str, user: str
+        self, total: int, concurrency: int, namespace: str, user: str, runs: int = 3
     ) -> dict[str, Any]:
         """AdmissionReviews posted straight to the webhook over HTTPS, by a Go client as the
         apiserver is one (hack/webhookload), so that a Python client on the same cores is not
-        what limits the numbers."""
+        what limits the numbers. A p99 moves with every stall of a shared machine: of `runs`
+        runs, the one with the median p99 is reported, and every run's p99 beside it."""
         secret = self.core.read_namespaced_secret("usersecrets-webhook-tls", "usersecrets-system")
+        measured: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory() as work:
-            ca, body = Path(work, "ca.crt"), Path(work, "review.json")
+            ca, body, load = Path(work, "ca.crt"), Path(work, "review.json"), Path(work, "load")
             ca.write_bytes(base64.b64decode(secret.data["ca.crt"]))
             body.write_text(json.dumps(self.admission_review(namespace, user)))
-            run = subprocess.run(
-                [
-                    "go",
-                    "run",
-                    str(WEBHOOKLOAD),
-                    f"-url=https://127.0.0.1:{self.operator.webhook_port}/mutate-pods",
-                    f"-ca={ca}",
-                    f"-body={body}",
-                    f"-n={total}",
-                    f"-c={concurrency}",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-        measured = json.loads(run.stdout)
-        latencies: list[float] = measured["latencies"]
+            subprocess.run(["go", "build", "-o", str(load), str(WEBHOOKLOAD)], check=True)
+            for _ in range(runs):
+                run = subprocess.run(
+                    [
+                        str(load),
+                        f"-url=https://127.0.0.1:{self.operator.webhook_port}/mutate-pods",
+                        f"-ca={ca}",
+                        f"-body={body}",
+                        f"-n={total}",
+                        f"-c={concurrency}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                result = json.loads(run.stdout)
+                latencies: list[float] = result["latencies"]
+                rate = round(len(latencies) / result["elapsed"], 1)
+                measured.append({"requests_per_s": rate, **summary(latencies)})
+        measured.sort(key=lambda m: float(m["p99_ms"]))
         return {
             "concurrency": concurrency,
-            "requests_per_s": round(len(latencies) / measured["elapsed"], 1),
-            **summary(latencies),
+            **measured[len(measured) // 2],
+            "p99_ms_runs": [m["p99_ms"] for m in measured],
         }
 
     def pod_admission(self, n: int, namespace: str) -> dict[str, Any]:
@@ -548,7 +553,7 @@ def table(results: dict[str, Any]) -> str:
     for w in results.get("webhook_direct", []):
         lines.append(
             f"| webhook direct, concurrency {w['concurrency']} | {w['requests_per_s']}/s, "
-            f"p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms |"
+            f"p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms (runs: {w['p99_ms_runs']}) |"
         )
     if p := results.get("pod_admission"):
         lines.append(
