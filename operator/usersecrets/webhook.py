@@ -108,9 +108,11 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.url, self.headers, self.body = b"", 0, bytearray()
         self.receiving = self.expects_continue = False
+        #: Received and not yet answered; the first one is being answered.
         self.requests: deque[_Request] = deque()
-        self.answering: asyncio.Task[None] | None = None
         self.loop = asyncio.get_running_loop()
+        self.worker: asyncio.Task[None] | None = None
+        self.arrived: asyncio.Future[None] | None = None
         self.deadline, self.tick = 0.0, min(timeout, idle) / 4
         self.timer: asyncio.TimerHandle | None = None
 
@@ -121,14 +123,15 @@ class _Connection(asyncio.Protocol):
         self.connections.add(self)
         self.deadline = self.loop.time() + self.idle
         self.timer = self.loop.call_later(self.tick, self._check_deadline)
+        self.worker = self.loop.create_task(self._answer_all())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.connections.discard(self)
         if self.timer is not None:
             self.timer.cancel()
-        if self.answering is not None:
-            self.answering.cancel()
+        if self.worker is not None:
+            self.worker.cancel()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -179,25 +182,32 @@ class _Connection(asyncio.Protocol):
             raise _Refused(400, "malformed request URI\n") from None
         keep_alive = self.parser.should_keep_alive()
         self.requests.append(_Request(self.parser.get_method(), path, bytes(self.body), keep_alive))
-        if self.answering is None:
-            self.answering = asyncio.ensure_future(self._answer_all())
+        if self.arrived is not None and not self.arrived.done():
+            self.arrived.set_result(None)
         if len(self.requests) > 1 and self.transport:  # pipelined: wait for the answers
             self.transport.pause_reading()
 
     # answers
 
     async def _answer_all(self) -> None:
-        while self.requests and self.transport:
-            request = self.requests.popleft()
+        """The connection's one task, for its whole life: a task per request would cost more
+        than parsing it (asyncio registers every task in a WeakSet)."""
+        while self.transport:
+            if not self.requests:
+                self.arrived = self.loop.create_future()
+                await self.arrived
+                continue
+            request = self.requests[0]
             status, body, content_type = await self._answer(request)
-            close = self.finishing or not request.keep_alive
-            self._send(status, body, content_type, close=close)
-        self.answering = None
-        if self.transport and self.finishing and not self.receiving:
-            self.transport.close()
-        elif self.transport:
-            self.transport.resume_reading()
-            self.deadline = self.loop.time() + self.idle
+            self.requests.popleft()
+            self._send(status, body, content_type, close=self.finishing or not request.keep_alive)
+            if self.requests or not self.transport:
+                continue
+            if self.finishing and not self.receiving:
+                self.transport.close()
+            else:
+                self.transport.resume_reading()
+                self.deadline = self.loop.time() + self.idle
 
     async def _answer(self, request: _Request) -> tuple[int, bytes, bytes]:
         if request.path == HEALTH_PATH.encode():
@@ -243,12 +253,12 @@ class _Connection(asyncio.Protocol):
         """Close now if idle, else right after the answer under way (with Connection: close).
         A request already arriving is still answered, within its time."""
         self.finishing = True
-        if self.answering is None and not self.receiving and self.transport:
+        if not self.requests and not self.receiving and self.transport:
             self.transport.close()
 
     def _refuse(self, status: int, text: str) -> None:
-        if self.answering is not None:
-            self.answering.cancel()
+        if self.worker is not None:
+            self.worker.cancel()
         self.requests.clear()
         self._send(status, text.encode(), TEXT, close=True)
 
@@ -256,7 +266,7 @@ class _Connection(asyncio.Protocol):
         """Every `tick`: moving a deadline is then a mere assignment on each request."""
         if self.transport is None:
             return
-        if self.answering is not None or self.loop.time() < self.deadline:
+        if self.requests or self.loop.time() < self.deadline:
             self.timer = self.loop.call_later(self.tick, self._check_deadline)
             return
         if self.receiving:
