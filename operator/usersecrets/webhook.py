@@ -38,6 +38,9 @@ HEALTH_PATH = "/healthz"
 MAX_BODY = 3 * 1024 * 1024
 MAX_URL = 8 * 1024
 MAX_HEADERS = 64 * 1024
+#: Bytes of a request line and headers, counted while they arrive: httptools holds a header
+#: until its line ends, and an endless one must not grow without bound.
+MAX_HEAD = MAX_URL + MAX_HEADERS
 #: The apiserver gives a webhook at most 30 s; a request must have arrived by then.
 REQUEST_TIMEOUT = 30.0
 #: Longer than the apiserver keeps an idle connection (90 s), so it is the one to close.
@@ -67,6 +70,8 @@ class _Request:
     path: bytes
     body: bytes
     keep_alive: bool
+    #: An error answer decided while parsing, owed after the answers before it.
+    refusal: tuple[int, bytes] | None = None
 
 
 _REASONS = {
@@ -107,7 +112,9 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url, self.headers, self.body = b"", 0, bytearray()
-        self.receiving = self.expects_continue = False
+        self.receiving = self.expects_continue = self.refused = False
+        #: Bytes of the request under way, and whether its headers are still arriving.
+        self.received, self.in_head = 0, True
         #: Received and not yet answered; the first one is being answered.
         self.requests: deque[_Request] = deque()
         self.loop = asyncio.get_running_loop()
@@ -134,6 +141,9 @@ class _Connection(asyncio.Protocol):
             self.worker.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # the connection closes after the answers it owes
+        self.received += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -141,8 +151,18 @@ class _Connection(asyncio.Protocol):
             if not isinstance(refused, _Refused):
                 raise
             self._refuse(refused.status, refused.text)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            return
+        except httptools.HttpParserUpgrade:  # not switching: answer it, then close
+            self.refused = True
+            self.finish()
+            return
+        except httptools.HttpParserError:
             self._refuse(400, "malformed HTTP request\n")
+            return
+        if self.in_head and self.received > MAX_HEAD:
+            self._refuse(431, "request headers too large\n")
+        elif self.received > MAX_HEAD + self.max_body:  # chunked trailers, say
+            self._refuse(413, f"request is over {self.max_body} bytes\n")
 
     # httptools
 
@@ -160,13 +180,16 @@ class _Connection(asyncio.Protocol):
         self.headers += len(name) + len(value)
         if self.headers > MAX_HEADERS:
             raise _Refused(431, "request headers too large\n")
-        if name.lower() == b"content-length" and value.isdigit() and int(value) > self.max_body:
+        if name.lower() == b"content-length" and (len(value) > 12 or int(value) > self.max_body):
             raise _Refused(413, f"request body is over {self.max_body} bytes\n")
         if name.lower() == b"expect" and value.lower() == b"100-continue":
             self.expects_continue = True
 
     def on_headers_complete(self) -> None:
-        if self.expects_continue and self.transport:  # curl does, for bodies over 1 KiB
+        self.in_head = False
+        # curl asks, for bodies over 1 KiB; not before the answers owed, and not in HTTP/1.0.
+        http11 = self.parser.get_http_version() == "1.1"
+        if self.expects_continue and http11 and not self.requests and self.transport:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, chunk: bytes) -> None:
@@ -175,41 +198,55 @@ class _Connection(asyncio.Protocol):
         self.body += chunk
 
     def on_message_complete(self) -> None:
-        self.receiving = False
+        self.receiving, self.received, self.in_head = False, 0, True
         try:
             path = httptools.parse_url(self.url).path
         except httptools.HttpParserInvalidURLError:
             raise _Refused(400, "malformed request URI\n") from None
         keep_alive = self.parser.should_keep_alive()
-        self.requests.append(_Request(self.parser.get_method(), path, bytes(self.body), keep_alive))
-        if self.arrived is not None and not self.arrived.done():
-            self.arrived.set_result(None)
+        self._owe(_Request(self.parser.get_method(), path, bytes(self.body), keep_alive))
         if len(self.requests) > 1 and self.transport:  # pipelined: wait for the answers
             self.transport.pause_reading()
+
+    def _owe(self, request: _Request) -> None:
+        self.requests.append(request)
+        if self.arrived is not None and not self.arrived.done():
+            self.arrived.set_result(None)
 
     # answers
 
     async def _answer_all(self) -> None:
         """The connection's one task, for its whole life: a task per request would cost more
         than parsing it (asyncio registers every task in a WeakSet)."""
-        while self.transport:
-            if not self.requests:
-                self.arrived = self.loop.create_future()
-                await self.arrived
-                continue
-            request = self.requests[0]
-            status, body, content_type = await self._answer(request)
-            self.requests.popleft()
-            self._send(status, body, content_type, close=self.finishing or not request.keep_alive)
-            if self.requests or not self.transport:
-                continue
-            if self.finishing and not self.receiving:
-                self.transport.close()
-            else:
+        try:
+            while self.transport:
+                if not self.requests:
+                    self.arrived = self.loop.create_future()
+                    await self.arrived
+                    continue
+                request = self.requests[0]
+                status, body, content_type = await self._answer(request)
+                self.requests.popleft()
+                close = self.finishing or not request.keep_alive
+                self._send(status, body, content_type, close=close)
+                if close or not self.transport:
+                    return
+                if self.requests:
+                    continue
+                if self.finishing and not self.receiving:
+                    self.transport.close()
+                    return
                 self.transport.resume_reading()
-                self.deadline = self.loop.time() + self.idle
+                if not self.receiving:  # else the request under way keeps its own deadline
+                    self.deadline = self.loop.time() + self.idle
+        except Exception as error:  # a bug: this connection ends, the server goes on
+            log.error("webhook connection failed with %s", type(error).__name__)
+            if self.transport:
+                self.transport.abort()
 
     async def _answer(self, request: _Request) -> tuple[int, bytes, bytes]:
+        if request.refusal is not None:
+            return *request.refusal, TEXT
         if request.path == HEALTH_PATH.encode():
             if request.method != b"GET":
                 return 405, b"method not allowed\n", TEXT
@@ -257,10 +294,12 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def _refuse(self, status: int, text: str) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-        self.requests.clear()
-        self._send(status, text.encode(), TEXT, close=True)
+        """Answer with an error after the answers owed before it, then close; nothing more
+        is read."""
+        self.refused = True
+        if self.transport:
+            self.transport.pause_reading()
+        self._owe(_Request(b"", b"", b"", keep_alive=False, refusal=(status, text.encode())))
 
     def _check_deadline(self) -> None:
         """Every `tick`: moving a deadline is then a mere assignment on each request."""

@@ -150,12 +150,21 @@ def test_one_connection_answers_in_order_and_closes_when_asked() -> None:
     [
         (b"GARBAGE\r\n\r\n", b"HTTP/1.1 400 Bad Request"),
         (b"GET http://x:99999/ HTTP/1.1\r\n\r\n", b"HTTP/1.1 400 Bad Request"),
+        # A header line that never ends: refused once the head is too long to be one.
+        (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 2 * webhook.MAX_HEAD, b"HTTP/1.1 431"),
+        (
+            b"POST /mutate-pods HTTP/1.1\r\nContent-Length: " + b"0" * 5000 + b"1\r\n\r\n",
+            b"HTTP/1.1 413 Payload Too Large",
+        ),
         (b"GET /" + b"a" * webhook.MAX_URL + b" HTTP/1.1\r\n\r\n", b"HTTP/1.1 414 URI Too Long"),
         (
             b"GET /healthz HTTP/1.1\r\n" + b"X: " + b"a" * webhook.MAX_HEADERS + b"\r\n\r\n",
             b"HTTP/1.1 431 Request Header Fields Too Large",
         ),
-        (b"GET /healthz HTTP/1.1\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n", b"HTTP/1.1 400"),
+        (
+            b"GET /healthz HTTP/1.1\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+            b"HTTP/1.1 200 OK",
+        ),
         (b"GET /healthz HTTP/1.0\r\n\r\n", b"HTTP/1.1 200 OK"),
     ],
 )
@@ -171,6 +180,40 @@ def test_what_is_not_a_kept_alive_request_is_answered_and_closed(
     received = asyncio.run(scenario())
     assert received.startswith(answer)
     assert b"Connection: close" in received
+
+
+def test_a_refusal_is_answered_after_the_answers_owed_before_it() -> None:
+    bundle = _bundle()
+
+    async def slow(body: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0.2)
+        return await _echo_review(body)
+
+    async def scenario() -> bytes:
+        async with _served(webhook.ssl_context_from_bundle(bundle), slow) as url:
+            big = b"GET /healthz HTTP/1.1\r\nX: " + b"a" * webhook.MAX_HEADERS + b"\r\n\r\n"
+            return await _exchange(url, bundle, _request("a") + big)
+
+    answer = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert b'"uid":"a"' in answer
+    assert answer.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 431 Request Header Fields Too Large" in answer
+
+
+def test_the_next_request_keeps_its_own_deadline_after_an_answer() -> None:
+    """A request begun while the one before was answered has `timeout`, not `idle`."""
+    bundle = _bundle()
+
+    async def scenario() -> None:
+        async with _served(webhook.ssl_context_from_bundle(bundle), timeout=0.3, idle=30) as url:
+            started = asyncio.get_running_loop().time()
+            answer = await _exchange(url, bundle, _request("a") + _request("b")[:30])
+            assert answer.startswith(b"HTTP/1.1 200 OK")
+            assert b"HTTP/1.1 408 Request Timeout" in answer
+            assert asyncio.get_running_loop().time() - started < 5
+
+    asyncio.run(scenario())
 
 
 def test_a_request_must_arrive_in_time_and_idle_connections_close() -> None:
