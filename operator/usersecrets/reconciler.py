@@ -119,17 +119,20 @@ class WorkQueue:
             asyncio.get_running_loop().call_later(delay, self.add, pair)
         return None if started is None or not ok else time.monotonic() - started
 
+    def busy(self, pair: OwnerKey) -> bool:
+        """Queued or in work."""
+        return pair in self.queued or pair in self.active or pair in self.dirty
+
     def pending(self, pair: OwnerKey) -> bool:
-        """Queued, in work, or failed and waiting to be retried."""
-        return (
-            pair in self.queued
-            or pair in self.active
-            or pair in self.dirty
-            or pair in self.failures
-        )
+        """Busy, or failed and waiting to be retried."""
+        return self.busy(pair) or pair in self.failures
 
     def __len__(self) -> int:
         return len(self.queued | self.active | self.dirty)
+
+
+#: What the apiserver answers a write it will refuse again: bad input, a quota, a policy.
+REFUSALS = frozenset({400, 403, 422})
 
 
 @dataclass
@@ -139,18 +142,24 @@ class _Outcome:
     written: list[tuple[DesiredCopy, str]] = field(default_factory=list)
     deleted: list[Ref] = field(default_factory=list)
     collisions: list[Ref] = field(default_factory=list)
-    #: Writes the apiserver refused, what it said (fit for a status), and the error.
-    refused: list[tuple[Ref, str, ApiException]] = field(default_factory=list)
+    #: Copies the apiserver refused, and what it said, fit for a status.
+    refused: list[tuple[Ref, str]] = field(default_factory=list)
+    #: Every write that failed, refusals included: the pair is retried.
+    errors: list[ApiException] = field(default_factory=list)
 
     @contextlib.contextmanager
-    def trying(self, ref: Ref, data: Mapping[str, bytes]) -> Iterator[None]:
-        """A refused write is noted and the plan goes on: one namespace refusing its copy (a
-        quota, a policy) must not keep the others from theirs."""
+    def trying(self, ref: Ref, *, told: bool = True) -> Iterator[None]:
+        """A failed write is noted and the plan goes on: one namespace refusing its copy (a
+        quota, a policy) must not keep the others from theirs. A refusal is told in the
+        statuses; anything else (a conflict, throttling, the apiserver failing) is retried
+        quietly, since it says nothing the user can act on."""
         try:
             yield
         except ApiException as error:
-            said = status.write_failure(error.status, error.reason, error.body, data.values())
-            self.refused.append((ref, said, error))
+            self.errors.append(error)
+            if told and error.status in REFUSALS:
+                said = status.write_failure(error.status, error.reason, error.body)
+                self.refused.append((ref, said))
 
 
 @dataclass(frozen=True)
@@ -226,8 +235,8 @@ class Reconciler:
         # Copy names taken by a Secret we do not manage -> the pair that wants the name, so
         # that the copy is created as soon as that Secret goes (we get no other event then).
         self.collisions: dict[Ref, OwnerKey] = {}
-        #: Copies the apiserver refused to write, the pair they are for, and what it said.
-        self.refused: dict[Ref, tuple[OwnerKey, str]] = {}
+        #: Per pair, the namespaces whose copy the apiserver refused, and what it said.
+        self.refused: dict[OwnerKey, dict[str, str]] = {}
         self.queue = WorkQueue()  # pairs whose copies may differ from the desired ones
         self.reports = WorkQueue()  # pairs whose statuses may differ from what they should say
         #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
@@ -513,17 +522,18 @@ class Reconciler:
             waited = self.queue.done(pair, ok)
             # Once its copies are in sync; or now, if the apiserver refused some: the status
             # tells where and why while the queue retries.
-            if (ok and not self.queue.pending(pair)) or self._refused_for(pair):
+            if (ok and not self.queue.pending(pair)) or pair in self.refused:
                 self.reports.add(pair)
             if waited is not None:
                 metrics.SYNC_SECONDS.observe(waited)
 
     async def report(self) -> None:
-        """Writes the statuses (and Events) of pairs whose copies are in sync, or refused. A
-        pair back in the copies' queue is skipped: its status will be written after it."""
+        """Writes the statuses (and Events) of pairs whose copies are in sync, or that wait for
+        a retry of copies the apiserver refused. A pair back in the copies' queue is skipped:
+        its status is written after it."""
         while True:
             pair = await self.reports.get()
-            skip = self.queue.pending(pair) and not self._refused_for(pair)
+            skip = self.queue.busy(pair) or (self.queue.pending(pair) and pair not in self.refused)
             ok = skip or await self._attempt("status", self.write_status, pair)
             self.reports.done(pair, ok)
 
@@ -571,10 +581,9 @@ class Reconciler:
             del self.collisions[ref]
         for ref in outcome.collisions:
             self.collisions[ref] = pair
-        for ref in self._refused_for(pair):
-            del self.refused[ref]
-        for ref, said, _ in outcome.refused:
-            self.refused[ref] = (pair, said)
+        self.refused.pop(pair, None)
+        if outcome.refused:
+            self.refused[pair] = {namespace: said for (namespace, _), said in outcome.refused}
         if not self.dry_run:  # a dry run changed nothing: the caches still say what exists
             for copy, version in outcome.written:
                 ref = (copy.namespace, copy.name)
@@ -594,15 +603,14 @@ class Reconciler:
                 len(outcome.collisions),
                 len(outcome.refused),
             )
-        if outcome.refused:  # the status says where and why; the queue retries, backing off
-            raise outcome.refused[0][2]
+        if outcome.errors:  # the queue retries, backing off; a status tells the refusals
+            raise outcome.errors[0]
 
     async def write_status(self, pair: OwnerKey) -> None:
         """The statuses of the pair's UserSecrets and grants, from the world as it is now."""
         want = desired.compute(self.world, self.settings.cluster_name, [pair])
         collisions = sorted(ns for ns, _ in self._collisions_of(pair))
-        refused = {ns: said for (ns, _), said in self._refused_for(pair).items()}
-        writes = self._status_writes(want, collisions, refused)
+        writes = self._status_writes(want, collisions, self.refused.get(pair, {}))
         if writes and not self.dry_run:
             await asyncio.to_thread(self._write_statuses, writes)
             for write in writes:
@@ -610,9 +618,6 @@ class Reconciler:
 
     def _collisions_of(self, pair: OwnerKey) -> list[Ref]:
         return [ref for ref, waiting in self.collisions.items() if waiting == pair]
-
-    def _refused_for(self, pair: OwnerKey) -> dict[Ref, str]:
-        return {ref: said for ref, (waiting, said) in self.refused.items() if waiting == pair}
 
     async def _resolve(self, pair: OwnerKey) -> None:
         """Reads the valueFrom sources of the pair's UserSecrets, here rather than in the event
@@ -633,13 +638,13 @@ class Reconciler:
     def _apply(self, plan: desired.Plan, versions: dict[Ref, str]) -> _Outcome:
         outcome = _Outcome()
         for copy in plan.creates:
-            with outcome.trying((copy.namespace, copy.name), copy.data):
+            with outcome.trying((copy.namespace, copy.name)):
                 self._create(copy, outcome)
         for copy in plan.updates:
-            with outcome.trying((copy.namespace, copy.name), copy.data):
+            with outcome.trying((copy.namespace, copy.name)):
                 self._update(copy, versions.get((copy.namespace, copy.name)), outcome)
-        for stale in plan.deletes:
-            with outcome.trying((stale.namespace, stale.name), {}):
+        for stale in plan.deletes:  # not a place the secret is meant to be: nothing to tell
+            with outcome.trying((stale.namespace, stale.name), told=False):
                 self._delete(stale, versions.get((stale.namespace, stale.name)), outcome)
         return outcome
 

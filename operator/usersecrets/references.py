@@ -80,9 +80,7 @@ def key_error(key: str) -> str | None:
         return None
     if not key:
         return "Invalid secret key '': the key is empty"
-    reasons = list(_key_reasons(key))
-    if not reasons:
-        return None
+    reasons = list(_key_reasons(key))  # _KEY accepts exactly the keys without one
     rule = (
         "keys are Kubernetes object names: lowercase letters, digits, '-' and '.', "
         f"starting and ending with a letter or digit, at most {KEY_MAX_LENGTH} characters"

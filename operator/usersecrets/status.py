@@ -6,9 +6,9 @@ that a status equal to the current one is recognised and never rewritten.
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,11 @@ NAME_COLLISION = "NameCollision"
 COPY_FAILED = "CopyFailed"
 _LISTED = 10
 _QUOTED = 200  # characters of the apiserver's message kept in a status
-_ECHO = 12  # characters of a value that, quoted in a message, keep the message out
+_TOLD = (
+    re.compile(r"exceeded quota: [^\n]*"),
+    re.compile(r'admission webhook "[^"\n]*" denied the request'),
+    re.compile(r"ValidatingAdmissionPolicy '[^'\n]*' with binding '[^'\n]*' denied request"),
+)
 
 
 def _names(namespaces: Sequence[str]) -> str:
@@ -33,24 +37,21 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def write_failure(
-    code: int | None, reason: str | None, body: str | bytes | None, values: Iterable[bytes]
-) -> str:
-    """What the apiserver answered when a copy could not be written (a quota, a policy), as a
-    status can say it. Its message is left out if it quotes the start of a value, raw or in
-    base64: a policy webhook may echo the object it refused."""
+def write_failure(code: int | None, reason: str | None, body: str | bytes | None) -> str:
+    """What the apiserver answered when a copy could not be written, as a status can say it.
+
+    Its message is told only in the apiserver's own shapes that name a quota or a policy and
+    never quote the object; anything else might (a policy webhook may echo what it refused),
+    so then only the HTTP status is told."""
     said = f"HTTP {code} {reason}" if reason else f"HTTP {code}"
     try:
         message = json.loads(body or "{}").get("message")
     except (ValueError, AttributeError):
         message = None
-    if not isinstance(message, str) or not message:
-        return said
-    for value in values:
-        for text in (value.decode(errors="replace"), base64.b64encode(value).decode()):
-            if text[:_ECHO] in message:
-                return said
-    return f"{said}: {message[:_QUOTED]}"
+    for shape in _TOLD if isinstance(message, str) else ():
+        if found := shape.search(message):
+            return f"{said}: {found.group(0)[:_QUOTED]}"
+    return said
 
 
 def _failed(failures: Mapping[str, str]) -> str:

@@ -761,8 +761,7 @@ def test_a_namespace_refusing_its_copy_is_told_and_holds_up_no_other(
     assert ready["status"] == "False"
     assert ready["message"] == (
         f"The copy could not be written in 1 namespace ({full}: HTTP 403 Forbidden: "
-        f'secrets "{naming.copy_name(alice.name, key)}" is forbidden: exceeded quota: '
-        "no-secrets, requested: secrets=1, used: secrets=0, limited: secrets=0). "
+        "exceeded quota: no-secrets, requested: secrets=1, used: secrets=0, limited: secrets=0). "
         "Usable in 1 namespace."
     )
     wait_for(

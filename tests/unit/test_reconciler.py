@@ -79,6 +79,44 @@ def test_a_status_waits_for_its_copies() -> None:
     asyncio.run(scenario())
 
 
+def test_refused_copies_are_reported_while_the_pair_waits_for_its_retry() -> None:
+    """The status tells of a refusal at once, not after the copies are in sync (they may
+    never be); the retry that succeeds reports again, without it."""
+
+    async def scenario() -> None:
+        reconciler = Reconciler(client.ApiClient(), Settings())
+        attempts: list[OwnerKey] = []
+        reported: list[dict[str, str]] = []
+
+        async def reconcile(pair: OwnerKey) -> None:
+            attempts.append(pair)
+            reconciler.refused.pop(pair, None)
+            if len(attempts) == 1:
+                reconciler.refused[pair] = {"full": "HTTP 403 Forbidden"}
+                raise ApiException(status=403, reason="Forbidden")
+
+        async def write_status(pair: OwnerKey) -> None:
+            reported.append(dict(reconciler.refused.get(pair, {})))
+
+        reconciler.reconcile = reconcile  # type: ignore[method-assign]
+        reconciler.write_status = write_status  # type: ignore[method-assign]
+        reconciler.queue.add(A)
+        workers = [
+            asyncio.create_task(reconciler.work()),
+            asyncio.create_task(reconciler.report()),
+        ]
+        for _ in range(300):
+            if len(reported) == 2:
+                break
+            await asyncio.sleep(0.01)
+        for worker in workers:
+            worker.cancel()
+        assert attempts == [A, A]
+        assert reported == [{"full": "HTTP 403 Forbidden"}, {}]
+
+    asyncio.run(scenario())
+
+
 def _grant(namespace: str, name: str, secret: str, user: str) -> dict[str, object]:
     return {
         "metadata": {"namespace": namespace, "name": name, "uid": name, "generation": 1},
@@ -165,38 +203,40 @@ def test_a_conflict_with_a_secret_no_longer_ours_is_a_collision() -> None:
     assert outcome.written == []
 
 
-class _Quota:
-    """KubeApi stand-in whose apiserver refuses every Secret in one namespace."""
+class _Failing:
+    """KubeApi stand-in whose apiserver fails every Secret create in some namespaces."""
 
-    def __init__(self, full: str) -> None:
-        self.full, self.created = full, []
+    def __init__(self, failing: dict[str, int]) -> None:
+        self.failing: dict[str, int] = failing
+        self.created: list[str] = []
 
     def json(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
         assert method == "POST"
-        if path == kubeapi.secrets_in(self.full):
-            error = ApiException(status=403, reason="Forbidden")
-            error.body = '{"message": "exceeded quota: q"}'
-            raise error
+        for namespace, code in self.failing.items():
+            if path == kubeapi.secrets_in(namespace):
+                error = ApiException(status=code, reason="Refused")
+                error.body = '{"message": "exceeded quota: q"}'
+                raise error
         self.created.append(path)
         return {"metadata": {"resourceVersion": "1"}}
 
 
 def test_a_refused_copy_does_not_keep_the_others_from_theirs() -> None:
-    world = World(
-        [SecretView("home", "db", "", b"v")], [], {"home": "alice", "full": "alice", "x": "alice"}
-    )
+    """A 403 is told in the statuses; a 429 is retried quietly; the others are written."""
+    namespaces = {"home": "alice", "full": "alice", "slow": "alice", "x": "alice"}
+    world = World([SecretView("home", "db", "", b"v")], [], namespaces)
     plan = desired.diff(compute(world, "c", [A._replace(key="db")]), [])
-    assert [c.namespace for c in plan.creates] == ["full", "home", "x"]
+    assert [c.namespace for c in plan.creates] == ["full", "home", "slow", "x"]
     reconciler = Reconciler(client.ApiClient(), Settings())
-    fake = _Quota("full")
+    fake = _Failing({"full": 403, "slow": 429})
     reconciler.core = fake  # type: ignore[assignment]
     outcome = reconciler._apply(plan, {})
     assert fake.created == [kubeapi.secrets_in("home"), kubeapi.secrets_in("x")]
     assert [copy.namespace for copy, _ in outcome.written] == ["home", "x"]
-    ((ref, said, error),) = outcome.refused
-    assert ref == ("full", plan.creates[0].name)
-    assert said == "HTTP 403 Forbidden: exceeded quota: q"
-    assert error.status == 403
+    assert outcome.refused == [
+        (("full", plan.creates[0].name), "HTTP 403 Refused: exceeded quota: q")
+    ]
+    assert [error.status for error in outcome.errors] == [403, 429]
 
 
 def _copy_body(copy: DesiredCopy, version: str) -> dict[str, Any]:

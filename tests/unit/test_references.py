@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from usersecrets.references import (
+    _KEY,
     CONTAINERS_ANNOTATION,
     ENV_ANNOTATION,
     KEY_MAX_LENGTH,
@@ -322,7 +323,8 @@ _LABEL = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True)
 @example("a" * (KEY_MAX_LENGTH + 1))
 def test_the_quick_check_of_keys_agrees_with_the_reasons(key: str) -> None:
     """The webhook accepts keys with one regex; only a rejected key is explained."""
-    assert (key_error(key) is None) == (key != "" and not list(_key_reasons(key)))
+    assert (_KEY.fullmatch(key) is not None) == (key != "" and not list(_key_reasons(key)))
+    assert (key_error(key) is None) == (_KEY.fullmatch(key) is not None)
 
 
 # Paths

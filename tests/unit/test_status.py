@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -145,15 +146,21 @@ def test_a_grant_whose_copy_was_refused_says_so() -> None:
     )
 
 
-def test_what_the_apiserver_said_is_kept_unless_it_quotes_a_value() -> None:
-    body = '{"kind": "Status", "message": "exceeded quota: q, requested: count/secrets=1"}'
-    value = b"hunter2-and-more-characters"
-    assert write_failure(403, "Forbidden", body, [value]) == (
-        "HTTP 403 Forbidden: exceeded quota: q, requested: count/secrets=1"
+def test_a_refusal_is_told_only_in_shapes_that_cannot_quote_the_secret() -> None:
+    def said(message: str) -> str:
+        return write_failure(403, "Forbidden", json.dumps({"kind": "Status", "message": message}))
+
+    assert said('secrets "x" is forbidden: exceeded quota: q, requested: secrets=1') == (
+        "HTTP 403 Forbidden: exceeded quota: q, requested: secrets=1"
     )
-    assert write_failure(503, None, None, [value]) == "HTTP 503"
-    assert write_failure(500, "Oops", "<html>", [value]) == "HTTP 500 Oops"
-    assert write_failure(422, "Bad", '{"message": "' + "x" * 500 + '"}', []).endswith("x" * 200)
-    for echoed in (value.decode(), value.decode()[:12], "aHVudGVyMi1hbmQt"):
-        body = '{"message": "denied by policy: data.value=' + echoed + '"}'
-        assert write_failure(403, "Forbidden", body, [value]) == "HTTP 403 Forbidden"
+    assert said('admission webhook "p.example.com" denied the request: value=hunter2') == (
+        'HTTP 403 Forbidden: admission webhook "p.example.com" denied the request'
+    )
+    assert said(
+        "ValidatingAdmissionPolicy 'p' with binding 'b' denied request: data.value=hunter2"
+    ) == ("HTTP 403 Forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request")
+    assert said("denied by a policy: data.value=hunter2") == "HTTP 403 Forbidden"
+    assert write_failure(503, None, None) == "HTTP 503"
+    assert write_failure(500, "Oops", "<html>") == "HTTP 500 Oops"
+    long = write_failure(403, "Forbidden", '{"message": "exceeded quota: ' + "q" * 500 + '"}')
+    assert len(long) == len("HTTP 403 Forbidden: ") + 200
