@@ -6,6 +6,7 @@ import base64
 import hashlib
 import http.client
 import ssl
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -222,6 +223,18 @@ def post_review(
         return response.status, response.read()
     finally:
         connection.close()
+
+
+def probe_status(port: int, path: str) -> int | None:
+    """The HTTP status of a probe's GET on the metrics port, or None if nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
 
 
 def webhook_healthy(port: int, ca: str) -> bool:

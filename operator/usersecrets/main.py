@@ -165,23 +165,30 @@ async def run(settings: Settings) -> None:
         ThreadPoolExecutor(settings.workers + settings.status_workers + 4, thread_name_prefix="api")
     )
     api = api_client()
-    stop = asyncio.Event()
+    stop, serving = asyncio.Event(), asyncio.Event()
+
+    def terminate() -> None:
+        serving.clear()  # not ready from now on, while admissions are still answered
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, terminate)
     cluster = lookups.Lookups(KubeApi(api), settings)
     watches = cluster.start()
-    serving = asyncio.Event()
     probes = await start_probes(settings, lambda: cluster.synced and serving.is_set())
     server, keeper = await start_webhook(api, settings, cluster)
     serving.set()
     try:
         await reconcile(api, settings, stop)
     finally:
+        # Admissions the apiserver sends before it learns that this replica is going are
+        # answered, not refused.
+        await asyncio.sleep(settings.shutdown_delay_seconds)
+        await server.stop()
         keeper.cancel()
         for watch in watches:
             watch.set()
-        await server.stop()
         with contextlib.suppress(Exception):
             await probes.cleanup()
 

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         (), description="More names or IPs for our own certificate (an operator run locally)."
     )
     metrics_port: int = 8080
+    shutdown_delay_seconds: float = Field(
+        3.0,
+        ge=0,
+        description="After SIGTERM, how long the webhook still answers while the apiserver "
+        "learns that this replica is going (its Service endpoint is removed).",
+    )
     workers: int = Field(8, description="Secrets whose copies are reconciled in parallel.")
     status_workers: int = Field(
         2, description="Secrets whose statuses are written in parallel (fewer: copies go first)."

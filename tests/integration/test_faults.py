@@ -43,9 +43,11 @@ from kube import (
     managed_copies,
     metric,
     post_review,
+    probe_status,
     set_value,
     wait_copy,
     webhook_ca,
+    webhook_healthy,
 )
 from usersecrets import GROUP, VERSION, naming
 from usersecrets.devcluster import (
@@ -55,6 +57,7 @@ from usersecrets.devcluster import (
     OperatorProcess,
     install_chart,
 )
+from usersecrets.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -355,6 +358,31 @@ def test_apiserver_and_etcd_restart_under_the_running_operator(
         lambda: review_allowed(restartable.webhook_port, ca, home, f"X=secret:{after}"),
         what="the webhook to admit a pod using the secret made after the restart",
     )
+
+
+def test_after_sigterm_the_webhook_answers_until_the_process_ends(
+    restartable: OperatorProcess, admin: client.ApiClient
+) -> None:
+    """Not ready at once, so the Service stops sending admissions here; still answering those
+    already on their way for the shutdown delay; then the port closes and the process exits."""
+    ca = webhook_ca(admin)
+    wait_leading(restartable)
+    process = restartable.process
+    assert process is not None
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    wait_for(
+        lambda: probe_status(restartable.metrics_port, "/readyz") != 200,
+        timeout=5,
+        what="/readyz to fail",
+    )
+    answered = signalled
+    while webhook_healthy(restartable.webhook_port, ca) and time.monotonic() < signalled + 30:
+        answered = time.monotonic()
+        time.sleep(0.1)
+    assert answered - signalled >= Settings().shutdown_delay_seconds - 0.5
+    assert process.wait(timeout=30) == 0
+    restartable.process = None  # the fixture starts it again
 
 
 # -- two replicas ---------------------------------------------------------------------------
