@@ -77,14 +77,15 @@ def secret_status(
     materialized = [ns for ns in facts.namespaces if ns not in collisions and ns not in failures]
     if facts.state is SecretState.MATERIALIZED and (collisions or failures):
         ok, reason = False, NAME_COLLISION if collisions else COPY_FAILED
-        problems = [_failed(failures)] if failures else []
+        problems = []
         if collisions:
-            problems.insert(
-                0,
+            problems.append(
                 f"A Secret not managed by usersecrets already has this secret's copy name in "
                 f"{_plural(len(collisions), 'namespace')} ({_names(collisions)}); "
-                "it was left alone.",
+                "it was left alone."
             )
+        if failures:
+            problems.append(_failed(failures))
         message = " ".join([*problems, f"Usable in {_plural(len(materialized), 'namespace')}."])
     elif facts.state is SecretState.MATERIALIZED:
         ok, reason = True, facts.state.value

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MUTATE_PATH = "/mutate-pods"
 HEALTH_PATH = "/healthz"
+_MUTATE, _HEALTH = MUTATE_PATH.encode(), HEALTH_PATH.encode()  # as httptools gives paths
 #: An AdmissionReview of a pod is far below this (etcd caps objects at 1.5 MiB).
 MAX_BODY = 3 * 1024 * 1024
 MAX_URL = 8 * 1024
@@ -247,11 +248,11 @@ class _Connection(asyncio.Protocol):
     async def _answer(self, request: _Request) -> tuple[int, bytes, bytes]:
         if request.refusal is not None:
             return *request.refusal, TEXT
-        if request.path == HEALTH_PATH.encode():
+        if request.path == _HEALTH:
             if request.method != b"GET":
                 return 405, b"method not allowed\n", TEXT
             return 200, b"ok", TEXT
-        if request.path != MUTATE_PATH.encode():
+        if request.path != _MUTATE:
             return 404, b"not found\n", TEXT
         if request.method != b"POST":
             return 405, b"method not allowed\n", TEXT
