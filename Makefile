@@ -4,6 +4,8 @@ SHELL := bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The development tooling (dev/usersecrets_dev) is importable here, never installed.
+export PYTHONPATH := $(CURDIR)/dev
 
 .PHONY: run test lint unit integration controlplane crds bench e2e-kind clean
 
@@ -20,12 +22,13 @@ controlplane:
 ## Start a local control plane (unless KUBECONFIG is set), install the chart, run the operator.
 run: $(VENV)/.installed
 	@if [ -z "$${KUBECONFIG:-}" ]; then bash hack/controlplane/build.sh >/dev/null; fi
-	$(BIN)/python -m usersecrets.devcluster
+	$(BIN)/python -m usersecrets_dev.run
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator dev tests bench
+	$(BIN)/ruff format --check operator dev tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
@@ -36,7 +39,7 @@ test: $(VENV)/.installed controlplane lint
 
 ## Regenerate crds/ from the pydantic models (the single source of truth).
 crds: $(VENV)/.installed
-	$(BIN)/python -m usersecrets.crds crds
+	$(BIN)/python -m usersecrets.api.crds crds
 
 bench: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench $(ARGS)

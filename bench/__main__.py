@@ -29,8 +29,10 @@ from urllib.request import urlopen
 from kubernetes import client, config, watch
 from urllib3.exceptions import ProtocolError
 
-from usersecrets import GROUP, VERSION, naming
-from usersecrets.devcluster import ControlPlane, OperatorProcess, find_binaries
+from usersecrets import GROUP, VERSION
+from usersecrets.rules import naming
+from usersecrets_dev.controlplane import ControlPlane, find_binaries
+from usersecrets_dev.operator_process import OperatorProcess
 
 RESULTS = Path(__file__).parent / "results"
 WEBHOOKLOAD = Path(__file__).parent.parent / "hack" / "webhookload" / "main.go"

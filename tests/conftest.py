@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from usersecrets.devcluster import ControlPlane, OperatorProcess, cached_binaries
+from usersecrets_dev.controlplane import ControlPlane, cached_binaries
+from usersecrets_dev.operator_process import OperatorProcess
 
 HOW_TO_GET_BINARIES = (
     "the local control plane binaries are missing: run `make test` (it builds them from the "

@@ -14,7 +14,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import wait_for
-from usersecrets import GROUP, VERSION, naming
+from usersecrets import GROUP, VERSION
+from usersecrets.rules import naming
 
 USERSECRETS = "usersecrets"
 SECRETGRANTS = "secretgrants"

@@ -23,11 +23,14 @@ import uvloop
 from aiohttp import web
 from kubernetes import client, config
 
-from usersecrets import handlers, lookups, metrics, webhook
-from usersecrets.kubeapi import KubeApi
-from usersecrets.leadership import LeaderElector
-from usersecrets.reconciler import Reconciler
+from usersecrets import metrics
+from usersecrets.controller import handlers
+from usersecrets.controller.reconciler import Reconciler
+from usersecrets.kube.client import KubeApi
+from usersecrets.kube.lease import LeaderElector
 from usersecrets.settings import Settings
+from usersecrets.webhook import lookups
+from usersecrets.webhook import server as webhook
 
 logger = logging.getLogger("usersecrets")
 

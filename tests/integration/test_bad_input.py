@@ -35,8 +35,9 @@ from kube import (
     webhook_ca,
     webhook_healthy,
 )
-from usersecrets import GROUP, VERSION, naming
-from usersecrets.devcluster import OperatorProcess
+from usersecrets import GROUP, VERSION
+from usersecrets.rules import naming
+from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

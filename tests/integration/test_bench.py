@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from usersecrets.devcluster import REPO, cached_binaries
+from usersecrets_dev.controlplane import REPO, cached_binaries
 
 pytestmark = pytest.mark.integration
 

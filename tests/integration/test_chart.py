@@ -34,20 +34,21 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import CLUSTER_NAME, api_client, role_binding, wait_for
-from usersecrets import devcluster
-from usersecrets.devcluster import ControlPlane, OperatorProcess
+from usersecrets_dev import chart
+from usersecrets_dev.controlplane import ControlPlane
+from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
-CHART = devcluster.CHART
+CHART = chart.CHART
 DATA = Path(__file__).parent / "data"
 ALL_OPTIONS = DATA / "all-options.yaml"
 STANDIN_CRDS = DATA / "standin-crds.yaml"
 
 # Names of the `operator` fixture's release: its full name is the release name, because the
 # release name contains the chart name (see _helpers.tpl).
-RELEASE_NS = devcluster.RELEASE_NAMESPACE
-FULLNAME = devcluster.RELEASE
+RELEASE_NS = chart.RELEASE_NAMESPACE
+FULLNAME = chart.RELEASE
 WEBHOOK_CONFIG = FULLNAME
 LEASE = f"{FULLNAME}-leader"
 WEBHOOK_CERT_SECRET = f"{FULLNAME}-webhook-tls"
@@ -747,21 +748,19 @@ def test_ca_bundle_survives_helm_upgrade(
     values = (f"clusterName={CLUSTER_NAME}", "logLevel=DEBUG")
 
     # The same values as the fixture: Helm has nothing to change.
-    devcluster.install_chart(cluster, operator.webhook_port, *values)
+    chart.install_chart(cluster, operator.webhook_port, *values)
     assert ca_bundle(admin) == before
 
     # A change to the webhook configuration itself: Helm patches the object, not caBundle.
     version = admission.read_mutating_webhook_configuration(WEBHOOK_CONFIG).metadata
     try:
-        devcluster.install_chart(
-            cluster, operator.webhook_port, *values, "webhook.timeoutSeconds=7"
-        )
+        chart.install_chart(cluster, operator.webhook_port, *values, "webhook.timeoutSeconds=7")
         changed = admission.read_mutating_webhook_configuration(WEBHOOK_CONFIG)
         assert changed.metadata.resource_version != version.resource_version
         assert changed.webhooks[0].timeout_seconds == 7
         assert changed.webhooks[0].client_config.ca_bundle == before
     finally:
-        devcluster.install_chart(cluster, operator.webhook_port, *values)
+        chart.install_chart(cluster, operator.webhook_port, *values)
     restored = admission.read_mutating_webhook_configuration(WEBHOOK_CONFIG)
     assert restored.webhooks[0].timeout_seconds == 5
     assert restored.webhooks[0].client_config.ca_bundle == before

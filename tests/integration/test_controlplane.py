@@ -21,8 +21,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import bind_user, wait_for
-from usersecrets.certificates import issue_certificate, new_ca
-from usersecrets.devcluster import REPO, ControlPlane
+from usersecrets.webhook.certificates import issue_certificate, new_ca
+from usersecrets_dev.controlplane import REPO, ControlPlane
 
 pytestmark = pytest.mark.integration
 
@@ -227,7 +227,7 @@ def test_nothing_survives_a_crashed_test_process(cluster: ControlPlane, tmp_path
         f"""
         import sys
         from pathlib import Path
-        from usersecrets.devcluster import ControlPlane
+        from usersecrets_dev.controlplane import ControlPlane
         plane = ControlPlane(Path({str(cluster.bin_dir)!r}), Path({str(tmp_path)!r})).start()
         print(plane.port, flush=True)
         sys.stdin.read()

@@ -49,15 +49,12 @@ from kube import (
     webhook_ca,
     webhook_healthy,
 )
-from usersecrets import GROUP, VERSION, naming
-from usersecrets.devcluster import (
-    RELEASE_NAMESPACE,
-    ControlPlane,
-    ControlPlaneError,
-    OperatorProcess,
-    install_chart,
-)
+from usersecrets import GROUP, VERSION
+from usersecrets.rules import naming
 from usersecrets.settings import Settings
+from usersecrets_dev.chart import RELEASE_NAMESPACE, install_chart
+from usersecrets_dev.controlplane import ControlPlane, ControlPlaneError
+from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

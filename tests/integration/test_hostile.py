@@ -38,8 +38,9 @@ from kube import (
     wait_reason,
     webhook_ca,
 )
-from usersecrets import GROUP, VERSION, naming
-from usersecrets.devcluster import OperatorProcess
+from usersecrets import GROUP, VERSION
+from usersecrets.rules import naming
+from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

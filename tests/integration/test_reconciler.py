@@ -38,9 +38,10 @@ from kube import (
     wait_copy,
     wait_reason,
 )
-from usersecrets import GROUP, VERSION, naming
-from usersecrets.devcluster import OperatorProcess
-from usersecrets.resources import MAX_VALUE_BYTES, VALUE_TOO_LARGE_MESSAGE
+from usersecrets import GROUP, VERSION
+from usersecrets.api.resources import MAX_VALUE_BYTES, VALUE_TOO_LARGE_MESSAGE
+from usersecrets.rules import naming
+from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

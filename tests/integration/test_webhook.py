@@ -28,9 +28,12 @@ from conftest import (
     delete_namespace,
     wait_for,
 )
-from usersecrets import GROUP, VERSION, naming
-from usersecrets.devcluster import RELEASE_NAMESPACE, ControlPlane, OperatorProcess
-from usersecrets.references import key_error
+from usersecrets import GROUP, VERSION
+from usersecrets.rules import naming
+from usersecrets.rules.references import key_error
+from usersecrets_dev.chart import RELEASE_NAMESPACE
+from usersecrets_dev.controlplane import ControlPlane
+from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from usersecrets import naming
-from usersecrets.admission import (
+from usersecrets.rules import naming
+from usersecrets.rules.admission import (
     Decision,
     PodReview,
     decide,
@@ -21,7 +21,7 @@ from usersecrets.admission import (
     read_review,
     review_response,
 )
-from usersecrets.references import (
+from usersecrets.rules.references import (
     CONTAINERS_ANNOTATION,
     ENV_ANNOTATION,
     VOLUMES_ANNOTATION,

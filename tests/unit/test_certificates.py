@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from usersecrets.certificates import (
+from usersecrets.webhook.certificates import (
     Bundle,
     is_consistent,
     issue_bundle,

@@ -20,7 +20,9 @@ from click.testing import CliRunner
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from usersecrets import API_VERSION, cli, naming
+from usersecrets import API_VERSION
+from usersecrets.cli import main as cli
+from usersecrets.rules import naming
 
 BINARY = b"value\xff\x00"
 CANARY = "canary-7f3a9c-never-print-me"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from usersecrets import crds
-from usersecrets.resources import BASE64_PATTERN, UserSecret
+from usersecrets.api import crds
+from usersecrets.api.resources import BASE64_PATTERN, UserSecret
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO / "crds"
@@ -128,7 +128,7 @@ def test_names_come_from_the_models() -> None:
 
 
 def test_committed_files_are_generated() -> None:
-    """If this fails: python -m usersecrets.crds crds"""
+    """If this fails: python -m usersecrets.api.crds crds"""
     assert crds.stale(CRD_DIR) == []
     assert sorted(p.name for p in CRD_DIR.glob("usersecrets.io_*.yaml")) == sorted(crds.rendered())
 

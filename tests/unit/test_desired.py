@@ -7,8 +7,8 @@ from collections.abc import Collection, Iterable, Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from usersecrets import naming
-from usersecrets.desired import (
+from usersecrets.rules import naming
+from usersecrets.rules.desired import (
     NO_OWNER,
     ActualSecret,
     Desired,

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from usersecrets import naming
-from usersecrets.injection import (
+from usersecrets.rules import naming
+from usersecrets.rules.injection import (
     MODE_GROUP,
     MODE_OWNER,
     Injection,
@@ -22,7 +22,7 @@ from usersecrets.injection import (
     secret_name,
     volume_name,
 )
-from usersecrets.references import (
+from usersecrets.rules.references import (
     CONTAINERS_ANNOTATION,
     ENV_ANNOTATION,
     VOLUMES_ANNOTATION,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from usersecrets.leadership import LeaseState, can_take
+from usersecrets.kube.lease import LeaseState, can_take
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -7,10 +7,11 @@ from typing import Any, cast
 
 import pytest
 
-from usersecrets import kubeapi, naming, watching
-from usersecrets.lookups import Lookups, MetadataCache
-from usersecrets.references import SecretRef
+from usersecrets.kube import paths, watching
+from usersecrets.rules import naming
+from usersecrets.rules.references import SecretRef
 from usersecrets.settings import Settings
+from usersecrets.webhook.lookups import Lookups, MetadataCache
 
 
 def meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def test_an_empty_list_is_null_in_go() -> None:
 
 
 def lookups(namespaces: list[dict[str, Any]], copies: list[dict[str, Any]]) -> Lookups:
-    core = FakeCore({kubeapi.NAMESPACES: namespaces, kubeapi.SECRETS: copies})
+    core = FakeCore({paths.NAMESPACES: namespaces, paths.SECRETS: copies})
     found = Lookups(cast(Any, core), Settings())
     load(found.namespaces)
     load(found.copies)
@@ -119,5 +120,5 @@ def test_the_webhook_caches_watch_metadata_only(monkeypatch: pytest.MonkeyPatch)
         "webhook-copies": True,
     }
     assert started["webhook-copies"]["label_selector"] == naming.MANAGED_SELECTOR
-    assert started["webhook-copies"]["path"] == kubeapi.SECRETS
-    assert started["webhook-namespaces"]["path"] == kubeapi.NAMESPACES
+    assert started["webhook-copies"]["path"] == paths.SECRETS
+    assert started["webhook-namespaces"]["path"] == paths.NAMESPACES

@@ -11,10 +11,11 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from usersecrets import conditions, desired, kubeapi, watching
-from usersecrets.desired import DesiredCopy, OwnerKey, SecretView, World, compute
-from usersecrets.naming import MANAGED_SELECTOR as MANAGED
-from usersecrets.reconciler import Reconciler, WorkQueue, _changed, _Lists, _Outcome
+from usersecrets.controller.reconciler import Reconciler, WorkQueue, _changed, _Lists, _Outcome
+from usersecrets.kube import paths, watching
+from usersecrets.rules import conditions, desired
+from usersecrets.rules.desired import DesiredCopy, OwnerKey, SecretView, World, compute
+from usersecrets.rules.naming import MANAGED_SELECTOR as MANAGED
 from usersecrets.settings import Settings
 
 A, B = OwnerKey("alice", "a"), OwnerKey("alice", "b")
@@ -213,7 +214,7 @@ class _Failing:
     def json(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
         assert method == "POST"
         for namespace, code in self.failing.items():
-            if path == kubeapi.secrets_in(namespace):
+            if path == paths.secrets_in(namespace):
                 error = ApiException(status=code, reason="Refused")
                 error.body = '{"message": "exceeded quota: q"}'
                 raise error
@@ -231,7 +232,7 @@ def test_a_refused_copy_does_not_keep_the_others_from_theirs() -> None:
     fake = _Failing({"full": 403, "slow": 429})
     reconciler.core = fake  # type: ignore[assignment]
     outcome = reconciler._apply(plan, {})
-    assert fake.created == [kubeapi.secrets_in("home"), kubeapi.secrets_in("x")]
+    assert fake.created == [paths.secrets_in("home"), paths.secrets_in("x")]
     assert [copy.namespace for copy, _ in outcome.written] == ["home", "x"]
     assert outcome.refused == [
         (("full", plan.creates[0].name), "HTTP 403 Refused: exceeded quota: q")
@@ -311,7 +312,7 @@ def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata(
     assert (copies["label_selector"], copies.get("metadata_only", False)) == (MANAGED, False)
     assert (secrets.get("label_selector"), secrets["metadata_only"]) == (None, True)
     assert copies["version"] == secrets["version"] == "42"
-    assert copies["path"] == secrets["path"] == kubeapi.SECRETS
+    assert copies["path"] == secrets["path"] == paths.SECRETS
 
 
 def _condition(ok: bool, reason: str) -> dict[str, Any]:

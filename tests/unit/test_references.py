@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from usersecrets.references import (
+from usersecrets.rules.references import (
     _KEY,
     CONTAINERS_ANNOTATION,
     ENV_ANNOTATION,

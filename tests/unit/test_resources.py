@@ -7,7 +7,7 @@ import base64
 import pytest
 from pydantic import ValidationError
 
-from usersecrets.resources import (
+from usersecrets.api.resources import (
     MAX_VALUE_BASE64_CHARS,
     MAX_VALUE_BYTES,
     SecretGrant,

@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from usersecrets.desired import GrantFacts, GrantState, SecretFacts, SecretState
-from usersecrets.resources import SecretKeySelector
-from usersecrets.status import grant_status, same, secret_status, write_failure
+from usersecrets.api.resources import SecretKeySelector
+from usersecrets.rules.desired import GrantFacts, GrantState, SecretFacts, SecretState
+from usersecrets.rules.status import grant_status, same, secret_status, write_failure
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 URI = "secret://c/alice/db"

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from usersecrets import watching
+from usersecrets.kube import watching
 
 
 class Stream:

@@ -17,8 +17,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from usersecrets import webhook
-from usersecrets.certificates import Bundle, issue_bundle
+from usersecrets.webhook import server as webhook
+from usersecrets.webhook.certificates import Bundle, issue_bundle
 
 CANARY = "canary-d2f1c0-not-for-logs"
 

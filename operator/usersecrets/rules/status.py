@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from usersecrets import conditions
-from usersecrets.desired import GrantFacts, GrantState, SecretFacts, SecretState
-from usersecrets.resources import SecretKeySelector
+from usersecrets.api.resources import SecretKeySelector
+from usersecrets.rules import conditions
+from usersecrets.rules.desired import GrantFacts, GrantState, SecretFacts, SecretState
 
 NAME_COLLISION = "NameCollision"
 COPY_FAILED = "CopyFailed"

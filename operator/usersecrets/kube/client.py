@@ -15,30 +15,8 @@ from typing import Any
 from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
 
-from usersecrets import GROUP, VERSION
-
-NAMESPACES = "/api/v1/namespaces"
-SECRETS = "/api/v1/secrets"  # in every namespace
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-
-
-def secrets_in(namespace: str) -> str:
-    return f"{NAMESPACES}/{namespace}/secrets"
-
-
-def events_in(namespace: str) -> str:
-    return f"{NAMESPACES}/{namespace}/events"
-
-
-def custom(plural: str, namespace: str | None = None) -> str:
-    """Our custom resources of a kind, in every namespace or in one."""
-    where = f"/namespaces/{namespace}" if namespace else ""
-    return f"/apis/{GROUP}/{VERSION}{where}/{plural}"
-
-
-def webhook_configuration(name: str) -> str:
-    return f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
 
 
 class KubeApi:

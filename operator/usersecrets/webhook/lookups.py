@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from usersecrets import admission, kubeapi, metrics, naming, watching
-from usersecrets.kubeapi import KubeApi
-from usersecrets.references import SecretRef
+from usersecrets import metrics
+from usersecrets.kube import paths, watching
+from usersecrets.kube.client import KubeApi
+from usersecrets.rules import admission, naming
+from usersecrets.rules.references import SecretRef
 from usersecrets.settings import Settings
 
 T = TypeVar("T")
@@ -80,11 +82,11 @@ class Lookups:
         self.core, self.settings = core, settings
         self.namespaces: MetadataCache[str | None] = MetadataCache(
             core,
-            kubeapi.NAMESPACES,
+            paths.NAMESPACES,
             lambda name, labels: naming.user_of_namespace(name, labels, settings),
         )
         self.copies: MetadataCache[SecretRef | None] = MetadataCache(
-            core, kubeapi.SECRETS, _secret_ref, naming.MANAGED_SELECTOR
+            core, paths.SECRETS, _secret_ref, naming.MANAGED_SELECTOR
         )
 
     def start(self) -> list[threading.Event]:
@@ -101,7 +103,7 @@ class Lookups:
 
     def read_user(self, namespace: str) -> str | None:
         """For a namespace newer than our watch: one API call."""
-        found = self.core.json("GET", f"{kubeapi.NAMESPACES}/{namespace}")
+        found = self.core.json("GET", f"{paths.NAMESPACES}/{namespace}")
         return naming.user_of_namespace(namespace, found["metadata"].get("labels"), self.settings)
 
     def available(self, namespace: str) -> Container[SecretRef]:

@@ -13,8 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from usersecrets import naming
-from usersecrets.references import CONTAINERS_ANNOTATION, References, SecretRef, normalize_path
+from usersecrets.rules import naming
+from usersecrets.rules.references import (
+    CONTAINERS_ANNOTATION,
+    References,
+    SecretRef,
+    normalize_path,
+)
 
 VOLUME_PREFIX = "usersecrets-"
 #: Owner-only, as on Neu.ro; group-readable when a non-root process relies on fsGroup to read.

@@ -28,19 +28,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from usersecrets import (
-    API_VERSION,
-    conditions,
-    desired,
-    kubeapi,
-    metrics,
-    naming,
-    status,
-    watching,
-)
-from usersecrets.desired import ActualSecret, DesiredCopy, OwnerKey, SecretView, World
-from usersecrets.kubeapi import KubeApi
-from usersecrets.resources import Condition, SecretKeySelector, UserSecretSpec
+from usersecrets import API_VERSION, metrics
+from usersecrets.api.resources import Condition, SecretKeySelector, UserSecretSpec
+from usersecrets.kube import paths, watching
+from usersecrets.kube.client import MERGE_PATCH, KubeApi
+from usersecrets.rules import conditions, desired, naming, status
+from usersecrets.rules.desired import ActualSecret, DesiredCopy, OwnerKey, SecretView, World
 from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -304,7 +297,7 @@ class Reconciler:
     def read_source(self, namespace: str, selector: SecretKeySelector) -> bytes | None:
         """The bytes a valueFrom names, or None when its Secret or key does not exist."""
         try:
-            source = self.core.json("GET", f"{kubeapi.secrets_in(namespace)}/{selector.name}")
+            source = self.core.json("GET", f"{paths.secrets_in(namespace)}/{selector.name}")
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -314,8 +307,8 @@ class Reconciler:
 
     def list_all(self) -> _Lists:
         """Everything the caches hold, from full lists. Runs in a thread."""
-        copies, version = watching.list_objects(self.core, kubeapi.SECRETS, naming.MANAGED_SELECTOR)
-        namespaces, _ = watching.list_objects(self.core, kubeapi.NAMESPACES)
+        copies, version = watching.list_objects(self.core, paths.SECRETS, naming.MANAGED_SELECTOR)
+        namespaces, _ = watching.list_objects(self.core, paths.NAMESPACES)
         return _Lists(
             namespaces={n["metadata"]["name"]: n["metadata"].get("labels") for n in namespaces},
             copies=copies,
@@ -408,7 +401,7 @@ class Reconciler:
             watching.start(
                 "reconciler-copies",
                 self.core,
-                kubeapi.SECRETS,
+                paths.SECRETS,
                 listed=lambda items: watching.hand_over(loop, self.copies_listed, items),
                 changed=copy_changed,
                 label_selector=naming.MANAGED_SELECTOR,
@@ -417,7 +410,7 @@ class Reconciler:
             watching.start(
                 "reconciler-secrets",
                 self.core,
-                kubeapi.SECRETS,
+                paths.SECRETS,
                 listed=lambda _: watching.hand_over(loop, self.secrets_listed),
                 changed=secret_changed,
                 metadata_only=True,
@@ -426,7 +419,7 @@ class Reconciler:
         ]
 
     def _list(self, plural: str) -> list[dict[str, Any]]:
-        return watching.list_objects(self.core, kubeapi.custom(plural))[0]
+        return watching.list_objects(self.core, paths.custom(plural))[0]
 
     def set_grant(self, body: Mapping[str, Any], deleted: bool) -> None:
         meta, spec = body["metadata"], body.get("spec") or {}
@@ -669,7 +662,7 @@ class Reconciler:
         try:
             created = self.core.json(
                 "POST",
-                kubeapi.secrets_in(copy.namespace),
+                paths.secrets_in(copy.namespace),
                 body=self._body(copy),
                 query=self._query(),
             )
@@ -693,9 +686,9 @@ class Reconciler:
         try:
             updated = self.core.json(
                 "PATCH",
-                f"{kubeapi.secrets_in(copy.namespace)}/{copy.name}",
+                f"{paths.secrets_in(copy.namespace)}/{copy.name}",
                 body=body,
-                content_type=kubeapi.MERGE_PATCH,
+                content_type=MERGE_PATCH,
                 query=self._query(),
             )
         except ApiException as error:
@@ -710,7 +703,7 @@ class Reconciler:
     def _rewrite(self, copy: DesiredCopy, outcome: _Outcome) -> None:
         """Writes `copy` over the Secret of that name as it is now, unless we do not manage it:
         then it is a collision, left alone."""
-        path = f"{kubeapi.secrets_in(copy.namespace)}/{copy.name}"
+        path = f"{paths.secrets_in(copy.namespace)}/{copy.name}"
         existing = self.core.json("GET", path)["metadata"]
         if (existing.get("labels") or {}).get(naming.MANAGED_BY_LABEL) != naming.MANAGED_BY:
             outcome.collisions.append((copy.namespace, copy.name))
@@ -722,7 +715,7 @@ class Reconciler:
         try:
             self.core.call(
                 "DELETE",
-                f"{kubeapi.secrets_in(stale.namespace)}/{stale.name}",
+                f"{paths.secrets_in(stale.namespace)}/{stale.name}",
                 body=options,
                 query=self._query(),
             )
@@ -787,9 +780,9 @@ class Reconciler:
             try:
                 self.core.call(
                     "PATCH",
-                    f"{kubeapi.custom(write.plural, namespace)}/{name}/status",
+                    f"{paths.custom(write.plural, namespace)}/{name}/status",
                     body={"status": write.status},
-                    content_type=kubeapi.MERGE_PATCH,
+                    content_type=MERGE_PATCH,
                 )
             except ApiException as error:
                 if error.status == 404:  # deleted meanwhile: nothing to report on
@@ -820,6 +813,6 @@ class Reconciler:
             "source": {"component": "usersecrets"},
         }
         try:
-            self.core.call("POST", kubeapi.events_in(ref[0]), body=event)
+            self.core.call("POST", paths.events_in(ref[0]), body=event)
         except ApiException as error:  # an Event is best effort; the status already says it
             logger.warning("could not post an Event on %s/%s: %s", ref[0], ref[1], error.reason)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from usersecrets import naming
+from usersecrets.rules import naming
 
 
 class OwnerKey(NamedTuple):

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from usersecrets import naming
-from usersecrets.injection import JsonPatch, inject
-from usersecrets.references import SecretRef, parse, requests_secrets
+from usersecrets.rules import naming
+from usersecrets.rules.injection import JsonPatch, inject
+from usersecrets.rules.references import SecretRef, parse, requests_secrets
 from usersecrets.settings import Settings
 
 REVIEW_API_VERSION = "admission.k8s.io/v1"

@@ -25,10 +25,10 @@ import httptools
 import orjson
 from kubernetes.client.exceptions import ApiException
 
-from usersecrets import kubeapi
-from usersecrets.certificates import Bundle, is_consistent, issue_bundle, needs_rotation
-from usersecrets.kubeapi import KubeApi
+from usersecrets.kube import paths
+from usersecrets.kube.client import JSON_PATCH, KubeApi
 from usersecrets.settings import Settings
+from usersecrets.webhook.certificates import Bundle, is_consistent, issue_bundle, needs_rotation
 
 log = logging.getLogger(__name__)
 
@@ -537,7 +537,7 @@ def ensure_bundle(
     """
     name, namespace = settings.webhook_cert_secret, settings.operator_namespace
     names = [*dns_names, *ip_addresses]
-    path = f"{kubeapi.secrets_in(namespace)}/{name}"
+    path = f"{paths.secrets_in(namespace)}/{name}"
     for _ in range(attempts):
         try:
             secret = core.json("GET", path)
@@ -548,7 +548,7 @@ def ensure_bundle(
             try:
                 core.call(
                     "POST",
-                    kubeapi.secrets_in(namespace),
+                    paths.secrets_in(namespace),
                     body=_secret_body(settings, bundle, "kubernetes.io/tls"),
                 )
             except ApiException as error:
@@ -589,7 +589,7 @@ def patch_ca_bundle(api: KubeApi, settings: Settings, ca_pem: bytes) -> bool:
     the patch instead of putting the bundle on the wrong entry.
     """
     name = settings.webhook_config_name
-    path = kubeapi.webhook_configuration(name)
+    path = paths.webhook_configuration(name)
     wanted = _b64(ca_pem)
     for _ in range(3):
         try:
@@ -609,7 +609,7 @@ def patch_ca_bundle(api: KubeApi, settings: Settings, ca_pem: bytes) -> bool:
         if not ops:
             return False
         try:
-            api.call("PATCH", path, body=ops, content_type=kubeapi.JSON_PATCH)
+            api.call("PATCH", path, body=ops, content_type=JSON_PATCH)
         except ApiException as error:
             if error.status in (409, 422):  # the list changed under us: look again
                 continue

@@ -21,8 +21,9 @@ from typing import Any
 import kopf
 import uvloop
 
-from usersecrets import GROUP, VERSION, metrics, watching
-from usersecrets.reconciler import Reconciler
+from usersecrets import GROUP, VERSION, metrics
+from usersecrets.controller.reconciler import Reconciler
+from usersecrets.kube import watching
 
 registry = kopf.OperatorRegistry()
 

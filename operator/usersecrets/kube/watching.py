@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from usersecrets.kubeapi import KubeApi
+from usersecrets.kube.client import KubeApi
 
 logger = logging.getLogger(__name__)
 

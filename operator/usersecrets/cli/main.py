@@ -23,9 +23,10 @@ from typing import IO, Any
 import click
 import yaml
 
-from usersecrets import API_VERSION, GROUP, VERSION, naming
-from usersecrets.references import key_error, split_ref
-from usersecrets.resources import MAX_VALUE_BYTES, SecretGrant, UserSecret
+from usersecrets import API_VERSION, GROUP, VERSION
+from usersecrets.api.resources import MAX_VALUE_BYTES, SecretGrant, UserSecret
+from usersecrets.rules import naming
+from usersecrets.rules.references import key_error, split_ref
 from usersecrets.settings import Settings
 
 EXIT_GENERIC = 1

@@ -8,7 +8,6 @@ otherwise from hack/controlplane/build.sh, which builds the pinned release once 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import ctypes
@@ -17,7 +16,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -29,7 +27,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from usersecrets.certificates import Bundle, issue_certificate, new_ca
+from usersecrets.webhook.certificates import Bundle, issue_certificate, new_ca
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
 REPO = Path(__file__).resolve().parents[2]
@@ -373,167 +371,7 @@ class ControlPlane:
         self.stop()
 
 
-RELEASE = "usersecrets"
-RELEASE_NAMESPACE = "usersecrets-system"
-CHART = REPO / "charts" / "usersecrets"
-
-
-def install_chart(plane: ControlPlane, webhook_port: int, *values: str) -> list[dict[str, Any]]:
-    """`helm upgrade --install` of our chart, its webhook pointed at an operator on loopback.
-
-    Pods do not run on this control plane (no kubelet): the chart's objects are what we need,
-    above all its RBAC, so that the operator can run here as the chart's ServiceAccount.
-    """
-    url = f"https://127.0.0.1:{webhook_port}/mutate-pods"
-    command = [
-        str(plane.bin_dir / "helm"),
-        "upgrade",
-        "--install",
-        RELEASE,
-        str(CHART),
-        f"--kubeconfig={plane.kubeconfig}",
-        f"--namespace={RELEASE_NAMESPACE}",
-        "--create-namespace",
-        f"--set=webhook.url={url}",
-        *(f"--set={value}" for value in values),
-    ]
-    subprocess.run(command, check=True, capture_output=True)
-    manifest = subprocess.run(
-        [
-            str(plane.bin_dir / "helm"),
-            "get",
-            "manifest",
-            RELEASE,
-            f"--kubeconfig={plane.kubeconfig}",
-            f"--namespace={RELEASE_NAMESPACE}",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(manifest) if doc]
-
-
-def chart_identity(plane: ControlPlane, objects: list[dict[str, Any]]) -> Path:
-    """A kubeconfig with a TokenRequest token of the chart's ServiceAccount."""
-    account = next(o for o in objects if o["kind"] == "ServiceAccount")["metadata"]["name"]
-    kubectl = [str(plane.bin_dir / "kubectl"), f"--kubeconfig={plane.kubeconfig}"]
-    token = subprocess.run(
-        [
-            *kubectl,
-            "create",
-            "token",
-            account,
-            f"--namespace={RELEASE_NAMESPACE}",
-            "--duration=24h",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return plane.token_kubeconfig(f"{RELEASE_NAMESPACE}-{account}", token)
-
-
-def chart_environment(objects: list[dict[str, Any]]) -> dict[str, str]:
-    """The operator's settings exactly as the chart's Deployment sets them."""
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    return {env["name"]: env["value"] for env in container.get("env", []) if "value" in env}
-
-
-class OperatorProcess:
-    """`usersecrets-operator` on loopback with the chart's identity and settings."""
-
-    def __init__(
-        self,
-        plane: ControlPlane,
-        name: str = "operator",
-        values: Sequence[str] = (),
-        **overrides: str,
-    ) -> None:
-        self.plane = plane
-        self.webhook_port = free_port()
-        self.metrics_port = free_port()
-        objects = install_chart(plane, self.webhook_port, *values)
-        self.kubeconfig = chart_identity(plane, objects)
-        self.log = plane.logs / f"{name}.log"
-        self.env = {
-            **os.environ,
-            **chart_environment(objects),
-            "KUBECONFIG": str(self.kubeconfig),
-            "USERSECRETS_WEBHOOK_HOST": "127.0.0.1",
-            "USERSECRETS_WEBHOOK_PORT": str(self.webhook_port),
-            "USERSECRETS_WEBHOOK_EXTRA_HOSTS": '["127.0.0.1"]',
-            "USERSECRETS_METRICS_PORT": str(self.metrics_port),
-            **overrides,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> OperatorProcess:
-        self.plane.logs.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "usersecrets.main"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise ControlPlaneError(
-                    f"the operator exited with {self.process.returncode}:\n{tail}"
-                )
-            with contextlib.suppress(OSError):
-                url = f"http://127.0.0.1:{self.metrics_port}/readyz"
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            time.sleep(0.1)
-        raise ControlPlaneError(f"the operator was not ready after {timeout}s; see {self.log}")
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-
 @contextlib.contextmanager
 def running(workdir: Path | None = None) -> Iterator[ControlPlane]:
     with ControlPlane(find_binaries(), workdir) as plane:
         yield plane
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`make run`: against $KUBECONFIG if set, else a local control plane with the chart."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--workdir", type=Path, help="keep the control plane's state here")
-    args = parser.parse_args(argv)
-    if os.environ.get("KUBECONFIG"):
-        os.execvp(sys.executable, [sys.executable, "-m", "usersecrets.main"])  # noqa: S606
-    with running(args.workdir) as plane:
-        operator = OperatorProcess(plane).start()
-        print(
-            f"The operator runs as the chart's ServiceAccount; logs in {plane.logs}.\n"
-            f"Point kubectl at the cluster with:\n\n    export KUBECONFIG={plane.kubeconfig}\n",
-            flush=True,
-        )
-        signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-        try:
-            signal.sigwait(signals)
-        finally:
-            operator.stop()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -12,8 +12,8 @@ import pytest
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.rest import ApiException
 
-from usersecrets import kubeapi
-from usersecrets.kubeapi import KubeApi
+from usersecrets.kube import paths
+from usersecrets.kube.client import MERGE_PATCH, KubeApi
 
 
 class FakeClient:
@@ -42,9 +42,9 @@ def test_a_patch_is_sent_with_its_content_type_and_without_empty_query_values() 
     fake = FakeClient(200, b'{"metadata": {"resourceVersion": "3"}}')
     answer = KubeApi(cast(Any, fake)).json(
         "PATCH",
-        kubeapi.custom("usersecrets", "alice") + "/db/status",
+        paths.custom("usersecrets", "alice") + "/db/status",
         body={"status": {}},
-        content_type=kubeapi.MERGE_PATCH,
+        content_type=MERGE_PATCH,
         query={"dryRun": None, "fieldManager": "usersecrets"},
     )
     assert answer == {"metadata": {"resourceVersion": "3"}}
@@ -52,14 +52,14 @@ def test_a_patch_is_sent_with_its_content_type_and_without_empty_query_values() 
     path = "/apis/usersecrets.io/v1alpha1/namespaces/alice/usersecrets/db/status"
     assert sent["resource_path"] == path
     assert sent["query_params"] == [("fieldManager", "usersecrets")]
-    assert sent["header_params"]["Content-Type"] == kubeapi.MERGE_PATCH
+    assert sent["header_params"]["Content-Type"] == MERGE_PATCH
     assert sent["auth_settings"] == ["BearerToken"]
 
 
 def test_a_refusal_is_an_api_exception_with_its_status() -> None:
     fake = FakeClient(409, b'{"kind": "Status", "reason": "AlreadyExists"}')
     with pytest.raises(ApiException) as info:
-        KubeApi(cast(Any, fake)).call("POST", kubeapi.secrets_in("alice"), body={})
+        KubeApi(cast(Any, fake)).call("POST", paths.secrets_in("alice"), body={})
     assert info.value.status == 409
 
 
@@ -104,7 +104,7 @@ def test_one_connection_serves_call_after_call(local_api: KubeApi) -> None:
     """Every answer is read, even one nobody looks at, so its connection is used again."""
     _Answers.connections = 0
     for _ in range(5):
-        local_api.call("PATCH", "/x/status", body={}, content_type=kubeapi.MERGE_PATCH)
+        local_api.call("PATCH", "/x/status", body={}, content_type=MERGE_PATCH)
         local_api.call("DELETE", "/x")
         assert local_api.json("POST", "/x", body={}) == {"metadata": {"resourceVersion": "1"}}
     assert _Answers.connections == 1

@@ -1,6 +1,6 @@
 """The UserSecret and SecretGrant resources: the single source of truth for their CRD schemas.
 
-`usersecrets.crds` turns these models into CustomResourceDefinitions, so every constraint the
+`usersecrets.api.crds` turns these models into CustomResourceDefinitions, so every constraint the
 API server enforces is written here once, next to the Python validation the operator and the
 CLI use. Keep both in step: a constraint that only exists in one place lets the operator accept
 what the cluster refuses, or the reverse.

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from usersecrets.resources import (
+from usersecrets.api.resources import (
     CONDITION_REASON_PATTERN,
     MAX_CONDITION_MESSAGE_LENGTH,
     Condition,

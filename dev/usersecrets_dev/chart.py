@@ -1,0 +1,78 @@
+"""Installing our Helm chart into a local control plane, and running as its ServiceAccount."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from usersecrets_dev.controlplane import REPO, ControlPlane
+
+RELEASE = "usersecrets"
+RELEASE_NAMESPACE = "usersecrets-system"
+CHART = REPO / "charts" / "usersecrets"
+
+
+def install_chart(plane: ControlPlane, webhook_port: int, *values: str) -> list[dict[str, Any]]:
+    """`helm upgrade --install` of our chart, its webhook pointed at an operator on loopback.
+
+    Pods do not run on this control plane (no kubelet): the chart's objects are what we need,
+    above all its RBAC, so that the operator can run here as the chart's ServiceAccount.
+    """
+    url = f"https://127.0.0.1:{webhook_port}/mutate-pods"
+    command = [
+        str(plane.bin_dir / "helm"),
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        f"--kubeconfig={plane.kubeconfig}",
+        f"--namespace={RELEASE_NAMESPACE}",
+        "--create-namespace",
+        f"--set=webhook.url={url}",
+        *(f"--set={value}" for value in values),
+    ]
+    subprocess.run(command, check=True, capture_output=True)
+    manifest = subprocess.run(
+        [
+            str(plane.bin_dir / "helm"),
+            "get",
+            "manifest",
+            RELEASE,
+            f"--kubeconfig={plane.kubeconfig}",
+            f"--namespace={RELEASE_NAMESPACE}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(manifest) if doc]
+
+
+def chart_identity(plane: ControlPlane, objects: list[dict[str, Any]]) -> Path:
+    """A kubeconfig with a TokenRequest token of the chart's ServiceAccount."""
+    account = next(o for o in objects if o["kind"] == "ServiceAccount")["metadata"]["name"]
+    kubectl = [str(plane.bin_dir / "kubectl"), f"--kubeconfig={plane.kubeconfig}"]
+    token = subprocess.run(
+        [
+            *kubectl,
+            "create",
+            "token",
+            account,
+            f"--namespace={RELEASE_NAMESPACE}",
+            "--duration=24h",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return plane.token_kubeconfig(f"{RELEASE_NAMESPACE}-{account}", token)
+
+
+def chart_environment(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The operator's settings exactly as the chart's Deployment sets them."""
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {env["name"]: env["value"] for env in container.get("env", []) if "value" in env}

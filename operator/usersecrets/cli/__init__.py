@@ -1,0 +1,1 @@
+"""The `usersecrets` command, run by one user with that user's own kubeconfig."""

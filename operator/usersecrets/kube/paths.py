@@ -1,0 +1,26 @@
+"""Where things are in the Kubernetes API: the paths every caller of `KubeApi` uses."""
+
+from __future__ import annotations
+
+from usersecrets import GROUP, VERSION
+
+NAMESPACES = "/api/v1/namespaces"
+SECRETS = "/api/v1/secrets"  # in every namespace
+
+
+def secrets_in(namespace: str) -> str:
+    return f"{NAMESPACES}/{namespace}/secrets"
+
+
+def events_in(namespace: str) -> str:
+    return f"{NAMESPACES}/{namespace}/events"
+
+
+def custom(plural: str, namespace: str | None = None) -> str:
+    """Our custom resources of a kind, in every namespace or in one."""
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"/apis/{GROUP}/{VERSION}{where}/{plural}"
+
+
+def webhook_configuration(name: str) -> str:
+    return f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
