@@ -1,8 +1,8 @@
 """`usersecrets-operator`: the webhook on every replica, the reconciler on the leader.
 
 The webhook and its namespace watch start first and never depend on leadership, so a standby
-replica answers admissions as well as the leader does. The reconciler waits for the Lease,
-fills its caches from full lists, then follows kopf's watches until the process ends.
+replica answers admissions as well as the leader does. The controller waits for the Lease,
+fills its cache from full lists, then follows kopf's watches until the process ends.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ import contextlib
 import functools
 import ipaddress
 import logging
-import os
 import signal
-import socket
-import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
@@ -24,10 +21,8 @@ from aiohttp import web
 from kubernetes import client, config
 
 from usersecrets import metrics
-from usersecrets.controller import handlers
-from usersecrets.controller.reconciler import Reconciler
+from usersecrets.controller.run import lead
 from usersecrets.kube.client import KubeApi
-from usersecrets.kube.lease import LeaderElector
 from usersecrets.settings import Settings
 from usersecrets.webhook import lookups
 from usersecrets.webhook import server as webhook
@@ -92,76 +87,6 @@ async def start_probes(settings: Settings, ready: Callable[[], bool]) -> web.App
     return runner
 
 
-async def reconcile(api: client.ApiClient, settings: Settings, stop: asyncio.Event) -> None:
-    """Leads (when elected), loads the world, and runs the workers and kopf until `stop`."""
-    elector = None
-    tasks: list[asyncio.Task[None]] = []
-    if settings.leader_election:
-        identity = f"{socket.gethostname()}-{os.getpid()}"
-        elector = LeaderElector(
-            client.CoordinationV1Api(api),
-            settings.operator_namespace,
-            settings.lease_name,
-            identity,
-            settings.lease_seconds,
-            settings.lease_renew_seconds,
-        )
-        await _until(elector.acquire(), stop)
-        if stop.is_set():
-            return
-        tasks.append(asyncio.create_task(elector.keep()))
-    reconciler = Reconciler(api, settings, dry_run=settings.dry_run)
-    version = await reconciler.relist()
-    secret_watches = reconciler.follow_secrets(asyncio.get_running_loop(), version)
-    metrics.LEADING.set(1)
-    tasks += [asyncio.create_task(reconciler.work()) for _ in range(settings.workers)]
-    tasks += [asyncio.create_task(reconciler.report()) for _ in range(settings.status_workers)]
-    tasks.append(asyncio.create_task(_resync(reconciler, settings.resync_seconds)))
-    kopf_stop = threading.Event()
-    watching = asyncio.create_task(
-        asyncio.to_thread(handlers.run, reconciler, asyncio.get_running_loop(), kopf_stop)
-    )
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait(
-            [*tasks, watching, stopped], return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in done:
-            if task is not stopped:
-                task.result()  # a lost Lease or a stopped kopf ends the process: raise it
-                raise RuntimeError(f"{task.get_name()} ended; the reconciler cannot go on")
-    finally:
-        kopf_stop.set()
-        for watch in secret_watches:
-            watch.set()
-        for task in [*tasks, stopped]:
-            task.cancel()
-        await asyncio.gather(*tasks, watching, stopped, return_exceptions=True)
-        if elector is not None:
-            await asyncio.to_thread(elector.release)
-
-
-async def _until(work: Awaitable[None], stop: asyncio.Event) -> None:
-    waiter = asyncio.ensure_future(work)
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait([waiter, stopped], return_when=asyncio.FIRST_COMPLETED)
-    for task in (waiter, stopped):
-        task.cancel()
-
-
-async def _resync(reconciler: Reconciler, period: float) -> None:
-    """Lists everything again now and then, and re-examines every pair: a safety net under the
-    watches, for what they cannot tell (deletions during a watch's restart)."""
-    while True:
-        await asyncio.sleep(period)
-        try:
-            await reconciler.relist()
-        except Exception as error:
-            logger.warning("resync failed (%s); the next one will try again", type(error).__name__)
-        for pair in reconciler.everything():
-            reconciler.queue.add(pair)
-
-
 async def run(settings: Settings) -> None:
     # Workers, admissions' rare lookups and kopf's source reads all block in API calls.
     asyncio.get_running_loop().set_default_executor(
@@ -183,7 +108,7 @@ async def run(settings: Settings) -> None:
     server, keeper = await start_webhook(api, settings, cluster)
     serving.set()
     try:
-        await reconcile(api, settings, stop)
+        await lead(KubeApi(api), settings, stop)
     finally:
         # Admissions the apiserver sends before it learns that this replica is going are
         # answered, not refused.

@@ -9,21 +9,23 @@ need no finalizer either: the desired state no longer has the copies, so they go
 
 kopf runs in a thread with an event loop of its own, because on stopping it cancels every task
 of its loop, and the webhook must not be one of them. Handlers hand each event to the
-reconciler's loop, in order, with call_soon_threadsafe.
+controller's loop, in order, with call_soon_threadsafe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 import uvloop
 
 from usersecrets import GROUP, VERSION, metrics
-from usersecrets.controller.reconciler import Reconciler
 from usersecrets.kube import watching
+
+if TYPE_CHECKING:
+    from usersecrets.controller.run import Controller
 
 registry = kopf.OperatorRegistry()
 
@@ -34,37 +36,37 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-def _deleted(event_type: str | None) -> bool:
-    return event_type == "DELETED"
+def _record(memo: kopf.Memo, kind: str, *args: Any) -> None:
+    """Hands the event to the controller's loop, where the cache method of that name records it."""
+    metrics.WATCH_EVENTS.labels(kind).inc()
+    controller: Controller = memo["controller"]
+    event = getattr(controller.cache, kind)
+    watching.hand_over(memo["loop"], controller.handle, event, *args)
 
 
 @kopf.on.event(GROUP, VERSION, "usersecrets", registry=registry)
 async def usersecret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    metrics.WATCH_EVENTS.labels("usersecret").inc()
-    watching.hand_over(memo["loop"], memo["reconciler"].set_usersecret, body, _deleted(type))
+    _record(memo, "usersecret", body, type == "DELETED")
 
 
 @kopf.on.event(GROUP, VERSION, "secretgrants", registry=registry)
 async def secretgrant(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    metrics.WATCH_EVENTS.labels("secretgrant").inc()
-    watching.hand_over(memo["loop"], memo["reconciler"].set_grant, body, _deleted(type))
+    _record(memo, "secretgrant", body, type == "DELETED")
 
 
 @kopf.on.event("", "v1", "namespaces", registry=registry)
 async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    metrics.WATCH_EVENTS.labels("namespace").inc()
     labels = dict(body.metadata.labels)
-    update = memo["reconciler"].set_namespace
-    watching.hand_over(memo["loop"], update, body.metadata.name, labels, _deleted(type))
+    _record(memo, "namespace", body.metadata.name, labels, type == "DELETED")
 
 
-def run(reconciler: Reconciler, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
-    """kopf until `stop` is set; run it in a thread of its own, `loop` being the reconciler's."""
+def run(controller: Controller, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    """kopf until `stop` is set; run it in a thread of its own, `loop` being the controller's."""
     uvloop.run(
         kopf.operator(
             registry=registry,
             settings=settings(),
-            memo=kopf.Memo(reconciler=reconciler, loop=loop),
+            memo=kopf.Memo(controller=controller, loop=loop),
             clusterwide=True,
             standalone=True,
             stop_flag=stop,

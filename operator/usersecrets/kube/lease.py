@@ -10,9 +10,12 @@ import asyncio
 import datetime
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from usersecrets.kube import paths
+from usersecrets.kube.client import KubeApi
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +38,24 @@ def can_take(state: LeaseState, identity: str, now: datetime.datetime) -> bool:
     return now >= state.renewed + datetime.timedelta(seconds=state.duration_seconds)
 
 
-def _state(lease: client.V1Lease) -> LeaseState:
-    spec = lease.spec or client.V1LeaseSpec()
+def _time(value: object) -> datetime.datetime | None:
+    """A MicroTime as the apiserver writes it, or None."""
+    try:
+        return datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _micro_time(when: datetime.datetime) -> str:
+    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _state(lease: dict[str, Any]) -> LeaseState:
+    spec = lease.get("spec") or {}
     return LeaseState(
-        holder=spec.holder_identity,
-        renewed=spec.renew_time or spec.acquire_time,
-        duration_seconds=spec.lease_duration_seconds or 0,
+        holder=spec.get("holderIdentity"),
+        renewed=_time(spec.get("renewTime")) or _time(spec.get("acquireTime")),
+        duration_seconds=spec.get("leaseDurationSeconds") or 0,
     )
 
 
@@ -49,7 +64,7 @@ class LeaderElector:
 
     def __init__(
         self,
-        api: client.CoordinationV1Api,
+        api: KubeApi,
         namespace: str,
         name: str,
         identity: str,
@@ -58,28 +73,27 @@ class LeaderElector:
     ) -> None:
         self.api, self.namespace, self.name, self.identity = api, namespace, name, identity
         self.lease_seconds, self.renew_seconds = lease_seconds, renew_seconds
+        self.path = f"{paths.leases_in(namespace)}/{name}"
 
-    def _spec(self, now: datetime.datetime, acquired: datetime.datetime) -> client.V1LeaseSpec:
-        return client.V1LeaseSpec(
-            holder_identity=self.identity,
-            lease_duration_seconds=self.lease_seconds,
-            acquire_time=acquired,
-            renew_time=now,
-        )
+    def _spec(self, now: datetime.datetime, acquired: str) -> dict[str, Any]:
+        return {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": self.lease_seconds,
+            "acquireTime": acquired,
+            "renewTime": _micro_time(now),
+        }
 
     def try_acquire(self) -> bool:
         """One attempt: create the Lease, or take or renew it when `can_take` allows."""
         now = datetime.datetime.now(datetime.UTC)
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+            lease = self.api.json("GET", self.path)
         except ApiException as error:
             if error.status != 404:
                 raise
-            body = client.V1Lease(
-                metadata=client.V1ObjectMeta(name=self.name), spec=self._spec(now, now)
-            )
+            body = {"metadata": {"name": self.name}, "spec": self._spec(now, _micro_time(now))}
             try:
-                self.api.create_namespaced_lease(self.namespace, body)
+                self.api.call("POST", paths.leases_in(self.namespace), body=body)
             except ApiException as conflict:
                 if conflict.status == 409:
                     return False
@@ -88,12 +102,13 @@ class LeaderElector:
         state = _state(lease)
         if not can_take(state, self.identity, now):
             return False
-        acquired = lease.spec.acquire_time if state.holder == self.identity else now
-        lease.spec = self._spec(now, acquired or now)
-        try:
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+        ours = state.holder == self.identity
+        acquired = (lease.get("spec") or {}).get("acquireTime") if ours else None
+        lease["spec"] = self._spec(now, acquired or _micro_time(now))
+        try:  # at the resourceVersion read: whoever renewed or took it in between wins
+            self.api.call("PUT", self.path, body=lease)
         except ApiException as error:
-            if error.status == 409:  # someone else renewed or took it in between
+            if error.status == 409:
                 return False
             raise
         return True
@@ -125,9 +140,11 @@ class LeaderElector:
     def release(self) -> None:
         """Hands the Lease over at once on a clean shutdown instead of letting it expire."""
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
-            if lease.spec and lease.spec.holder_identity == self.identity:
-                lease.spec.holder_identity = None
-                self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            lease = self.api.json("GET", self.path)
+            spec = lease.get("spec") or {}
+            if spec.get("holderIdentity") == self.identity:
+                spec["holderIdentity"] = None
+                lease["spec"] = spec
+                self.api.call("PUT", self.path, body=lease)
         except ApiException as error:
             logger.warning("could not release the Lease: %s", error.reason)

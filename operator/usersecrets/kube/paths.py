@@ -24,3 +24,7 @@ def custom(plural: str, namespace: str | None = None) -> str:
 
 def webhook_configuration(name: str) -> str:
     return f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
+
+
+def leases_in(namespace: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"

@@ -1,0 +1,340 @@
+"""The leader's view of the cluster as the watches tell it, and which secrets each change touches.
+
+Every watch event is recorded here, on the event loop, and answered with the (owner, key) pairs
+whose copies may now differ from the desired ones; the caller queues them. Nothing here calls
+the apiserver: each mapping from an event to dirty pairs is unit-tested with plain dicts.
+
+Values: a UserSecret's inline value lives in the World (the desired copies are made of it); a
+copy is remembered by a keyed digest of its data, never its data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable, KeysView, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from usersecrets.api.resources import SecretKeySelector, UserSecretSpec
+from usersecrets.rules import naming
+from usersecrets.rules.desired import ActualSecret, GrantView, OwnerKey, SecretView, World
+from usersecrets.settings import Settings
+
+Ref = tuple[str, str]  # (namespace, name)
+Pairs = set[OwnerKey]
+
+
+@dataclass
+class Tracked:
+    """What status writes need of one of our objects: its identity, generation and status.
+
+    The status is kept as compact JSON: parsed, ten thousand of them are ~15 MB of small
+    objects, and they are only read when a status is written."""
+
+    uid: str
+    generation: int | None
+    status_json: str
+    value_from: SecretKeySelector | None = None
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], value_from: SecretKeySelector | None = None) -> Tracked:
+        meta = body["metadata"]
+        return cls(meta["uid"], meta.get("generation"), _compact(body.get("status")), value_from)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = json.loads(self.status_json)
+        return status
+
+    @status.setter
+    def status(self, value: Mapping[str, Any] | None) -> None:
+        self.status_json = _compact(value)
+
+    def same_spec(self, meta: Mapping[str, Any]) -> bool:
+        """The same object at the same generation: only its status or metadata changed."""
+        return (self.uid, self.generation) == (meta["uid"], meta.get("generation"))
+
+
+def _compact(status: Mapping[str, Any] | None) -> str:
+    return json.dumps(status or {}, separators=(",", ":"))
+
+
+def ref_of(obj: Mapping[str, Any]) -> Ref:
+    return obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+
+def pair_of_labels(labels: Mapping[str, str]) -> OwnerKey | None:
+    owner, key = labels.get(naming.OWNER_LABEL), labels.get(naming.KEY_LABEL)
+    return OwnerKey(owner, key) if owner and key else None
+
+
+class Copies:
+    """Our copies as the watch shows them: by name, with the version last seen, by pair."""
+
+    def __init__(self) -> None:
+        self._copies: dict[Ref, ActualSecret] = {}
+        self._versions: dict[Ref, str] = {}
+        self._by_pair: dict[OwnerKey, set[Ref]] = {}
+
+    def remember(self, copy: ActualSecret, version: str) -> None:
+        ref = (copy.namespace, copy.name)
+        self.forget(ref)
+        self._copies[ref] = copy
+        self._versions[ref] = version
+        if (pair := pair_of_labels(copy.labels)) is not None:
+            self._by_pair.setdefault(pair, set()).add(ref)
+
+    def forget(self, ref: Ref) -> None:
+        copy = self._copies.pop(ref, None)
+        self._versions.pop(ref, None)
+        if copy is None or (pair := pair_of_labels(copy.labels)) is None:
+            return
+        refs = self._by_pair.get(pair, set())
+        refs.discard(ref)
+        if not refs:
+            self._by_pair.pop(pair, None)
+
+    def get(self, ref: Ref) -> ActualSecret | None:
+        return self._copies.get(ref)
+
+    def version(self, ref: Ref) -> str | None:
+        return self._versions.get(ref)
+
+    def of_pair(self, pair: OwnerKey) -> list[ActualSecret]:
+        return [self._copies[ref] for ref in self._by_pair.get(pair, ())]
+
+    def refs(self) -> KeysView[Ref]:
+        return self._copies.keys()
+
+    def pairs(self) -> KeysView[OwnerKey]:
+        return self._by_pair.keys()
+
+    def __len__(self) -> int:
+        return len(self._copies)
+
+
+@dataclass(frozen=True)
+class Lists:
+    """Full lists of everything the cache follows, for a relist."""
+
+    namespaces: dict[str, dict[str, str] | None]
+    copies: list[dict[str, Any]]
+    grants: list[dict[str, Any]]
+    usersecrets: list[dict[str, Any]]
+    #: Where the Secret watches start: the copies' list version.
+    secrets_version: str
+
+
+class Cache:
+    """The inputs of the desired state (`world`), our copies, and what the last reconcile of
+    each pair found (names held by others, copies the apiserver refused)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.world = World()
+        self.copies = Copies()
+        self.usersecrets: dict[Ref, Tracked] = {}
+        self.grants: dict[Ref, Tracked] = {}
+        #: valueFrom Secret -> the UserSecrets reading it.
+        self.sources: dict[Ref, set[Ref]] = {}
+        #: Copy names taken by a Secret we do not manage -> the pair that wants the name, so
+        #: that the copy is created as soon as that Secret goes (we get no other event then).
+        self.collisions: dict[Ref, OwnerKey] = {}
+        #: Per pair, the namespaces whose copy the apiserver refused, and what it said.
+        self.refused: dict[OwnerKey, dict[str, str]] = {}
+        #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
+        self._touched: set[tuple[str, Ref]] | None = None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def namespace(self, name: str, labels: Mapping[str, str] | None, deleted: bool) -> Pairs:
+        self._touch("namespace", ("", name))
+        world = self.world
+        user = None if deleted else naming.user_of_namespace(name, labels, self.settings)
+        if not deleted and world.knows_namespace(name) and world.user_of(name) == user:
+            return set()
+        affected = world.affected_by_namespace(name, user)
+        if deleted:
+            world.remove_namespace(name)
+        else:
+            world.set_namespace(name, user)
+        return affected | world.affected_by_namespace(name, user)
+
+    def usersecret(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
+        """A valueFrom value is left unknown here: the reconciler reads the source."""
+        meta = body["metadata"]
+        ref = ref_of(body)
+        self._touch("usersecret", ref)
+        old = self.usersecrets.get(ref)
+        if not deleted and old is not None and old.same_spec(meta):
+            old.status = body.get("status")  # our own status write, coming back
+            return set()
+        if old and old.value_from:
+            self.sources.get((ref[0], old.value_from.name), set()).discard(ref)
+        if deleted:
+            self.world.remove_secret(*ref)
+            self.usersecrets.pop(ref, None)
+            return self._pairs([ref])
+        spec = UserSecretSpec.model_validate(body.get("spec") or {})
+        selector = spec.value_from.secret_key_ref if spec.value_from else None
+        self.usersecrets[ref] = Tracked.of(body, selector)
+        if selector is not None:
+            self.sources.setdefault((ref[0], selector.name), set()).add(ref)
+        created = meta.get("creationTimestamp") or ""
+        self.world.put_secret(SecretView(ref[0], ref[1], created, spec.decoded_value()))
+        return self._pairs([ref])
+
+    def secretgrant(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        ref = ref_of(body)
+        self._touch("grant", ref)
+        old = self.grants.get(ref)
+        if not deleted and old is not None and old.same_spec(meta):
+            old.status = body.get("status")  # our own status write, coming back
+            return set()
+        dirty: Pairs = set()
+        if (before := self.world.grant(*ref)) is not None:
+            dirty |= self._pairs([(before.namespace, before.secret_name)])
+        if deleted:
+            self.world.remove_grant(*ref)
+            self.grants.pop(ref, None)
+            return dirty
+        self.grants[ref] = Tracked.of(body)
+        self.world.put_grant(GrantView(ref[0], ref[1], spec["secretName"], spec["user"]))
+        return dirty | self._pairs([(ref[0], spec["secretName"])])
+
+    def copy(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
+        """One of our copies, to notice drift. A copy that loses our label is DELETED for a
+        label-selected watch, and forgotten: if the name is still wanted, creating it will
+        find it held by someone else."""
+        meta = body["metadata"]
+        ref = ref_of(body)
+        self._touch("secret", ref)
+        if not deleted and self.copies.version(ref) == meta["resourceVersion"]:
+            return set()  # our own write, coming back
+        # The pair it was a copy of, and the one its labels now name (someone may edit them).
+        cached = self.copies.get(ref)
+        dirty = {
+            pair
+            for labels in (cached.labels if cached else {}, meta.get("labels") or {})
+            if (pair := pair_of_labels(labels)) is not None
+        }
+        if deleted:
+            self.copies.forget(ref)
+        else:
+            data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
+            copy = ActualSecret.of(*ref, meta.get("labels"), meta.get("annotations"), data)
+            self.copies.remember(copy, meta["resourceVersion"])
+        return dirty
+
+    def secret(self, meta: Mapping[str, Any]) -> Pairs:
+        """Any Secret changed (metadata only): a valueFrom source, or a Secret of someone
+        else's holding a copy's name, whose deletion lets the copy be created at last."""
+        ref: Ref = (meta["namespace"], meta["name"])
+        waiting = self.collisions.get(ref)
+        return self._readers([ref]) | ({waiting} if waiting is not None else set())
+
+    def copies_listed(self, items: list[dict[str, Any]]) -> Pairs:
+        """The copies watch listed again (after 410 Gone or a failure): what it missed."""
+        dirty: Pairs = set()
+        for item in items:
+            dirty |= self.copy(item, False)
+        return dirty | self._forget_unlisted("secret", self.copies.refs(), items, self.copy)
+
+    def secrets_listed(self) -> Pairs:
+        """The Secrets watch listed again: any source may have changed, any Secret holding a
+        copy's name may have gone, while it was away."""
+        return self._readers(list(self.sources)) | set(self.collisions.values())
+
+    # -- relists ---------------------------------------------------------------------------
+
+    def begin_relist(self) -> None:
+        """From now until `end_relist`, events are noted: they are newer than the lists."""
+        self._touched = set()
+
+    def end_relist(self, lists: Lists | None) -> Pairs:
+        """Makes the cache equal to full lists (None: they could not be had), but for what
+        events changed since they began.
+
+        At start, before any work (so nothing is deleted because the view was partial), and
+        periodically, because a watch that restarts from a new list never tells of what was
+        deleted while it was away."""
+        touched, self._touched = self._touched or set(), None
+        dirty: Pairs = set()
+        if lists is None:
+            return dirty
+
+        def fresh(kind: str, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [o for o in listed if (kind, ref_of(o)) not in touched]
+
+        for name, labels in lists.namespaces.items():
+            if ("namespace", ("", name)) not in touched:
+                dirty |= self.namespace(name, labels, deleted=False)
+        for copy in fresh("secret", lists.copies):
+            dirty |= self.copy(copy, False)
+        for grant in fresh("grant", lists.grants):
+            dirty |= self.secretgrant(grant, False)
+        for user_secret in fresh("usersecret", lists.usersecrets):
+            dirty |= self.usersecret(user_secret, False)
+        # Gone since, unless an event brought it back while we listed.
+        for name in self.world.namespaces() - lists.namespaces.keys():
+            if ("namespace", ("", name)) not in touched:
+                dirty |= self.namespace(name, None, deleted=True)
+        for kind, cached, listed, forget in (
+            ("secret", self.copies.refs(), lists.copies, self.copy),
+            ("grant", self.grants.keys(), lists.grants, self.secretgrant),
+            ("usersecret", self.usersecrets.keys(), lists.usersecrets, self.usersecret),
+        ):
+            dirty |= self._forget_unlisted(kind, cached, listed, forget, touched)
+        return dirty
+
+    def everything(self) -> Pairs:
+        """Every pair the cache knows of, including ones only a stale copy still names."""
+        pair_of = self.world.pair_of
+        pairs = {p for s in self.world.all_secrets() if (p := pair_of(s.namespace, s.key))}
+        pairs |= {p for g in self.world.all_grants() if (p := pair_of(g.namespace, g.secret_name))}
+        return pairs | set(self.copies.pairs())
+
+    # -- what a reconcile found ---------------------------------------------------------------
+
+    def collisions_of(self, pair: OwnerKey) -> list[Ref]:
+        return [ref for ref, waiting in self.collisions.items() if waiting == pair]
+
+    def found(self, pair: OwnerKey, collisions: Iterable[Ref], refused: Mapping[str, str]) -> None:
+        """What the last attempt at the pair's copies met: names held by others, refusals."""
+        for ref in self.collisions_of(pair):
+            del self.collisions[ref]
+        for ref in collisions:
+            self.collisions[ref] = pair
+        self.refused.pop(pair, None)
+        if refused:
+            self.refused[pair] = dict(refused)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _touch(self, kind: str, ref: Ref) -> None:
+        if self._touched is not None:
+            self._touched.add((kind, ref))
+
+    def _pairs(self, refs: Iterable[Ref]) -> Pairs:
+        """The pairs of these (namespace, key)s, where their namespaces are known."""
+        return {pair for ref in refs if (pair := self.world.pair_of(*ref)) is not None}
+
+    def _readers(self, sources: Iterable[Ref]) -> Pairs:
+        return self._pairs(reader for ref in sources for reader in self.sources.get(ref, ()))
+
+    def _forget_unlisted(
+        self,
+        kind: str,
+        cached: Iterable[Ref],
+        listed: list[dict[str, Any]],
+        forget: Callable[[Mapping[str, Any], bool], Pairs],
+        touched: Iterable[tuple[str, Ref]] = (),
+    ) -> Pairs:
+        """Whatever the cache holds that a full list no longer has was deleted unseen."""
+        present = {ref_of(o) for o in listed}
+        dirty: Pairs = set()
+        for namespace, name in set(cached) - present - {r for k, r in touched if k == kind}:
+            dirty |= forget({"metadata": {"namespace": namespace, "name": name}}, True)
+        return dirty

@@ -1,0 +1,41 @@
+"""What the controller reads besides its watches: full lists for a relist, and valueFrom sources.
+
+Blocking calls, made in worker threads; their results go back to the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from kubernetes.client.rest import ApiException
+
+from usersecrets.api.resources import SecretKeySelector
+from usersecrets.controller.cache import Lists
+from usersecrets.kube import paths, watching
+from usersecrets.kube.client import KubeApi
+from usersecrets.rules import naming
+
+
+def list_all(api: KubeApi) -> Lists:
+    """Everything the cache holds, from full lists."""
+    copies, version = watching.list_objects(api, paths.SECRETS, naming.MANAGED_SELECTOR)
+    namespaces, _ = watching.list_objects(api, paths.NAMESPACES)
+    return Lists(
+        namespaces={n["metadata"]["name"]: n["metadata"].get("labels") for n in namespaces},
+        copies=copies,
+        grants=watching.list_objects(api, paths.custom("secretgrants"))[0],
+        usersecrets=watching.list_objects(api, paths.custom("usersecrets"))[0],
+        secrets_version=version,
+    )
+
+
+def read_source(api: KubeApi, namespace: str, selector: SecretKeySelector) -> bytes | None:
+    """The bytes a valueFrom names, or None when its Secret or key does not exist."""
+    try:
+        source = api.json("GET", f"{paths.secrets_in(namespace)}/{selector.name}")
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    encoded = (source.get("data") or {}).get(selector.key)
+    return None if encoded is None else base64.b64decode(encoded)

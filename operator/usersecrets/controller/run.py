@@ -1,0 +1,190 @@
+"""The leader's controller, wired: watches feed the cache, the pairs they dirty feed the workers.
+
+kopf watches UserSecrets, SecretGrants and Namespaces (`handlers`); our own list+watch loops
+follow Secrets, which kopf cannot ask for by label nor as metadata only. Every event is handed
+to this event loop, the only thread that touches the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from usersecrets import metrics
+from usersecrets.controller import handlers, reads
+from usersecrets.controller.cache import Cache, Pairs
+from usersecrets.controller.reconciler import Reconciler
+from usersecrets.controller.reporter import Reporter
+from usersecrets.controller.workers import Queues, copy_worker, report_worker
+from usersecrets.controller.writer import Writer
+from usersecrets.kube import paths, watching
+from usersecrets.kube.client import KubeApi
+from usersecrets.kube.lease import LeaderElector
+from usersecrets.rules import naming
+from usersecrets.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Controller:
+    """The cache, the queues and the reconciler of one leader."""
+
+    def __init__(self, api: KubeApi, settings: Settings) -> None:
+        self.api, self.settings = api, settings
+        self.cache = Cache(settings)
+        self.queues = Queues()
+        self.reconciler = Reconciler(
+            self.cache,
+            Writer(api, settings.dry_run),
+            Reporter(api),
+            functools.partial(reads.read_source, api),
+            settings,
+            settings.dry_run,
+        )
+        metrics.QUEUE_DEPTH.set_function(lambda: len(self.queues))
+        metrics.COPIES.set_function(lambda: len(self.cache.copies))
+
+    def handle(self, event: Callable[..., Pairs], *args: Any) -> None:
+        """Records a watch event in the cache (`event` is one of its methods) and queues the
+        pairs it dirtied."""
+        self.queues.copies.add_all(event(*args))
+
+    async def relist(self) -> str:
+        """Makes the cache equal to full lists; returns the version the Secret watches may
+        start from."""
+        self.cache.begin_relist()
+        try:
+            lists = await asyncio.to_thread(reads.list_all, self.api)
+        except BaseException:
+            self.cache.end_relist(None)
+            raise
+        self.handle(self.cache.end_relist, lists)
+        logger.info(
+            "listed %d user secrets, %d grants and %d copies",
+            len(self.cache.usersecrets),
+            len(self.cache.grants),
+            len(self.cache.copies),
+        )
+        return lists.secrets_version
+
+    def follow_secrets(
+        self, loop: asyncio.AbstractEventLoop, version: str
+    ) -> list[threading.Event]:
+        """Our copies in full (label-selected), and every Secret's metadata for valueFrom
+        sources and names held by others; from `version` on. Set the Events to stop."""
+        cache = self.cache
+
+        def copy_changed(kind: str, body: dict[str, Any]) -> None:
+            metrics.WATCH_EVENTS.labels("copy").inc()
+            watching.hand_over(loop, self.handle, cache.copy, body, kind == "DELETED")
+
+        def secret_changed(_: str, obj: dict[str, Any]) -> None:
+            metrics.WATCH_EVENTS.labels("secret").inc()
+            watching.hand_over(loop, self.handle, cache.secret, obj["metadata"])
+
+        return [
+            watching.start(
+                "reconciler-copies",
+                self.api,
+                paths.SECRETS,
+                listed=lambda items: watching.hand_over(
+                    loop, self.handle, cache.copies_listed, items
+                ),
+                changed=copy_changed,
+                label_selector=naming.MANAGED_SELECTOR,
+                version=version,
+            ),
+            watching.start(
+                "reconciler-secrets",
+                self.api,
+                paths.SECRETS,
+                listed=lambda _: watching.hand_over(loop, self.handle, cache.secrets_listed),
+                changed=secret_changed,
+                metadata_only=True,
+                version=version,
+            ),
+        ]
+
+    def workers(self) -> list[asyncio.Task[None]]:
+        refused = self.cache.refused
+        copies, statuses = self.reconciler.copies, self.reconciler.statuses
+        tasks = [
+            asyncio.create_task(copy_worker(self.queues, copies, refused))
+            for _ in range(self.settings.workers)
+        ]
+        return tasks + [
+            asyncio.create_task(report_worker(self.queues, statuses, refused))
+            for _ in range(self.settings.status_workers)
+        ]
+
+    async def resync(self) -> None:
+        """Lists everything again now and then, and re-examines every pair: a safety net under
+        the watches, for what they cannot tell (deletions during a watch's restart)."""
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            try:
+                await self.relist()
+            except Exception as error:
+                logger.warning(
+                    "resync failed (%s); the next one will try again", type(error).__name__
+                )
+            self.queues.copies.add_all(self.cache.everything())
+
+
+async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
+    """Leads (when elected), loads the world, and runs the workers and kopf until `stop`."""
+    elector = None
+    tasks: list[asyncio.Task[None]] = []
+    if settings.leader_election:
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        elector = LeaderElector(
+            api,
+            settings.operator_namespace,
+            settings.lease_name,
+            identity,
+            settings.lease_seconds,
+            settings.lease_renew_seconds,
+        )
+        await _until(elector.acquire(), stop)
+        if stop.is_set():
+            return
+        tasks.append(asyncio.create_task(elector.keep()))
+    controller = Controller(api, settings)
+    loop = asyncio.get_running_loop()
+    version = await controller.relist()
+    secret_watches = controller.follow_secrets(loop, version)
+    metrics.LEADING.set(1)
+    tasks += controller.workers()
+    tasks.append(asyncio.create_task(controller.resync()))
+    kopf_stop = threading.Event()
+    kopf = asyncio.create_task(asyncio.to_thread(handlers.run, controller, loop, kopf_stop))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([*tasks, kopf, stopped], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopped:
+                task.result()  # a lost Lease or a stopped kopf ends the process: raise it
+                raise RuntimeError(f"{task.get_name()} ended; the controller cannot go on")
+    finally:
+        kopf_stop.set()
+        for watch in secret_watches:
+            watch.set()
+        for task in [*tasks, stopped]:
+            task.cancel()
+        await asyncio.gather(*tasks, kopf, stopped, return_exceptions=True)
+        if elector is not None:
+            await asyncio.to_thread(elector.release)
+
+
+async def _until(work: Awaitable[None], stop: asyncio.Event) -> None:
+    waiter = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiter, stopped], return_when=asyncio.FIRST_COMPLETED)
+    for task in (waiter, stopped):
+        task.cancel()

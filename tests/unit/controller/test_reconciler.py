@@ -1,0 +1,116 @@
+"""One secret reconciled end to end through its seams: the cache, a writer and a reporter on a
+recording API, and a source reader that is a plain function."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from fakes import FakeApi, Request, refusal
+from usersecrets.api.resources import SecretKeySelector
+from usersecrets.controller.cache import Cache
+from usersecrets.controller.reconciler import Reconciler
+from usersecrets.controller.reporter import Reporter
+from usersecrets.controller.writer import Writer
+from usersecrets.rules.desired import OwnerKey
+from usersecrets.settings import Settings
+
+PAIR = OwnerKey("alice", "db")
+COPY = "usec-alice-db-9d8a53f9a3"
+
+
+def setup(
+    answer: Any = None, source: bytes | None = None, dry_run: bool = False
+) -> tuple[Reconciler, Cache, FakeApi, list[tuple[str, str]]]:
+    settings = Settings(cluster_name="c", dry_run=dry_run)
+    cache, api, reads = Cache(settings), FakeApi(answer), []
+
+    def read_source(namespace: str, selector: SecretKeySelector) -> bytes | None:
+        reads.append((namespace, selector.name))
+        return source
+
+    kube = cast(Any, api)
+    reconciler = Reconciler(
+        cache, Writer(kube, dry_run), Reporter(kube), read_source, settings, dry_run
+    )
+    for name, user in (("alice-ns", "alice"), ("bob-ns", "bob")):
+        cache.namespace(name, {"usersecrets.io/user": user}, deleted=False)
+    return reconciler, cache, api, reads
+
+
+def created(request: Request) -> Any:
+    return {"metadata": {"resourceVersion": "1"}}
+
+
+def usersecret(spec: dict[str, Any]) -> dict[str, Any]:
+    meta = {"namespace": "alice-ns", "name": "db", "uid": "u1", "generation": 1}
+    return {"metadata": meta, "spec": spec}
+
+
+def grant_to_bob() -> dict[str, Any]:
+    meta = {"namespace": "alice-ns", "name": "g", "uid": "g1", "generation": 1}
+    return {"metadata": meta, "spec": {"secretName": "db", "user": "bob"}}
+
+
+async def reconcile(reconciler: Reconciler) -> None:
+    await reconciler.copies(PAIR)
+    await reconciler.statuses(PAIR)
+
+
+def test_copies_go_to_owner_and_grantee_then_statuses_say_so() -> None:
+    reconciler, cache, api, _ = setup(created)
+    cache.usersecret(usersecret({"value": "dg=="}), deleted=False)
+    cache.secretgrant(grant_to_bob(), deleted=False)
+    asyncio.run(reconcile(reconciler))
+    assert api.sent() == [
+        ("POST", "/api/v1/namespaces/alice-ns/secrets"),
+        ("POST", "/api/v1/namespaces/bob-ns/secrets"),
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db/status"),
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/secretgrants/g/status"),
+    ]
+    assert api.requests[0].body["metadata"]["name"] == COPY
+    assert set(cache.copies.refs()) == {("alice-ns", COPY), ("bob-ns", COPY)}
+    assert cache.usersecrets[("alice-ns", "db")].status["namespaces"] == ["alice-ns", "bob-ns"]
+    # In sync now: a second round writes nothing.
+    asyncio.run(reconcile(reconciler))
+    assert len(api.requests) == 4
+
+
+def test_a_valuefrom_source_is_read_by_the_reconcile() -> None:
+    reconciler, cache, api, reads = setup(created, source=b"from-source")
+    spec = {"valueFrom": {"secretKeyRef": {"name": "tokens", "key": "db"}}}
+    cache.usersecret(usersecret(spec), deleted=False)
+    asyncio.run(reconciler.copies(PAIR))
+    assert reads == [("alice-ns", "tokens")]
+    assert api.requests[0].body["data"] == {"value": "ZnJvbS1zb3VyY2U="}
+
+
+def test_a_refusal_is_remembered_for_the_status_and_raised_for_a_retry() -> None:
+    def answer(request: Request) -> Any:
+        if request.path == "/api/v1/namespaces/bob-ns/secrets":
+            raise refusal(403, 'admission webhook "deny.example" denied the request: no')
+        return created(request)
+
+    reconciler, cache, _api, _ = setup(answer)
+    cache.usersecret(usersecret({"value": "dg=="}), deleted=False)
+    cache.secretgrant(grant_to_bob(), deleted=False)
+    with pytest.raises(ApiException):
+        asyncio.run(reconciler.copies(PAIR))
+    said = 'HTTP 403 Refused: admission webhook "deny.example" denied the request'
+    assert cache.refused == {PAIR: {"bob-ns": said}}
+    asyncio.run(reconciler.statuses(PAIR))
+    status = cache.grants[("alice-ns", "g")].status
+    assert status["conditions"][0]["reason"] == "CopyFailed"
+    assert status["namespaces"] == []
+
+
+def test_a_dry_run_writes_no_status_and_remembers_no_copy() -> None:
+    reconciler, cache, api, _ = setup(created, dry_run=True)
+    cache.usersecret(usersecret({"value": "dg=="}), deleted=False)
+    asyncio.run(reconcile(reconciler))
+    assert api.sent() == [("POST", "/api/v1/namespaces/alice-ns/secrets")]
+    assert api.requests[0].query == {"dryRun": "All"}
+    assert len(cache.copies) == 0
