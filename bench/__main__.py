@@ -31,7 +31,7 @@ from urllib3.exceptions import ProtocolError
 
 from usersecrets import GROUP, VERSION
 from usersecrets.rules import naming
-from usersecrets_dev.controlplane import ControlPlane, find_binaries
+from usersecrets_dev.controlplane import ControlPlane, find_binaries, free_port
 from usersecrets_dev.operator_process import OperatorProcess
 
 RESULTS = Path(__file__).parent / "results"
@@ -66,6 +66,40 @@ def summary(samples: list[float]) -> dict[str, float]:
         "p50_ms": round(statistics.median(samples) * 1000, 2),
         "p99_ms": round(quantile(samples, 0.99) * 1000, 2),
     }
+
+
+def load(
+    url: str, ca: Path, review: dict[str, Any], total: int, concurrency: int, runs: int
+) -> dict[str, Any]:
+    """`total` AdmissionReviews posted by a Go client as the apiserver is one
+    (hack/webhookload), so that a Python client on the same cores is not what limits the
+    numbers. A p99 moves with every stall of a shared machine: of `runs` runs, the one with the
+    median p99 is reported, and every run's p99 beside it."""
+    measured: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as work:
+        body, binary = Path(work, "review.json"), Path(work, "load")
+        body.write_text(json.dumps(review))
+        subprocess.run(["go", "build", "-o", str(binary), str(WEBHOOKLOAD)], check=True)
+        for _ in range(runs):
+            run = subprocess.run(
+                [
+                    str(binary),
+                    f"-url={url}",
+                    f"-ca={ca}",
+                    f"-body={body}",
+                    f"-n={total}",
+                    f"-c={concurrency}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result = json.loads(run.stdout)
+            latencies: list[float] = result["latencies"]
+            rate = round(len(latencies) / result["elapsed"], 1)
+            measured.append({"requests_per_s": rate, **summary(latencies)})
+    measured.sort(key=lambda m: float(m["p99_ms"]))
+    return {**measured[len(measured) // 2], "p99_ms_runs": [m["p99_ms"] for m in measured]}
 
 
 class Bench:
@@ -345,41 +379,50 @@ class Bench:
     def webhook_direct(
         self, total: int, concurrency: int, namespace: str, user: str, runs: int = 3
     ) -> dict[str, Any]:
-        """AdmissionReviews posted straight to the webhook over HTTPS, by a Go client as the
-        apiserver is one (hack/webhookload), so that a Python client on the same cores is not
-        what limits the numbers. A p99 moves with every stall of a shared machine: of `runs`
-        runs, the one with the median p99 is reported, and every run's p99 beside it."""
+        """AdmissionReviews posted straight to the operator's webhook over HTTPS."""
         secret = self.core.read_namespaced_secret("usersecrets-webhook-tls", "usersecrets-system")
-        measured: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory() as work:
-            ca, body, load = Path(work, "ca.crt"), Path(work, "review.json"), Path(work, "load")
+            ca = Path(work, "ca.crt")
             ca.write_bytes(base64.b64decode(secret.data["ca.crt"]))
-            body.write_text(json.dumps(self.admission_review(namespace, user)))
-            subprocess.run(["go", "build", "-o", str(load), str(WEBHOOKLOAD)], check=True)
-            for _ in range(runs):
-                run = subprocess.run(
+            url = f"https://127.0.0.1:{self.operator.webhook_port}/mutate-pods"
+            review = self.admission_review(namespace, user)
+            return {"concurrency": concurrency, **load(url, ca, review, total, concurrency, runs)}
+
+    def webhook_servers(
+        self, total: int, namespace: str, user: str, runs: int = 3
+    ) -> list[dict[str, Any]]:
+        """The same review behind our HTTP server and behind aiohttp, each in a process of its
+        own with the operator's identity and settings (usersecrets_dev.webhook_servers)."""
+        measured = []
+        review = self.admission_review(namespace, user)
+        for server in ("ours", "aiohttp"):
+            with tempfile.TemporaryDirectory() as work:
+                ca, port = Path(work, "ca.crt"), free_port()
+                process = subprocess.Popen(
                     [
-                        str(load),
-                        f"-url=https://127.0.0.1:{self.operator.webhook_port}/mutate-pods",
-                        f"-ca={ca}",
-                        f"-body={body}",
-                        f"-n={total}",
-                        f"-c={concurrency}",
+                        sys.executable,
+                        "-m",
+                        "usersecrets_dev.webhook_servers",
+                        server,
+                        str(port),
+                        str(ca),
                     ],
-                    capture_output=True,
+                    env=self.operator.env,
+                    stdout=subprocess.PIPE,
                     text=True,
-                    check=True,
                 )
-                result = json.loads(run.stdout)
-                latencies: list[float] = result["latencies"]
-                rate = round(len(latencies) / result["elapsed"], 1)
-                measured.append({"requests_per_s": rate, **summary(latencies)})
-        measured.sort(key=lambda m: float(m["p99_ms"]))
-        return {
-            "concurrency": concurrency,
-            **measured[len(measured) // 2],
-            "p99_ms_runs": [m["p99_ms"] for m in measured],
-        }
+                try:
+                    assert process.stdout is not None
+                    if process.stdout.readline().strip() != "ready":
+                        raise RuntimeError(f"the {server} webhook server did not start")
+                    url = f"https://127.0.0.1:{port}/mutate-pods"
+                    for concurrency in (1, 16):
+                        result = load(url, ca, review, total, concurrency, runs)
+                        measured.append({"server": server, "concurrency": concurrency, **result})
+                finally:
+                    process.kill()
+                    process.wait()
+        return measured
 
     def pod_admission(self, n: int, namespace: str) -> dict[str, Any]:
         """Pod creates through the apiserver: annotated (webhook called) versus unannotated."""
@@ -465,6 +508,7 @@ SCENARIOS = (
     "propagation",
     "fanout",
     "webhook_direct",
+    "webhook_servers",
     "pod_admission",
     "memory",
 )
@@ -499,7 +543,7 @@ def run(sizes: Sizes, only: frozenset[str] = frozenset(SCENARIOS)) -> dict[str, 
             if "fanout" in only:
                 step("fan-out")
                 results["fanout"] = bench.fanout(sizes.fanout)
-            if only & {"webhook_direct", "pod_admission"}:
+            if only & {"webhook_direct", "webhook_servers", "pod_admission"}:
                 user = f"w{uuid.uuid4().hex[:6]}"
                 namespace = bench.namespace(user)
                 with bench.copies_seen(namespace) as seen:
@@ -510,6 +554,11 @@ def run(sizes: Sizes, only: frozenset[str] = frozenset(SCENARIOS)) -> dict[str, 
                     results["webhook_direct"] = [
                         bench.webhook_direct(sizes.reviews, c, namespace, user) for c in (1, 16)
                     ]
+                if "webhook_servers" in only:
+                    step("webhook HTTP servers side by side")
+                    results["webhook_servers"] = bench.webhook_servers(
+                        sizes.reviews, namespace, user
+                    )
                 if "pod_admission" in only:
                     step("pod admission")
                     results["pod_admission"] = bench.pod_admission(sizes.pods, namespace)
@@ -556,6 +605,12 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"| webhook direct, concurrency {w['concurrency']} | {w['requests_per_s']}/s, "
             f"p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms (runs: {w['p99_ms_runs']}) |"
+        )
+    for w in results.get("webhook_servers", []):
+        lines.append(
+            f"| webhook HTTP server: {w['server']}, concurrency {w['concurrency']} | "
+            f"{w['requests_per_s']}/s, p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms "
+            f"(runs: {w['p99_ms_runs']}) |"
         )
     if p := results.get("pod_admission"):
         lines.append(

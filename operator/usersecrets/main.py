@@ -1,98 +1,49 @@
-"""`usersecrets-operator`: the webhook on every replica, the reconciler on the leader.
+"""`usersecrets-operator`: the webhook on every replica, the controller on the leader.
 
-The webhook and its namespace watch start first and never depend on leadership, so a standby
-replica answers admissions as well as the leader does. The controller waits for the Lease,
-fills its cache from full lists, then follows kopf's watches until the process ends.
+The webhook and its caches start first and never depend on leadership, so a standby replica
+answers admissions as well as the leader does. The controller waits for the Lease, fills its
+cache from full lists, then follows the watches until the process ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import ipaddress
 import logging
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
-from aiohttp import web
-from kubernetes import client, config
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from usersecrets import metrics
 from usersecrets.controller.run import lead
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import connect
 from usersecrets.settings import Settings
-from usersecrets.webhook import lookups
-from usersecrets.webhook import server as webhook
+from usersecrets.webhook import run as webhook
+from usersecrets.webhook.lookups import Lookups
+from usersecrets.webhook.server import Answer, Routes, Server, ok, serve
 
 logger = logging.getLogger("usersecrets")
 
 
-def api_client() -> client.ApiClient:
-    """In a pod, its ServiceAccount; elsewhere the kubeconfig, as kubectl would pick it."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    configuration = client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = 32  # workers and admissions share the pool
-    return client.ApiClient(configuration)
+def probe_routes(ready: Callable[[], bool]) -> Routes:
+    """`/readyz` is true once this replica can answer admissions, leader or not."""
 
+    async def metrics(_: bytes) -> Answer:
+        return Answer(200, generate_latest(), CONTENT_TYPE_LATEST.encode())
 
-def _split_hosts(hosts: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    names, addresses = [], []
-    for host in hosts:
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            names.append(host)
-        else:
-            addresses.append(host)
-    return names, addresses
+    async def readyz(_: bytes) -> Answer:
+        return Answer(200, b"ok") if ready() else Answer(503, b"not ready")
 
-
-async def start_webhook(
-    api: client.ApiClient, settings: Settings, cluster: lookups.Lookups
-) -> tuple[webhook.Server, asyncio.Task[None]]:
-    """Serves admissions over TLS, with cert-manager's files or a certificate of our own."""
-    if settings.webhook_cert_dir:
-        context = webhook.ssl_context_from_dir(settings.webhook_cert_dir)
-        keeper = webhook.watch_cert_dir(context, settings.webhook_cert_dir)
-    else:
-        names, addresses = _split_hosts(settings.webhook_extra_hosts)
-        names += webhook.service_dns_names(settings.webhook_service, settings.operator_namespace)
-        refresh = functools.partial(
-            webhook.refresh_self_managed,
-            KubeApi(api),
-            settings,
-            names,
-            addresses,
-        )
-        bundle = await asyncio.to_thread(refresh)
-        context = webhook.ssl_context_from_bundle(bundle)
-        keeper = webhook.keep_bundle_current(context, refresh, bundle)
-    review = lookups.reviewer(cluster, settings)
-    server = await webhook.serve(review, context, settings.webhook_host, settings.webhook_port)
-    logger.info("webhook serving on %s:%d", settings.webhook_host, settings.webhook_port)
-    return server, asyncio.create_task(keeper)
-
-
-async def start_probes(settings: Settings, ready: Callable[[], bool]) -> web.AppRunner:
-    app = metrics.build_app(ready)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.webhook_host, settings.metrics_port).start()
-    return runner
+    return {b"/metrics": (b"GET", metrics), b"/healthz": (b"GET", ok), b"/readyz": (b"GET", readyz)}
 
 
 async def run(settings: Settings) -> None:
-    # Workers, admissions' rare lookups and kopf's source reads all block in API calls.
+    # Workers, admissions' rare lookups and the controller's source reads block in API calls.
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(settings.workers + settings.status_workers + 4, thread_name_prefix="api")
     )
-    api = api_client()
+    api = connect()
     stop, serving = asyncio.Event(), asyncio.Event()
 
     def terminate() -> None:
@@ -102,13 +53,18 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, terminate)
-    cluster = lookups.Lookups(KubeApi(api), settings)
-    watches = cluster.start()
-    probes = await start_probes(settings, lambda: cluster.synced and serving.is_set())
-    server, keeper = await start_webhook(api, settings, cluster)
+    lookups = Lookups(api, settings)
+    watches = lookups.start()
+    probes: Server = await serve(
+        probe_routes(lambda: lookups.synced and serving.is_set()),
+        None,
+        settings.webhook_host,
+        settings.metrics_port,
+    )
+    server, keeper = await webhook.start(api, settings, lookups)
     serving.set()
     try:
-        await lead(KubeApi(api), settings, stop)
+        await lead(api, settings, stop)
     finally:
         # Admissions the apiserver sends before it learns that this replica is going are
         # answered, not refused.
@@ -117,8 +73,7 @@ async def run(settings: Settings) -> None:
         keeper.cancel()
         for watch in watches:
             watch.set()
-        with contextlib.suppress(Exception):
-            await probes.cleanup()
+        await probes.stop(grace=1)
 
 
 def main() -> None:

@@ -1,14 +1,11 @@
-"""Prometheus metrics and the probes, on one plain-HTTP port.
+"""Prometheus metrics, served with the probes on one plain-HTTP port (`main`).
 
 Labels are bounded enumerations: never a user, a key, a namespace or a value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILE_SECONDS = Histogram(
     "usersecrets_reconcile_duration_seconds",
@@ -48,22 +45,3 @@ ADMISSION_SECONDS = Histogram(
     "Time to answer one AdmissionReview, as measured inside the webhook.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
-
-
-def build_app(ready: Callable[[], bool]) -> web.Application:
-    """`/readyz` is true once this replica can answer admissions, leader or not."""
-
-    async def scrape(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    async def readyz(_: web.Request) -> web.Response:
-        return web.Response(text="ok") if ready() else web.Response(status=503, text="not ready")
-
-    app = web.Application()
-    app.router.add_get("/metrics", scrape)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    return app

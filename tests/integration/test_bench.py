@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
         cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "dev")},
         capture_output=True,
         text=True,
         timeout=600,
@@ -34,9 +36,13 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "propagation",
         "fanout",
         "webhook_direct",
+        "webhook_servers",
         "pod_admission",
         "memory",
     }
     assert results["materialization"]["ratio"] > 0
     assert [w["concurrency"] for w in results["webhook_direct"]] == [1, 16]
+    servers = [(w["server"], w["concurrency"]) for w in results["webhook_servers"]]
+    assert servers == [("ours", 1), ("ours", 16), ("aiohttp", 1), ("aiohttp", 16)]
+    assert all(w["requests_per_s"] > 0 for w in results["webhook_servers"])
     assert "| materialization" in run.stdout

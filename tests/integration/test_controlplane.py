@@ -238,7 +238,7 @@ def test_nothing_survives_a_crashed_test_process(cluster: ControlPlane, tmp_path
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'operator'}:{REPO / 'dev'}"},
     )
     assert child.stdout is not None
     port = int(child.stdout.readline())

@@ -12,7 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes.client import ApiClient
+from kubernetes import config
+from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.rest import ApiException
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -64,3 +65,32 @@ class KubeApi:
     def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self.call(method, path, **kwargs))
         return found
+
+
+def connect(pool: int = 32) -> KubeApi:
+    """In a pod, its ServiceAccount; elsewhere the kubeconfig, as kubectl would pick it.
+    `pool`: connections kept open, shared by workers, watches and admissions' rare reads."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    configuration = Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = pool
+    return KubeApi(ApiClient(configuration))
+
+
+class UnknownContext(LookupError):
+    """The kubeconfig has no context of that name."""
+
+
+def from_kubeconfig(path: str | None, context: str | None) -> tuple[KubeApi, str]:
+    """A user's own credentials, as kubectl finds them (`path` None: $KUBECONFIG or
+    ~/.kube/config), and the namespace their context names ("default" if none)."""
+    contexts, chosen = config.list_kube_config_contexts(path)
+    if context:
+        chosen = next((c for c in contexts or [] if c.get("name") == context), None)
+        if chosen is None:
+            raise UnknownContext(context)
+    api = config.new_client_from_config(config_file=path, context=context, persist_config=False)
+    namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
+    return KubeApi(api), str(namespace)

@@ -9,17 +9,14 @@ only lets the pod mount Secrets of its own namespace.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
-from collections.abc import Awaitable, Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from usersecrets import metrics
 from usersecrets.kube import paths, watching
 from usersecrets.kube.client import KubeApi
-from usersecrets.rules import admission, naming
+from usersecrets.rules import naming
 from usersecrets.rules.references import SecretRef
 from usersecrets.settings import Settings
 
@@ -127,44 +124,3 @@ def _secret_ref(_: str, labels: Mapping[str, str]) -> SecretRef | None:
     if naming.OWNER_LABEL in labels and naming.KEY_LABEL in labels:
         return SecretRef(labels[naming.OWNER_LABEL], labels[naming.KEY_LABEL])
     return None
-
-
-def reviewer(
-    lookups: Lookups, settings: Settings
-) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
-    """The webhook's handler: what `admission.decide` needs, from memory, then its answer."""
-
-    async def review(body: dict[str, Any]) -> dict[str, Any]:
-        started = time.perf_counter()
-        request = admission.read_review(body)
-        if isinstance(request, str):
-            metrics.ADMISSIONS.labels("malformed", "").inc()
-            return admission.malformed_response(body, request)
-        known, user = lookups.known_user(request.namespace)
-        if not known:
-            try:
-                user = await asyncio.to_thread(lookups.read_user, request.namespace)
-            except Exception as error:  # a denial that says why, never a 500
-                status = getattr(error, "status", None)
-                problem = (
-                    f"Namespace '{request.namespace}' not found"
-                    if status == 404
-                    else f"Could not look up namespace '{request.namespace}'; try again"
-                )
-                metrics.ADMISSIONS.labels("denied", "lookup").inc()
-                return admission.review_response(
-                    body, admission.Decision(allowed=False, message=problem, reason="lookup")
-                )
-        decision = admission.decide(
-            request.pod,
-            namespace=request.namespace,
-            user=user,
-            available=lookups.available(request.namespace) if user is not None else set(),
-            settings=settings,
-        )
-        result = "admitted" if decision.allowed else "denied"
-        metrics.ADMISSIONS.labels(result, decision.reason).inc()
-        metrics.ADMISSION_SECONDS.observe(time.perf_counter() - started)
-        return admission.review_response(body, decision)
-
-    return review

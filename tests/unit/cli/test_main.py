@@ -23,6 +23,7 @@ from kubernetes.config.config_exception import ConfigException
 from usersecrets import API_VERSION
 from usersecrets.cli import main as cli
 from usersecrets.rules import naming
+from usersecrets.user import actions, errors, space, views
 
 BINARY = b"value\xff\x00"
 CANARY = "canary-7f3a9c-never-print-me"
@@ -137,13 +138,13 @@ def _ready(status: str, generation: int = 1, message: str = "") -> dict[str, Any
 
 
 def test_readiness() -> None:
-    assert cli.readiness(_obj("k")).state == "pending"
-    assert cli.readiness(_obj("k", 1, **_ready("True"))).state == "ready"
-    failed = cli.readiness(_obj("k", 1, **_ready("False", message="source missing")))
-    assert failed == cli.Readiness("failed", "source missing")
+    assert views.readiness(_obj("k")).state == "pending"
+    assert views.readiness(_obj("k", 1, **_ready("True"))).state == "ready"
+    failed = views.readiness(_obj("k", 1, **_ready("False", message="source missing")))
+    assert failed == views.Readiness("failed", "source missing")
     # A verdict on an older spec says nothing about the current one.
-    assert cli.readiness(_obj("k", 2, **_ready("False"))).state == "pending"
-    assert cli.readiness(_obj("k", 2, **_ready("Unknown", 2))).state == "pending"
+    assert views.readiness(_obj("k", 2, **_ready("False"))).state == "pending"
+    assert views.readiness(_obj("k", 2, **_ready("Unknown", 2))).state == "pending"
 
 
 def test_wait_ready_times_out() -> None:
@@ -152,14 +153,14 @@ def test_wait_ready_times_out() -> None:
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    with pytest.raises(cli.CliError, match=r"Timed out after 2s") as info:
-        cli.wait_ready(lambda: _obj("k"), "Secret 'k'", 2, clock=lambda: now[0], sleep=sleep)
-    assert info.value.exit_code == cli.EXIT_GENERIC
+    with pytest.raises(errors.Failure, match=r"Timed out after 2s") as info:
+        actions.wait_ready(lambda: _obj("k"), "Secret 'k'", 2, clock=lambda: now[0], sleep=sleep)
+    assert info.value.kind == "generic"
 
 
 def test_wait_ready_sees_the_change() -> None:
     states = iter([_obj("k", 2, **_ready("True", 1)), _obj("k", 2, **_ready("True", 2))])
-    assert cli.wait_ready(lambda: next(states), "k", 5, sleep=lambda s: None)["metadata"]
+    assert actions.wait_ready(lambda: next(states), "k", 5, sleep=lambda s: None)["metadata"]
 
 
 SECRETS = [
@@ -170,7 +171,7 @@ SECRETS = [
 
 def test_secret_rows_never_carry_values() -> None:
     objs = [dict(o, spec={"value": base64.b64encode(b"x").decode()}) for o in SECRETS]
-    rows = cli.secret_rows(objs, lambda key: f"secret://default/alice/{key}")
+    rows = views.secret_rows(objs, lambda key: f"secret://default/alice/{key}")
     assert rows == [
         {"key": "alpha", "uri": "secret://default/alice/alpha", "ready": False, "namespaces": []},
         {"key": "zeta", "uri": "secret://prod/alice/zeta", "ready": True, "namespaces": ["a", "b"]},
@@ -178,7 +179,7 @@ def test_secret_rows_never_carry_values() -> None:
 
 
 def test_format_secret_rows() -> None:
-    rows = cli.secret_rows(SECRETS, lambda key: f"secret://default/alice/{key}")
+    rows = views.secret_rows(SECRETS, lambda key: f"secret://default/alice/{key}")
     assert cli.format_secret_rows(rows, quiet=False, full_uri=False) == "KEY\nalpha\nzeta\n"
     assert cli.format_secret_rows(rows, quiet=True, full_uri=False) == "alpha\nzeta\n"
     assert cli.format_secret_rows(rows, quiet=True, full_uri=True) == (
@@ -188,7 +189,7 @@ def test_format_secret_rows() -> None:
 
 
 def test_render_json_and_yaml() -> None:
-    rows = cli.secret_rows(SECRETS, lambda key: "u")
+    rows = views.secret_rows(SECRETS, lambda key: "u")
     assert json.loads(cli.render(rows, "json", lambda: "")) == rows
     assert yaml.safe_load(cli.render(rows, "yaml", lambda: "")) == rows
     assert cli.render(rows, "table", lambda: "T") == "T"
@@ -214,7 +215,7 @@ COPIES = [
 
 
 def test_shared_with_me_and_its_formats() -> None:
-    rows = cli.shared_with_me(COPIES, "default")
+    rows = views.shared_with_me(COPIES, "default")
     assert cli.format_acl(rows, full_uri=False) == (
         "secret:/alice/a\nsecret:/alice/z\nsecret:/carol/b\n"
     )
@@ -244,7 +245,7 @@ def _grant(name: str, key: str, user: str, **status: Any) -> dict[str, Any]:
 
 def test_grant_rows_and_shared_format() -> None:
     grants = [_grant("x", "k2", "bob"), _grant("y", "k1", "carol", uri="secret://p/alice/k1")]
-    rows = cli.grant_rows(grants, lambda key: f"secret://default/alice/{key}")
+    rows = views.grant_rows(grants, lambda key: f"secret://default/alice/{key}")
     assert cli.format_shared(rows, full_uri=False) == "secret:k1 carol\nsecret:k2 bob\n"
     assert cli.format_shared(rows, full_uri=True) == (
         "secret://p/alice/k1 carol\nsecret://default/alice/k2 bob\n"
@@ -253,13 +254,15 @@ def test_grant_rows_and_shared_format() -> None:
 
 def test_matching_grants_go_by_spec_not_name() -> None:
     grants = [_grant("from-yaml", "k", "bob"), _grant("other", "k", "carol")]
-    assert [g["metadata"]["name"] for g in cli.matching_grants(grants, "k", "bob")] == ["from-yaml"]
+    assert [g["metadata"]["name"] for g in views.matching_grants(grants, "k", "bob")] == [
+        "from-yaml"
+    ]
 
 
 def test_redact() -> None:
     message = 'UserSecret "k" is invalid: spec.value: Invalid value: "c2VjcmV0": bad'
-    assert "c2VjcmV0" not in cli.redact(message, [])
-    assert cli.redact(f"echo {CANARY}!", [CANARY]) == "echo <redacted>!"
+    assert "c2VjcmV0" not in errors.redact(message, [])
+    assert errors.redact(f"echo {CANARY}!", [CANARY]) == "echo <redacted>!"
 
 
 # --- Error mapping ----------------------------------------------------------------------
@@ -272,7 +275,7 @@ def _api_exc(status: int, message: str = "boom", details: Any = None) -> ApiExce
     return ApiException(status=status, reason="R", body=json.dumps(body))
 
 
-OP = cli.Operation("list", "usersecrets.usersecrets.io", "alice-ns")
+OP = errors.Operation("list", "usersecrets.usersecrets.io", "alice-ns")
 
 
 @pytest.mark.parametrize(
@@ -318,8 +321,8 @@ OP = cli.Operation("list", "usersecrets.usersecrets.io", "alice-ns")
     ],
 )
 def test_error_from_exception(exc: BaseException, code: int, text: str) -> None:
-    error = cli.error_from_exception(exc, OP)
-    assert error.exit_code == code
+    error = errors.from_exception(exc, OP)
+    assert cli.EXIT_CODES[error.kind] == code
     assert text in error.message
     assert "\n" not in error.message
 
@@ -340,13 +343,11 @@ class FakeKube:
 
     def _check(self, verb: str, plural: str, name: str | None = None) -> None:
         if verb in self.fail:
-            op = cli.Operation(verb, f"{plural}.usersecrets.io", self.namespace, name)
-            raise cli.error_from_exception(self.fail[verb], op)
+            op = errors.Operation(verb, f"{plural}.usersecrets.io", self.namespace, name)
+            raise errors.from_exception(self.fail[verb], op)
 
-    def _missing(self, plural: str, name: str) -> cli.CliError:
-        return cli.error_from_exception(
-            _api_exc(404, f'{plural} "{name}" not found', {"name": name})
-        )
+    def _missing(self, plural: str, name: str) -> errors.Failure:
+        return errors.from_exception(_api_exc(404, f'{plural} "{name}" not found', {"name": name}))
 
     def list_objects(self, plural: str) -> list[dict[str, Any]]:
         self._check("list", plural)
@@ -364,7 +365,7 @@ class FakeKube:
         name = body["metadata"]["name"]
         self._check("create", plural, name)
         if name in self.store[plural]:
-            raise cli.error_from_exception(_api_exc(409, "already exists"))
+            raise errors.from_exception(_api_exc(409, "already exists"))
         obj = copy.deepcopy(body)
         obj["metadata"].update(generation=1, resourceVersion="1")
         self.store[plural][name] = obj
@@ -398,7 +399,7 @@ class FakeKube:
 @pytest.fixture
 def kube(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
     fake = FakeKube()
-    monkeypatch.setattr(cli, "connect", lambda session: fake)
+    monkeypatch.setattr(space, "connect", lambda kubeconfig, context, namespace: fake)
     monkeypatch.delenv(cli.CLUSTER_ENV, raising=False)
     return fake
 
@@ -603,10 +604,10 @@ def test_runs_as_a_module() -> None:
 
 
 def test_user_from_evidence() -> None:
-    assert cli.user_from_evidence([], []) is None
-    assert cli.user_from_evidence([_obj("k", uri="secret://c/alice/k")], []) == "alice"
+    assert views.user_from_evidence([], []) is None
+    assert views.user_from_evidence([_obj("k", uri="secret://c/alice/k")], []) == "alice"
     copies = [_copy("carol", "x"), _copy("alice", "k", reason=naming.REASON_OWNER)]
-    assert cli.user_from_evidence([_obj("k")], copies) == "alice"
+    assert views.user_from_evidence([_obj("k")], copies) == "alice"
 
 
 def test_share_by_full_reference_needs_a_known_owner(kube: FakeKube) -> None:

@@ -12,7 +12,7 @@ import yaml
 from usersecrets.api import crds
 from usersecrets.api.resources import BASE64_PATTERN, UserSecret
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO / "crds"
 
 
