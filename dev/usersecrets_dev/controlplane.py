@@ -1,8 +1,9 @@
 """A real, local Kubernetes control plane for `make run` and the integration tests.
 
-etcd, kube-apiserver and kube-controller-manager run as child processes on free loopback
-ports, the way controller-runtime's envtest does, because no container engine is available
-where we develop and test. The binaries come from `KUBEBUILDER_ASSETS` when it has them all,
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler run as child processes on free
+loopback ports, the way controller-runtime's envtest does, because no container engine is
+available where we develop and test. With a node (usersecrets_dev.node) the apiserver listens
+on the node's bridge address instead, the one address its pods can reach. The binaries come from `KUBEBUILDER_ASSETS` when it has them all,
 otherwise from hack/controlplane/build.sh, which builds the pinned release once into a cache.
 """
 
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from usersecrets.webhook.certificates import Bundle, issue_certificate, new_ca
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "helm")
 REPO = Path(__file__).resolve().parents[2]
 CONTROLLERS = (
     "garbage-collector-controller",
@@ -38,6 +39,15 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "clusterrole-aggregation-controller",
     "job-controller",
+    # What a node and the chart's Deployment need: Deployments, their ReplicaSets, the
+    # Services' endpoints (the apiserver dials the webhook's pod IPs through them), taints
+    # lifted from Ready nodes, and the CA ConfigMap that every token volume mounts.
+    "deployment-controller",
+    "replicaset-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "node-lifecycle-controller",
+    "root-ca-certificate-publisher-controller",
 )
 
 
@@ -78,9 +88,9 @@ def cached_binaries() -> Path | None:
     return _assets() or _build("--check")
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -103,13 +113,17 @@ def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager, started and stopped as one."""
 
-    def __init__(self, bin_dir: Path, workdir: Path | None = None) -> None:
+    def __init__(
+        self, bin_dir: Path, workdir: Path | None = None, address: str = "127.0.0.1"
+    ) -> None:
+        """`address`: where the apiserver listens; loopback, or a node's bridge address."""
         self.bin_dir = bin_dir
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="usersecrets-cp-"))
         self.logs = self.workdir / "logs"
         self.kubeconfig = self.workdir / "admin.kubeconfig"
-        self.port = free_port()
-        self.server = f"https://127.0.0.1:{self.port}"
+        self.address = address
+        self.port = free_port(address)
+        self.server = f"https://{address}:{self.port}"
         self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
         self._args: dict[str, list[str]] = {}
         self._ca: Bundle | None = None
@@ -178,13 +192,22 @@ class ControlPlane:
             self.ca,
             common_name="kube-apiserver",
             dns_names=("localhost", "kubernetes", "kubernetes.default"),
-            ip_addresses=("127.0.0.1",),
+            ip_addresses=tuple(dict.fromkeys(("127.0.0.1", self.address))),
+        )
+        # How the apiserver authenticates to kubelets for `kubectl logs/exec`.
+        kubelet_client = issue_certificate(
+            self.ca,
+            common_name="kube-apiserver-kubelet-client",
+            organizations=("system:masters",),
+            client=True,
         )
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         files = {
             "ca.crt": self.ca.cert_pem,
             "apiserver.crt": serving.cert_pem,
             "apiserver.key": serving.key_pem,
+            "kubelet-client.crt": kubelet_client.cert_pem,
+            "kubelet-client.key": kubelet_client.key_pem,
             "sa.key": _pem_key(sa_key),
             "sa.pub": sa_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -261,14 +284,22 @@ class ControlPlane:
             [
                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
                 f"--cert-dir={self.workdir / 'pki'}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.port}",
                 f"--tls-cert-file={pki['apiserver.crt']}",
                 f"--tls-private-key-file={pki['apiserver.key']}",
                 f"--client-ca-file={pki['ca.crt']}",
-                "--authorization-mode=RBAC",
-                "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                # A kubelet may read only what its own pods need (Node, NodeRestriction).
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction,MutatingAdmissionWebhook,"
+                "ValidatingAdmissionWebhook",
+                f"--kubelet-client-certificate={pki['kubelet-client.crt']}",
+                f"--kubelet-client-key={pki['kubelet-client.key']}",
+                "--kubelet-preferred-address-types=InternalIP",
+                # Without kube-proxy no Service IP routes: the apiserver calls a webhook's
+                # Service at its endpoints' pod IPs (on the node's bridge) instead.
+                "--enable-aggregator-routing=true",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={pki['sa.pub']}",
@@ -294,6 +325,15 @@ class ControlPlane:
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                f"--kubeconfig={self.user_kubeconfig('system:kube-scheduler')}",
+                "--leader-elect=false",
+                "--secure-port=0",
                 "--v=1",
             ],
         )
