@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The development tooling (dev/usersecrets_dev) is importable here, never installed.
 export PYTHONPATH := $(CURDIR)/dev
 
-.PHONY: run test lint unit integration controlplane crds bench e2e-kind clean
+.PHONY: run test lint unit integration controlplane node crds bench e2e-kind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(VENV)/.installed: pyproject.toml
 ## Build (once, cached by version) the local control plane binaries.
 controlplane:
 	bash hack/controlplane/build.sh >/dev/null
+
+## Install (Debian's runtime) and build (kubelet, once, cached by version) the local node.
+## Without root this only warns: the node's tests then skip, except in CI, where they fail.
+node:
+	bash hack/node/build.sh >/dev/null || [ "$${CI:-}" != true ]
 
 ## Start a local control plane (unless KUBECONFIG is set), install the chart, run the operator.
 run: $(VENV)/.installed
@@ -34,7 +39,7 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
 ## Lint, unit tests and integration tests against the real local control plane.
-test: $(VENV)/.installed controlplane lint
+test: $(VENV)/.installed controlplane node lint
 	$(BIN)/pytest -q --durations=15
 
 ## Regenerate crds/ from the pydantic models (the single source of truth).
