@@ -82,25 +82,36 @@ class NodeHost:
     Started before the control plane, because the apiserver listens on the bridge's address.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        root: Path = NODE_ROOT,
+        state_file: Path = STATE_FILE,
+        bridge: str = BRIDGE,
+        address: str = BRIDGE_ADDRESS,
+        cgroup: str = CGROUP,
+        lock: bytes = LOCK_NAME,
+    ) -> None:
+        """The defaults are the node's; a test of the restore itself uses names of its own."""
+        self.root, self.state_file, self.bridge = root, state_file, bridge
+        self.address, self.cgroup, self.lock_name = address, cgroup, lock
         self._lock: socket.socket | None = None
         self.record: HostRecord | None = None
 
     def start(self) -> NodeHost:
         lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            lock.bind(LOCK_NAME)
+            lock.bind(self.lock_name)
         except OSError as error:
             lock.close()
             raise NodeError("another usersecrets node runs on this host") from error
         self._lock = lock
         try:
-            if STATE_FILE.exists():
+            if self.state_file.exists():
                 # A run that crashed left its record: put the host back as that run found it.
-                HostRecord.load(STATE_FILE).restore(extra_processes=[str(NODE_ROOT)])
-                STATE_FILE.unlink()
-            self.record = HostRecord.take(NODE_ROOT, BRIDGE, CGROUP)
-            self.record.save(STATE_FILE)
+                HostRecord.load(self.state_file).restore(extra_processes=[str(self.root)])
+                self.state_file.unlink()
+            self.record = HostRecord.take(self.root, self.bridge, self.cgroup)
+            self.record.save(self.state_file)
             self._add_bridge()
         except BaseException:
             self.stop()
@@ -109,9 +120,9 @@ class NodeHost:
 
     def _add_bridge(self) -> None:
         for command in (
-            ["ip", "link", "add", BRIDGE, "type", "bridge"],
-            ["ip", "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE],
-            ["ip", "link", "set", BRIDGE, "up"],
+            ["ip", "link", "add", self.bridge, "type", "bridge"],
+            ["ip", "addr", "add", f"{self.address}/24", "dev", self.bridge],
+            ["ip", "link", "set", self.bridge, "up"],
         ):
             subprocess.run(command, check=True, capture_output=True)
 
@@ -119,9 +130,9 @@ class NodeHost:
         """Puts the host back as recorded; returns what still differs (nothing, we hope)."""
         left: list[str] = []
         if self.record is not None:
-            self.record.restore(extra_processes=[str(NODE_ROOT)])
+            self.record.restore(extra_processes=[str(self.root)])
             left = self.record.differences()
-            STATE_FILE.unlink(missing_ok=True)
+            self.state_file.unlink(missing_ok=True)
             self.record = None
         if self._lock is not None:
             self._lock.close()
