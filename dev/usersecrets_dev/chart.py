@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,43 @@ def chart_environment(objects: list[dict[str, Any]]) -> dict[str, str]:
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     return {env["name"]: env["value"] for env in container.get("env", []) if "value" in env}
+
+
+def helm(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    """helm on our release's namespace; raises with helm's own words when it fails."""
+    command = [
+        str(plane.bin_dir / "helm"),
+        f"--kubeconfig={plane.kubeconfig}",
+        f"--namespace={RELEASE_NAMESPACE}",
+        *args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise subprocess.CalledProcessError(
+            result.returncode, command, result.stdout, result.stderr[-3000:]
+        )
+    return result
+
+
+def uninstall_chart(plane: ControlPlane, hooks: bool = False) -> None:
+    """`helm uninstall` of our release, waiting until its objects are gone. Without `hooks`
+    the copies stay: the uninstall hook's Job cannot run where no node runs pods."""
+    helm(plane, "uninstall", RELEASE, "--wait", *([] if hooks else ["--no-hooks"]))
+
+
+def lease_holder(plane: ControlPlane) -> str | None:
+    """Who holds the operator's leader Lease (the chart's name for it), if anyone."""
+    status, body = plane.get(
+        f"/apis/coordination.k8s.io/v1/namespaces/{RELEASE_NAMESPACE}/leases/{RELEASE}-leader"
+    )
+    if status != 200:
+        return None
+    holder: str | None = json.loads(body).get("spec", {}).get("holderIdentity")
+    return holder
+
+
+def default_image() -> str:
+    """The image the chart's defaults run: `image.repository:appVersion`."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    return f"{values['image']['repository']}:{values['image']['tag'] or chart['appVersion']}"

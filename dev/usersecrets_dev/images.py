@@ -77,7 +77,9 @@ def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
 def layer_from_directory(root: Path, owner: tuple[int, int] | None = (0, 0)) -> bytes:
     """An uncompressed layer tar of everything under `root`; owned by `owner` if given."""
 
-    def normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    def normalize(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if info.ischr() or info.isblk():
+            return None  # the runtime gives every container its own /dev
         if owner is not None:
             info.uid, info.gid = owner
         return _normalize(info)

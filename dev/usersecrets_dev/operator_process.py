@@ -5,13 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Sequence
 
-from usersecrets_dev.chart import chart_environment, chart_identity, install_chart
+from usersecrets_dev.chart import (
+    chart_environment,
+    chart_identity,
+    install_chart,
+    lease_holder,
+    uninstall_chart,
+)
 from usersecrets_dev.controlplane import ControlPlane, ControlPlaneError, die_with_parent, free_port
 
 
@@ -28,9 +35,15 @@ class OperatorProcess:
         self.plane = plane
         self.webhook_port = free_port()
         self.metrics_port = free_port()
-        objects = install_chart(plane, self.webhook_port, *values)
-        self.kubeconfig = chart_identity(plane, objects)
+        self.values = list(values)
+        self.overrides = overrides
         self.log = plane.logs / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._install()
+
+    def _install(self) -> None:
+        objects = install_chart(self.plane, self.webhook_port, *self.values)
+        self.kubeconfig = chart_identity(self.plane, objects)
         self.env = {
             **os.environ,
             **chart_environment(objects),
@@ -39,9 +52,26 @@ class OperatorProcess:
             "USERSECRETS_WEBHOOK_PORT": str(self.webhook_port),
             "USERSECRETS_WEBHOOK_EXTRA_HOSTS": '["127.0.0.1"]',
             "USERSECRETS_METRICS_PORT": str(self.metrics_port),
-            **overrides,
+            **self.overrides,
         }
-        self.process: subprocess.Popen[bytes] | None = None
+
+    def uninstall(self) -> None:
+        """Stops the operator and `helm uninstall`s its release: makes way for another one."""
+        self.stop()
+        uninstall_chart(self.plane)
+
+    def reinstall(self, timeout: float = 60.0) -> OperatorProcess:
+        """Installs the release again and starts the operator; returns once it leads."""
+        self._install()
+        self.start(timeout)
+        assert self.process is not None
+        identity = f"{socket.gethostname()}-{self.process.pid}"
+        deadline = time.monotonic() + timeout
+        while lease_holder(self.plane) != identity:
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"the operator did not lead after {timeout}s")
+            time.sleep(0.5)
+        return self
 
     def start(self, timeout: float = 60.0) -> OperatorProcess:
         self.plane.logs.mkdir(parents=True, exist_ok=True)

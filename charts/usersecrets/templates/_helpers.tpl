@@ -96,3 +96,16 @@ Image reference: repository@digest when a digest is given, else repository:tag (
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+KUBERNETES_SERVICE_HOST/PORT for in-cluster clients when apiServer.host is set (Service IPs
+that do not route from pods); nothing otherwise. An env entry overrides kubelet's own.
+*/}}
+{{- define "usersecrets.apiServerEnv" -}}
+{{- with .Values.apiServer.host }}
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ . | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ $.Values.apiServer.port | quote }}
+{{- end }}
+{{- end }}
