@@ -7,9 +7,9 @@ import subprocess
 import uuid
 from typing import Any
 
-from conftest import NODE_TOLERATION, wait_for
 from kubernetes import client
 
+from conftest import NODE_TOLERATION, wait_for
 from usersecrets_dev.controlplane import ControlPlane
 from usersecrets_dev.images import BUSYBOX
 
@@ -130,4 +130,3 @@ def kubectl_exec(plane: ControlPlane, namespace: str, pod: str, script: str) -> 
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
-

@@ -3,8 +3,9 @@
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler run as child processes on free
 loopback ports, the way controller-runtime's envtest does, because no container engine is
 available where we develop and test. With a node (usersecrets_dev.node) the apiserver listens
-on the node's bridge address instead, the one address its pods can reach. The binaries come from `KUBEBUILDER_ASSETS` when it has them all,
-otherwise from hack/controlplane/build.sh, which builds the pinned release once into a cache.
+on the node's bridge address instead, the one address its pods can reach. The binaries come
+from `KUBEBUILDER_ASSETS` when it has them all, otherwise from hack/controlplane/build.sh,
+which builds the pinned release once into a cache.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from usersecrets.webhook.certificates import Bundle, issue_certificate, new_ca
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "helm")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "helm",
+)
 REPO = Path(__file__).resolve().parents[2]
 CONTROLLERS = (
     "garbage-collector-controller",

@@ -227,7 +227,7 @@ def _undo_iptables(before: dict[str, list[str]]) -> None:
 
 def processes_mentioning(marks: Iterable[str]) -> list[int]:
     """Pids whose command line contains one of `marks`."""
-    marks = [m.encode() for m in marks if m]
+    wanted = [m.encode() for m in marks if m]
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -236,7 +236,7 @@ def processes_mentioning(marks: Iterable[str]) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if any(mark in cmdline for mark in marks):
+        if any(mark in cmdline for mark in wanted):
             found.append(int(entry.name))
     return found
 

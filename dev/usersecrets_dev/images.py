@@ -37,6 +37,8 @@ DOCKERFILE = REPO / "Dockerfile"
 #: Debian's base image without `PATH` set in it; what `$PATH` expands to in the Dockerfile.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BASE_SUITE = "bookworm"
+#: Where the build's inputs go inside the image's root while rootfs.sh runs (removed after).
+BUILD_DIR = "/tmp/usersecrets-build"  # noqa: S108  (a path in the image, not on this host)
 
 
 class ImageError(RuntimeError):
@@ -219,7 +221,9 @@ def dockerfile_config(text: str, base_env: Mapping[str, str] | None = None) -> I
 def _run(command: list[str], **kwargs: Any) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
     if result.returncode != 0:
-        raise ImageError(f"{shlex.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+        raise ImageError(
+            f"{shlex.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+        )
 
 
 def _digest(*paths: Path, extra: str = "") -> str:
@@ -237,14 +241,29 @@ def build_wheel(out_dir: Path) -> Path:
     """The project's wheel, from the working tree (what the Dockerfile's build stage makes)."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    _run(["python3", "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out_dir), str(REPO)])
+    _run(
+        [
+            "python3",
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(out_dir),
+            str(REPO),
+        ]
+    )
     return out_dir
 
 
 def _host_ca_bundle() -> Path | None:
     """The trust store pip uses here, for pip in the chroot while building (not in the image)."""
-    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
-                      "/etc/ssl/certs/ca-certificates.crt"):
+    for candidate in (
+        os.environ.get("PIP_CERT"),
+        os.environ.get("SSL_CERT_FILE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
@@ -252,7 +271,7 @@ def _host_ca_bundle() -> Path | None:
 
 def _chroot_script(root: Path, phase: str, wheels: Path) -> None:
     """Runs `rootfs.sh PHASE` in `root` with the wheel (and only while building, a CA bundle)."""
-    build = root / "tmp" / "usersecrets-build"
+    build = root / BUILD_DIR.lstrip("/")
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     try:
@@ -262,7 +281,7 @@ def _chroot_script(root: Path, phase: str, wheels: Path) -> None:
         ca = _host_ca_bundle()
         if ca is not None:
             shutil.copy2(ca, build / "ca.crt")
-            env["PIP_CERT"] = "/tmp/usersecrets-build/ca.crt"
+            env["PIP_CERT"] = f"{BUILD_DIR}/ca.crt"
         mounts = [("proc", root / "proc"), ("/dev", root / "dev")]
         if phase == "base":
             shutil.copy2("/etc/resolv.conf", root / "etc" / "resolv.conf")
@@ -271,8 +290,17 @@ def _chroot_script(root: Path, phase: str, wheels: Path) -> None:
             flags = ["-t", "proc", "proc"] if source == "proc" else ["--bind", source]
             _run(["mount", *flags, str(target)])
         try:
-            _run(["chroot", str(root), "sh", "/tmp/usersecrets-build/rootfs.sh", phase,
-                  "/tmp/usersecrets-build/dist"], env=env)
+            _run(
+                [
+                    "chroot",
+                    str(root),
+                    "sh",
+                    f"{BUILD_DIR}/rootfs.sh",
+                    phase,
+                    f"{BUILD_DIR}/dist",
+                ],
+                env=env,
+            )
         finally:
             for _, target in reversed(mounts):
                 subprocess.run(["umount", "--lazy", str(target)], check=False)
@@ -290,9 +318,27 @@ def _base_rootfs(wheels: Path) -> Path:
     tmp = base.with_name(base.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    sources = [s for s in ("/etc/apt/sources.list", *map(str, Path("/etc/apt/sources.list.d").glob("*.sources")), *map(str, Path("/etc/apt/sources.list.d").glob("*.list"))) if Path(s).is_file() and Path(s).stat().st_size]
+    sources = [
+        s
+        for s in (
+            "/etc/apt/sources.list",
+            *map(str, Path("/etc/apt/sources.list.d").glob("*.sources")),
+            *map(str, Path("/etc/apt/sources.list.d").glob("*.list")),
+        )
+        if Path(s).is_file() and Path(s).stat().st_size
+    ]
     # This machine's own Debian sources (its mirror and its security suite).
-    _run(["mmdebstrap", "--quiet", "--variant=minbase", "--mode=root", BASE_SUITE, str(tmp), *sources])
+    _run(
+        [
+            "mmdebstrap",
+            "--quiet",
+            "--variant=minbase",
+            "--mode=root",
+            BASE_SUITE,
+            str(tmp),
+            *sources,
+        ]
+    )
     _chroot_script(tmp, "base", wheels)
     shutil.rmtree(base, ignore_errors=True)
     tmp.rename(base)
@@ -301,7 +347,13 @@ def _base_rootfs(wheels: Path) -> Path:
 
 def operator_image(reference: str, out: Path) -> Path:
     """The operator's image under `reference` (the chart's default), cached by its inputs."""
-    key = _digest(ROOTFS_SCRIPT, DOCKERFILE, REPO / "pyproject.toml", REPO / "operator" / "usersecrets", extra=reference)
+    key = _digest(
+        ROOTFS_SCRIPT,
+        DOCKERFILE,
+        REPO / "pyproject.toml",
+        REPO / "operator" / "usersecrets",
+        extra=reference,
+    )
     archive = CACHE / f"operator-{key}.tar"
     if not archive.exists():
         with tempfile.TemporaryDirectory(dir=CACHE.parent) as tmp:

@@ -34,9 +34,10 @@ NODE_NAME = "usersecrets-node"
 BRIDGE = "usnode0"
 BRIDGE_ADDRESS = "10.244.0.1"
 SUBNET = "10.244.0.0/24"
-#: Fixed, so that the leftovers of a crashed run are found by the next one.
-NODE_ROOT = Path("/var/tmp/usersecrets-node")
-STATE_FILE = Path("/var/tmp/usersecrets-node.json")
+#: Fixed, so that the leftovers of a crashed run are found by the next one; root's, not in a
+#: world-writable directory where another user could plant a link.
+NODE_ROOT = Path("/var/lib/usersecrets-node")
+STATE_FILE = Path("/var/lib/usersecrets-node.json")
 CGROUP = "usersecrets-node"
 #: An abstract socket: held while a node runs on this host, released by the kernel at exit.
 LOCK_NAME = b"\0usersecrets-node"
@@ -53,7 +54,9 @@ def unavailable_reason(bin_dir: Path | None) -> str | None:
     if os.geteuid() != 0:
         return "the node needs root (kubelet and containerd manage mounts, cgroups and links)"
     status = Path("/proc/self/status").read_text()
-    effective = int(next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1], 16)
+    effective = int(
+        next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1], 16
+    )
     cap_sys_admin, cap_net_admin = 21, 12
     if not effective >> cap_sys_admin & 1 or not effective >> cap_net_admin & 1:
         return "the node needs CAP_SYS_ADMIN and CAP_NET_ADMIN (mounts, network namespaces)"
@@ -66,7 +69,9 @@ def unavailable_reason(bin_dir: Path | None) -> str | None:
     missing = [b for b in RUNTIME_BINARIES if shutil.which(b) is None]
     missing += [p for p in ("bridge", "host-local", "loopback") if not (CNI_BIN / p).is_file()]
     if missing:
-        return f"the node needs {', '.join(missing)} (hack/node/build.sh installs Debian's packages)"
+        return (
+            f"the node needs {', '.join(missing)} (hack/node/build.sh installs Debian's packages)"
+        )
     return None
 
 
@@ -200,7 +205,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "{shutil.which('runc')}"
+        BinaryName = "{shutil.which("runc")}"
         Root = "{root}/runc"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -228,7 +233,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     "ipam": {
                         "type": "host-local",
                         "ranges": [
-                            [{"subnet": SUBNET, "rangeStart": "10.244.0.10", "rangeEnd": "10.244.0.250"}]
+                            [
+                                {
+                                    "subnet": SUBNET,
+                                    "rangeStart": "10.244.0.10",
+                                    "rangeEnd": "10.244.0.250",
+                                }
+                            ]
                         ],
                         "dataDir": str(self.root / "cni-ipam"),
                     },
@@ -369,7 +380,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         conditions = node.get("status", {}).get("conditions", [])
         # The node-lifecycle controller lifts the not-ready taint once kubelet says Ready.
         taints = [t for t in node.get("spec", {}).get("taints") or [] if t not in self.taints]
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) and not taints
+        return (
+            any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) and not taints
+        )
 
     def _wait(self, condition: object, timeout: float, what: str) -> None:
         assert callable(condition)
@@ -417,4 +430,3 @@ def node_bin_dir(check: bool = True) -> Path | None:
     if result.returncode != 0:
         return None
     return Path(result.stdout.decode().strip().splitlines()[-1])
-

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail, wait_for
 
+from conftest import skip_or_fail, wait_for
 from usersecrets_dev.controlplane import REPO
 from usersecrets_dev.host import HostRecord, links, mount_points, read_sysctl
 from usersecrets_dev.node import NodeHost

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kubernetes import client
+
 from conftest import CLUSTER_NAME, api_client
 from kube import create_grant, create_usersecret, delete_object, set_value, wait_copy
-from kubernetes import client
 from pods import REPORT, digest, job_body, kubectl_exec, name, refusal, run_job, wait_running
-
 from usersecrets.rules import naming
 from usersecrets_dev.controlplane import ControlPlane
 from usersecrets_dev.images import BUSYBOX_NONROOT
@@ -55,8 +55,20 @@ CASES = [
     ("root", {"runAsUser": 0}, None, "uid=0 gid=0", "400 0:0"),
     ("image-user-unknown", {}, None, "uid=0 gid=0", "444 0:0"),
     ("runAsUser", {"runAsUser": 1000}, None, "uid=1000 gid=0", "444 0:0"),
-    ("runAsUser-fsGroup", {"runAsUser": 1000, "fsGroup": 2000}, None, "uid=1000 gid=0", "440 0:2000"),
-    ("runAsNonRoot-image-USER", {"runAsNonRoot": True}, BUSYBOX_NONROOT, "uid=1001 gid=1001", "444 0:0"),
+    (
+        "runAsUser-fsGroup",
+        {"runAsUser": 1000, "fsGroup": 2000},
+        None,
+        "uid=1000 gid=0",
+        "440 0:2000",
+    ),
+    (
+        "runAsNonRoot-image-USER",
+        {"runAsNonRoot": True},
+        BUSYBOX_NONROOT,
+        "uid=1001 gid=1001",
+        "444 0:0",
+    ),
     ("runAsGroup", {"runAsUser": 1000, "runAsGroup": 3000}, None, "uid=1000 gid=3000", "444 0:0"),
 ]
 
@@ -106,7 +118,9 @@ def test_bob_reads_alices_shared_secret_until_she_revokes_it(
         "usersecrets.io/volumes": f"secret:/{owner}/token:{FILE}",
         "usersecrets.io/env": f"VALUE=secret:/{owner}/token",
     }
-    body = job_body(name("bob"), REPORT, shared, env={"FILE": FILE}, pod_context={"runAsUser": 1000})
+    body = job_body(
+        name("bob"), REPORT, shared, env={"FILE": FILE}, pod_context={"runAsUser": 1000}
+    )
     assert run_job(bob_api, bob_namespace, body)[1:3] == [
         f"file=444 0:0 {digest(value)}",
         f"env={digest(value)}",
@@ -143,10 +157,14 @@ def test_a_running_container_keeps_what_it_read_at_start(
     wait_copy(bob_api, bob_namespace, owner, "token", old)
     pod = name("long")
     core = client.CoreV1Api(api_client(cluster.kubeconfig))
-    body = job_body(pod, "sleep 3600", {
-        "usersecrets.io/volumes": f"secret:/{owner}/token:{FILE}",
-        "usersecrets.io/env": f"VALUE=secret:/{owner}/token",
-    })["spec"]["template"]
+    body = job_body(
+        pod,
+        "sleep 3600",
+        {
+            "usersecrets.io/volumes": f"secret:/{owner}/token:{FILE}",
+            "usersecrets.io/env": f"VALUE=secret:/{owner}/token",
+        },
+    )["spec"]["template"]
     body["metadata"]["name"] = pod
     body["spec"]["volumes"] = [
         {"name": "control", "secret": {"secretName": naming.copy_name(owner, "token")}}

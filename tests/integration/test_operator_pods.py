@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import CLUSTER_NAME, NODE_TOLERATION, wait_for
-from kube import create_grant, create_usersecret, managed_copies, wait_copy
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from pods import REPORT, digest, job_body, kubectl_exec, name, run_job
 
+from conftest import CLUSTER_NAME, NODE_TOLERATION, wait_for
+from kube import create_grant, create_usersecret, managed_copies, wait_copy
+from pods import REPORT, digest, job_body, kubectl_exec, name, run_job
 from usersecrets_dev import images
 from usersecrets_dev.chart import (
     CHART,
@@ -151,7 +151,10 @@ def test_the_apiserver_calls_the_webhook_through_its_service_and_a_job_runs(
     body = job_body(
         name("pods"),
         REPORT,
-        {"usersecrets.io/volumes": "secret:token:/etc/app/token", "usersecrets.io/env": "VALUE=secret:token"},
+        {
+            "usersecrets.io/volumes": "secret:token:/etc/app/token",
+            "usersecrets.io/env": "VALUE=secret:token",
+        },
         env={"FILE": "/etc/app/token"},
         pod_context={"runAsUser": 1000},
     )
@@ -217,8 +220,11 @@ def test_helm_uninstall_deletes_every_copy_and_keeps_the_usersecrets(
     helm(cluster, "uninstall", RELEASE, "--wait", "--timeout=5m")
 
     assert managed_copies(admin, alice) == {}
-    assert client.CustomObjectsApi(api).get_namespaced_custom_object(
-        "usersecrets.io", "v1alpha1", alice_namespace, "usersecrets", "shared"
-    )["metadata"]["name"] == "shared"
+    assert (
+        client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "usersecrets.io", "v1alpha1", alice_namespace, "usersecrets", "shared"
+        )["metadata"]["name"]
+        == "shared"
+    )
     assert lease_holder(cluster) is None
     assert operator_pods(release) == []
