@@ -192,7 +192,7 @@ def _logical_lines(text: str) -> list[str]:
 
 def dockerfile_config(text: str, base_env: Mapping[str, str] | None = None) -> ImageConfig:
     """The config the Dockerfile's final stage gives its image: ENV, USER, WORKDIR, ENTRYPOINT."""
-    env: dict[str, str] = dict(base_env or {"PATH": DEFAULT_PATH})
+    env = dict(base_env) if base_env is not None else {"PATH": DEFAULT_PATH}
     lines = _logical_lines(text)
     last_from = max(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
     config: dict[str, Any] = {}
