@@ -24,9 +24,10 @@ controlplane:
 node:
 	bash hack/node/build.sh >/dev/null || [ "$${CI:-}" != true ]
 
-## Start a local control plane (unless KUBECONFIG is set), install the chart, run the operator.
+## Start a local control plane and node (unless KUBECONFIG is set), install the chart, run the operator.
 run: $(VENV)/.installed
-	@if [ -z "$${KUBECONFIG:-}" ]; then bash hack/controlplane/build.sh >/dev/null; fi
+	@if [ -z "$${KUBECONFIG:-}" ]; then bash hack/controlplane/build.sh >/dev/null; \
+	  bash hack/node/build.sh >/dev/null || echo "no node: make run starts the control plane only"; fi
 	$(BIN)/python -m usersecrets_dev.run
 
 lint: $(VENV)/.installed

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -417,9 +417,3 @@ class ControlPlane:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running(workdir: Path | None = None) -> Iterator[ControlPlane]:
-    with ControlPlane(find_binaries(), workdir) as plane:
-        yield plane

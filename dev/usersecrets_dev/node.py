@@ -164,6 +164,7 @@ class Node:
         self.logs = plane.logs
         self.socket = root / "containerd" / "containerd.sock"
         self.taints = list(taints)
+        self.image_names: tuple[str, ...] = ()
         self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
 
     # -- configuration ----------------------------------------------------------------------
@@ -355,6 +356,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         self.import_image(images.pause_image(self.bin_dir / "pause", image_dir / "pause.tar"))
         for archive in images.busybox_images(image_dir):
             self.import_image(archive)
+        self.image_names = (images.BUSYBOX, images.BUSYBOX_NONROOT)
         kubeconfig = self.plane.user_kubeconfig(f"system:node:{NODE_NAME}", ("system:nodes",))
         self._spawn(
             "kubelet",
