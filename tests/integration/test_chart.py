@@ -812,9 +812,10 @@ def test_the_uninstall_hook_deletes_copies_as_the_operator_image_with_the_least_
     job = one(hooks, "Job")
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["usersecrets-operator", "delete-copies"]
-    assert container["image"] == one(docs, "Deployment")["spec"]["template"]["spec"][
-        "containers"
-    ][0]["image"]
+    assert (
+        container["image"]
+        == one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     role = one(hooks, "ClusterRole")
     assert [(r["resources"], r["verbs"]) for r in role["rules"]] == [
