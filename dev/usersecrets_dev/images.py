@@ -140,7 +140,7 @@ def pause_image(pause_binary: Path, out: Path) -> Path:
     return write_archive(out, PAUSE, [layer], ImageConfig(entrypoint=("/pause",)))
 
 
-BUSYBOX_APPLETS = ("sh", "cat", "echo", "id", "ls", "stat", "sha256sum", "sleep", "env", "head")
+BUSYBOX_APPLETS = ("sh", "cat", "echo", "id", "ls", "stat", "sha256sum", "sleep", "env", "sed")
 
 
 def busybox_images(out_dir: Path, busybox: Path = Path("/bin/busybox")) -> list[Path]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from conftest import CLUSTER_NAME, api_client
+from conftest import CLUSTER_NAME, api_client, wait_for
 from kube import create_grant, create_usersecret, delete_object, set_value, wait_copy
 from pods import REPORT, digest, job_body, kubectl_exec, name, refusal, run_job, wait_running
 from usersecrets.rules import naming
@@ -182,8 +182,6 @@ def test_a_running_container_keeps_what_it_read_at_start(
     def synced() -> list[str] | None:
         seen = kubectl_exec(cluster, bob_namespace, pod, read)
         return seen if seen[2] == digest(new) else None
-
-    from conftest import wait_for
 
     assert wait_for(synced, timeout=120, interval=2, what="kubelet to sync /control") == [
         digest(old),
