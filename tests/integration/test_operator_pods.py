@@ -95,12 +95,15 @@ def test_two_replicas_of_the_image_built_here_are_ready_through_their_probes(
         assert container.image == default_image()
         assert container.readiness_probe.http_get.path == "/readyz"
         assert container.liveness_probe.http_get.path == "/healthz"
-        restarts = pod.status.container_statuses[0].restart_count
-        if restarts:
+        status = pod.status.container_statuses[0]
+        if status.restart_count:
             log = release.read_namespaced_pod_log(
                 pod.metadata.name, RELEASE_NAMESPACE, previous=True, tail_lines=30
             )
-            pytest.fail(f"{pod.metadata.name} restarted {restarts} times; before that:\n{log}")
+            pytest.fail(
+                f"{pod.metadata.name} restarted {status.restart_count} times, last "
+                f"{status.last_state.terminated}; its log before that:\n{log}"
+            )
 
 
 def test_restricted_pod_security_and_a_read_only_root_hold_at_run_time(
