@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -23,13 +22,14 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from usersecrets.webhook.certificates import Bundle, issue_certificate, new_ca
+from usersecrets_dev.processes import Processes
 
 BINARIES = (
     "etcd",
@@ -103,13 +103,6 @@ def free_port(address: str = "127.0.0.1") -> int:
         return port
 
 
-def die_with_parent() -> None:
-    """Runs in the child: the kernel kills it if the test process dies, even by SIGKILL."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -132,7 +125,7 @@ class ControlPlane:
         self.address = address
         self.port = free_port(address)
         self.server = f"https://{address}:{self.port}"
-        self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self._processes = Processes(self.logs)
         self._args: dict[str, list[str]] = {}
         self._ca: Bundle | None = None
 
@@ -231,34 +224,18 @@ class ControlPlane:
     # -- processes --------------------------------------------------------------------
 
     def _spawn(self, name: str, args: Sequence[str]) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log = (self.logs / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            [str(self.bin_dir / name), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-            start_new_session=True,
-        )
-        self._processes.append((name, process, log))
+        self._processes.spawn(name, [str(self.bin_dir / name), *args])
         self._args[name] = list(args)
 
     def pids(self) -> dict[str, int]:
         """Component name -> pid, for whoever measures what each one costs."""
-        return {name: process.pid for name, process, _ in self._processes}
+        return self._processes.pids()
 
     def restart(self, *names: str, timeout: float = 120.0) -> None:
         """Kills the named processes (SIGKILL: a crash, not a shutdown) and starts them again,
         in their start order, with the same ports, flags and data; then waits for /readyz."""
-        chosen = [entry for entry in self._processes if entry[0] in names]
-        for _name, process, log in reversed(chosen):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            log.close()
-        self._processes = [entry for entry in self._processes if entry[0] not in names]
-        for name, _, _ in chosen:
+        self._processes.stop(names, signal.SIGKILL)
+        for name in [n for n in self._args if n in names]:
             self._spawn(name, self._args[name])
         self._wait_ready(timeout)
 
@@ -372,10 +349,9 @@ class ControlPlane:
             return error.code, error.read()
 
     def _check_alive(self) -> None:
-        for name, process, _ in self._processes:
-            if process.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise ControlPlaneError(f"{name} exited with {process.returncode}:\n{tail}")
+        exited = self._processes.exited()
+        if exited is not None:
+            raise ControlPlaneError(exited)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -399,18 +375,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stops every process (and its process group) and waits for each to exit."""
-        for _name, process, _log in reversed(self._processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for _name, process, log in reversed(self._processes):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
-        self._processes.clear()
+        self._processes.stop()
 
     def __enter__(self) -> ControlPlane:
         return self.start()

@@ -16,19 +16,18 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
 
 import yaml
 
 from usersecrets_dev import images
-from usersecrets_dev.controlplane import REPO, ControlPlane, die_with_parent, free_port
+from usersecrets_dev.controlplane import REPO, ControlPlane, free_port
 from usersecrets_dev.host import HostRecord
+from usersecrets_dev.processes import Processes
 
 NODE_NAME = "usersecrets-node"
 BRIDGE = "usnode0"
@@ -165,7 +164,7 @@ class Node:
         self.socket = root / "containerd" / "containerd.sock"
         self.taints = list(taints)
         self.image_names: tuple[str, ...] = ()
-        self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self._processes = Processes(self.logs)
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -299,25 +298,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     # -- processes --------------------------------------------------------------------------
 
-    def _spawn(self, name: str, command: Sequence[str], env: dict[str, str] | None = None) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log = (self.logs / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-            start_new_session=True,
-            env=env,
-        )
-        self._processes.append((name, process, log))
-
     def _check_alive(self) -> None:
-        for name, process, _ in self._processes:
-            if process.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise NodeError(f"{name} exited with {process.returncode}:\n{tail}")
+        exited = self._processes.exited()
+        if exited is not None:
+            raise NodeError(exited)
 
     def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -350,7 +334,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         config = self._containerd_config()
         # containerd finds its shim on PATH: Debian's, next to containerd.
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
-        self._spawn("containerd", ["containerd", f"--config={config}"], env)
+        self._processes.spawn("containerd", ["containerd", f"--config={config}"], env)
         self._wait(lambda: self.ctr("version").returncode == 0, timeout, "containerd")
         image_dir = self.root / "images"
         self.import_image(images.pause_image(self.bin_dir / "pause", image_dir / "pause.tar"))
@@ -358,7 +342,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             self.import_image(archive)
         self.image_names = (images.BUSYBOX, images.BUSYBOX_NONROOT)
         kubeconfig = self.plane.user_kubeconfig(f"system:node:{NODE_NAME}", ("system:nodes",))
-        self._spawn(
+        self._processes.spawn(
             "kubelet",
             [
                 str(self.bin_dir / "kubelet"),
@@ -398,19 +382,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def stop(self) -> None:
         """Stops kubelet, then every container, then containerd; NodeHost.stop() cleans up."""
-        for name, process, log in reversed(self._processes):
-            if name == "containerd":
-                self._stop_pods()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
-        self._processes.clear()
+        self._processes.stop(["kubelet"], timeout=20)
+        if self._processes.pids():
+            self._stop_pods()
+        self._processes.stop(timeout=20)
 
     def _stop_pods(self) -> None:
         """Kills and deletes every container's task, so that their shims exit too."""

@@ -19,7 +19,8 @@ from usersecrets_dev.chart import (
     lease_holder,
     uninstall_chart,
 )
-from usersecrets_dev.controlplane import ControlPlane, ControlPlaneError, die_with_parent, free_port
+from usersecrets_dev.controlplane import ControlPlane, ControlPlaneError, free_port
+from usersecrets_dev.processes import die_with_parent
 
 
 class OperatorProcess:
