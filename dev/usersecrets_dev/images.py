@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -243,7 +244,7 @@ def build_wheel(out_dir: Path) -> Path:
     out_dir.mkdir(parents=True)
     _run(
         [
-            "python3",
+            sys.executable,
             "-m",
             "pip",
             "wheel",

@@ -60,8 +60,17 @@ async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
     _record(memo, "namespace", body.metadata.name, labels, type == "DELETED")
 
 
-def run(controller: Controller, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
-    """kopf until `stop` is set; run it in a thread of its own, `loop` being the controller's."""
+def run(
+    controller: Controller,
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+    identity: str,
+) -> None:
+    """kopf until `stop` is set; run it in a thread of its own, `loop` being the controller's.
+
+    `identity` is given: kopf would otherwise look its user up in /etc/passwd, which has no
+    entry for the uid a pod runs as (65532 in the chart, any uid on some platforms), and fail.
+    """
     uvloop.run(
         kopf.operator(
             registry=registry,
@@ -70,6 +79,8 @@ def run(controller: Controller, loop: asyncio.AbstractEventLoop, stop: threading
             clusterwide=True,
             standalone=True,
             stop_flag=stop,
+            # kopf types it as a NewType of str that it does not export.
+            identity=identity,  # type: ignore[arg-type]
         )
     )
 

@@ -141,8 +141,8 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
     """Leads (when elected), loads the world, and runs the workers and kopf until `stop`."""
     elector = None
     tasks: list[asyncio.Task[None]] = []
+    identity = f"{socket.gethostname()}-{os.getpid()}"
     if settings.leader_election:
-        identity = f"{socket.gethostname()}-{os.getpid()}"
         elector = LeaderElector(
             api,
             settings.operator_namespace,
@@ -163,7 +163,7 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
     tasks += controller.workers()
     tasks.append(asyncio.create_task(controller.resync()))
     kopf_stop = threading.Event()
-    kopf = asyncio.create_task(asyncio.to_thread(handlers.run, controller, loop, kopf_stop))
+    kopf = asyncio.create_task(asyncio.to_thread(handlers.run, controller, loop, kopf_stop, identity))
     stopped = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait([*tasks, kopf, stopped], return_when=asyncio.FIRST_COMPLETED)
