@@ -163,7 +163,9 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
     tasks += controller.workers()
     tasks.append(asyncio.create_task(controller.resync()))
     kopf_stop = threading.Event()
-    kopf = asyncio.create_task(asyncio.to_thread(handlers.run, controller, loop, kopf_stop, identity))
+    kopf = asyncio.create_task(
+        asyncio.to_thread(handlers.run, controller, loop, kopf_stop, identity)
+    )
     stopped = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait([*tasks, kopf, stopped], return_when=asyncio.FIRST_COMPLETED)
