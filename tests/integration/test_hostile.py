@@ -333,6 +333,52 @@ def test_a_forged_copy_is_not_a_grant(world: World, operator: OperatorProcess) -
     w.assert_bob_has_nothing()
 
 
+def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
+    """bob puts a finalizer on his copy, then alice revokes: a DELETE alone would only mark it,
+    and it would keep her value readable and count as a share. The operator empties it and
+    takes the finalizer off, so it is gone, and bob's next pod is refused."""
+    w = world
+    create_grant(w.as_alice, w.alices, "to-bob", KEY, w.bob)
+    wait_copy(w.admin, w.bobs, w.alice, KEY, w.treasure)
+    core = client.CoreV1Api(w.as_bob)
+    name = naming.copy_name(w.alice, KEY)
+    core.patch_namespaced_secret(name, w.bobs, {"metadata": {"finalizers": ["bob.example/keep"]}})
+    delete_object(w.as_alice, SECRETGRANTS, w.alices, "to-bob")
+
+    def gone() -> bool:
+        return read_copy(w.admin, w.bobs, w.alice, KEY) is None
+
+    wait_for(gone, timeout=10, interval=0.05, what="the finalized copy to be gone for good")
+    message = refused(core, w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
+    assert message.endswith(
+        f"Secret 'secret://{CLUSTER_NAME}/{w.alice}/{KEY}' is not shared with user '{w.bob}'"
+    )
+    status = wait_reason(w.as_alice, USERSECRETS, w.alices, KEY, "Materialized", copies=1)
+    assert status["status"]["namespaces"] == [w.alices]
+    w.assert_bob_has_nothing()
+
+
+def test_a_forged_copy_with_a_finalizer_goes_too(world: World) -> None:
+    w = world
+    core = client.CoreV1Api(w.as_bob)
+    name = naming.copy_name(w.alice, KEY)
+    forged = client.V1Secret(
+        metadata=client.V1ObjectMeta(
+            name=name,
+            labels=naming.copy_labels(w.alice, KEY, naming.REASON_GRANT),
+            finalizers=["bob.example/keep"],
+        ),
+        data={naming.DATA_KEY: base64.b64encode(b"forged by bob").decode()},
+    )
+    core.create_namespaced_secret(w.bobs, forged)
+
+    def gone() -> bool:
+        return read_copy(w.admin, w.bobs, w.alice, KEY) is None
+
+    wait_for(gone, timeout=10, interval=0.05, what="the finalized forgery to be gone for good")
+    refused(core, w.bobs, pod_body(volumes=f"secret:/{w.alice}/{KEY}:/s/k"))
+
+
 # -- namespace labels ------------------------------------------------------------------------
 
 

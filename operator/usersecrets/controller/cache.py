@@ -224,7 +224,14 @@ class Cache:
             self.copies.forget(ref)
         else:
             data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
-            copy = ActualSecret.of(*ref, meta.get("labels"), meta.get("annotations"), data)
+            copy = ActualSecret.of(
+                *ref,
+                meta.get("labels"),
+                meta.get("annotations"),
+                data,
+                meta.get("finalizers") or (),
+                deleting=bool(meta.get("deletionTimestamp")),
+            )
             self.copies.remember(copy, meta["resourceVersion"])
         return dirty
 

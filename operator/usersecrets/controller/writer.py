@@ -152,14 +152,21 @@ class Writer:
         self._update(copy, existing["resourceVersion"], outcome, retry=False)
 
     def _delete(self, stale: ActualSecret, version: str | None, outcome: Outcome) -> None:
-        options = {"preconditions": {"resourceVersion": version}} if version else {}
+        """Deletes a copy. One with finalizers (its owner's namespace's user may put them there
+        to keep it) is first emptied and freed of them: a DELETE would otherwise only mark it,
+        and a copy on its way out is no share, value and all."""
+        path = f"{paths.secrets_in(stale.namespace)}/{stale.name}"
         try:
-            self.api.call(
-                "DELETE",
-                f"{paths.secrets_in(stale.namespace)}/{stale.name}",
-                body=options,
-                query=self.query,
-            )
+            if stale.finalizers or stale.deleting:
+                meta: dict[str, Any] = {"finalizers": None}
+                if version:
+                    meta["resourceVersion"] = version
+                emptied = {"metadata": meta, "data": None}
+                version = self.api.json(
+                    "PATCH", path, body=emptied, content_type=MERGE_PATCH, query=self.query
+                )["metadata"].get("resourceVersion")
+            options = {"preconditions": {"resourceVersion": version}} if version else {}
+            self.api.call("DELETE", path, body=options, query=self.query)
         except ApiException as error:
             if error.status != 404:
                 raise

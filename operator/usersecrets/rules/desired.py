@@ -494,6 +494,10 @@ class ActualSecret:
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     digest: str
+    #: Finalizers someone put on it: they would keep it, value and all, after a delete.
+    finalizers: tuple[str, ...] = ()
+    #: It has a deletionTimestamp: on its way out, and no longer anyone's copy.
+    deleting: bool = False
 
     @property
     def managed(self) -> bool:
@@ -507,9 +511,19 @@ class ActualSecret:
         labels: Mapping[str, str] | None,
         annotations: Mapping[str, str] | None,
         data: Mapping[str, bytes] | None,
+        finalizers: Iterable[str] = (),
+        deleting: bool = False,
     ) -> ActualSecret:
         digest = data_digest(data or {})
-        return cls(namespace, name, _interned(labels), _interned(annotations), digest)
+        return cls(
+            namespace,
+            name,
+            _interned(labels),
+            _interned(annotations),
+            digest,
+            tuple(finalizers),
+            deleting,
+        )
 
     @classmethod
     def of_copy(cls, copy: DesiredCopy) -> ActualSecret:
@@ -548,6 +562,8 @@ def diff(desired: Desired, actual: Iterable[ActualSecret]) -> Plan:
 
     `actual` may hold every Secret the reconciler knows of (managed or not, in scope or not):
     a scoped `desired` only deletes managed Secrets labelled with one of its (owner, key) pairs.
+    A copy of ours that is being deleted is deleted again (its finalizers taken off, see the
+    writer) whether or not it is wanted: a wanted one is created anew once it is gone.
     """
     by_name: dict[tuple[str, str], ActualSecret] = {}
     deletes: list[ActualSecret] = []
@@ -556,7 +572,7 @@ def diff(desired: Desired, actual: Iterable[ActualSecret]) -> Plan:
         by_name[ident] = secret
         if (
             secret.managed
-            and ident not in desired.copies
+            and (secret.deleting or ident not in desired.copies)
             and desired.in_scope(
                 secret.labels.get(naming.OWNER_LABEL), secret.labels.get(naming.KEY_LABEL)
             )
@@ -572,6 +588,8 @@ def diff(desired: Desired, actual: Iterable[ActualSecret]) -> Plan:
             creates.append(copy)
         elif not existing.managed:
             collisions.append(copy)
+        elif existing.deleting:
+            continue  # deleted first, created after its DELETED event
         elif _differs(copy, existing):
             updates.append(copy)
     deletes.sort(key=lambda s: (s.namespace, s.name))

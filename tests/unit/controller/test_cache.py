@@ -205,3 +205,13 @@ def test_everything_includes_pairs_only_a_stale_copy_names() -> None:
     found.usersecret(usersecret("alice-ns", "db"), deleted=False)
     found.copy(copy_body("bob-ns", "zoe", "gone", "1"), deleted=False)
     assert found.everything() == {OwnerKey("alice", "db"), OwnerKey("zoe", "gone")}
+
+
+def test_a_copys_finalizers_and_deletion_are_remembered() -> None:
+    found = cache()
+    body = copy_body("bob-ns", "alice", "db", "1")
+    body["metadata"]["finalizers"] = ["bob.example/keep"]
+    body["metadata"]["deletionTimestamp"] = "2026-11-29T12:00:00Z"
+    found.copy(body, deleted=False)
+    [kept] = found.copies.of_pair(OwnerKey("alice", "db"))
+    assert (kept.finalizers, kept.deleting) == (("bob.example/keep",), True)
