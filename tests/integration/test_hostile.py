@@ -219,9 +219,9 @@ def test_a_grant_in_bobs_namespace_naming_alices_secret_shares_nothing(world: Wo
     w = world
     create_grant(w.as_bob, w.bobs, "to-me", KEY, w.bob)
     create_grant(w.as_bob, w.bobs, "to-alice", KEY, w.alice)
-    to_me = wait_reason(w.as_bob, SECRETGRANTS, w.bobs, "to-me", "SecretNotFound", namespaces=[])
+    to_me = wait_reason(w.as_bob, SECRETGRANTS, w.bobs, "to-me", "SecretNotFound", copies=0)
     assert to_me["status"]["uri"] == f"secret://{CLUSTER_NAME}/{w.bob}/{KEY}"
-    wait_reason(w.as_bob, SECRETGRANTS, w.bobs, "to-alice", "SecretNotFound", namespaces=[])
+    wait_reason(w.as_bob, SECRETGRANTS, w.bobs, "to-alice", "SecretNotFound", copies=0)
     refused(client.CoreV1Api(w.as_bob), w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
     assert set(managed_copies(w.admin, w.alice)) == {(w.alices, KEY)}
     assert managed_copies(w.admin, w.bob) == {}

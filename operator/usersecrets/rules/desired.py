@@ -114,6 +114,8 @@ class SecretFacts:
     state: SecretState
     #: Sorted namespaces holding a copy of this UserSecret's value (empty unless materialized).
     namespaces: tuple[str, ...] = ()
+    #: Those of them that are the owner's own: the only ones a status may name.
+    owned: tuple[str, ...] = ()
     #: The namespace of the older UserSecret with the same (owner, key), when in conflict.
     conflict_with: str | None = None
 
@@ -421,6 +423,7 @@ def _compute_pair(
                 digest=digest,
             )
     materialized = tuple(sorted(targets))
+    owned = tuple(ns for ns in materialized if targets[ns] == naming.REASON_OWNER)
 
     for secret in candidates:
         if secret is not winner:
@@ -437,7 +440,7 @@ def _compute_pair(
             facts = SecretFacts(secret.namespace, key, owner, uri, SecretState.SOURCE_MISSING)
         else:
             facts = SecretFacts(
-                secret.namespace, key, owner, uri, SecretState.MATERIALIZED, materialized
+                secret.namespace, key, owner, uri, SecretState.MATERIALIZED, materialized, owned
             )
         secret_facts[secret.namespace, key] = facts
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,9 +54,30 @@ def write_failure(code: int | None, reason: str | None, body: str | bytes | None
     return said
 
 
-def _failed(failures: Mapping[str, str]) -> str:
-    shown = "; ".join(f"{ns}: {why}" for ns, why in sorted(failures.items())[:_LISTED])
-    more = len(failures) - _LISTED
+def _where(namespaces: Sequence[str], owned: Collection[str]) -> str:
+    """The namespaces that are the owner's, by name; the others, those of the users a secret
+    is shared with, only counted: the owner must not learn their names."""
+    own = [ns for ns in namespaces if ns in owned]
+    others = len(namespaces) - len(own)
+    parts = [_names(own)] if own else []
+    if others:
+        parts.append(f"{_plural(others, 'namespace')} of users it is shared with")
+    return " and ".join(parts)
+
+
+def _failed(failures: Mapping[str, str], owned: Collection[str]) -> str:
+    """Why copies could not be written: per owned namespace, and once per reason for others."""
+    told = [f"{ns}: {why}" for ns, why in sorted(failures.items()) if ns in owned]
+    elsewhere: dict[str, int] = {}
+    for ns, why in failures.items():
+        if ns not in owned:
+            elsewhere[why] = elsewhere.get(why, 0) + 1
+    told += [
+        f"{_plural(count, 'namespace')} of users it is shared with: {why}"
+        for why, count in sorted(elsewhere.items())
+    ]
+    shown = "; ".join(told[:_LISTED])
+    more = len(told) - _LISTED
     listed = f"{shown}; and {more} more" if more > 0 else shown
     return f"The copy could not be written in {_plural(len(failures), 'namespace')} ({listed})."
 
@@ -73,23 +94,26 @@ def secret_status(
     now: datetime,
 ) -> dict[str, Any]:
     """`collisions`: namespaces where a Secret we do not manage holds the copy's name;
-    `failures`: namespaces where the apiserver refused the copy, and what it said."""
+    `failures`: namespaces where the apiserver refused the copy, and what it said. Only the
+    owner's own namespaces are named; the grantees' are counted."""
     materialized = [ns for ns in facts.namespaces if ns not in collisions and ns not in failures]
+    owned = set(facts.owned)
     if facts.state is SecretState.MATERIALIZED and (collisions or failures):
         ok, reason = False, NAME_COLLISION if collisions else COPY_FAILED
         problems = []
         if collisions:
             problems.append(
                 f"A Secret not managed by usersecrets already has this secret's copy name in "
-                f"{_plural(len(collisions), 'namespace')} ({_names(collisions)}); "
+                f"{_plural(len(collisions), 'namespace')} ({_where(collisions, owned)}); "
                 "it was left alone."
             )
         if failures:
-            problems.append(_failed(failures))
+            problems.append(_failed(failures, owned))
         message = " ".join([*problems, f"Usable in {_plural(len(materialized), 'namespace')}."])
     elif facts.state is SecretState.MATERIALIZED:
         ok, reason = True, facts.state.value
-        message = f"Usable in {_plural(len(materialized), 'namespace')}: {_names(materialized)}"
+        where = _where(materialized, owned)
+        message = f"Usable in {_plural(len(materialized), 'namespace')}: {where}"
     elif facts.state is SecretState.SOURCE_MISSING:
         ok, reason = False, facts.state.value
         source = f"'{value_from.name}' with key '{value_from.key}'" if value_from else "source"
@@ -108,7 +132,7 @@ def secret_status(
         "uri": facts.uri,
         "observedGeneration": generation,
         "conditions": conditions.merge((current or {}).get("conditions"), ready),
-        "namespaces": materialized,
+        "namespaces": [ns for ns in materialized if ns in owned],
         "copies": len(materialized),
     }
 
@@ -122,23 +146,16 @@ def grant_status(
     current: Mapping[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """`failures`: the grantee's namespaces where the apiserver refused the copy, and why."""
+    """`failures`: the grantee's namespaces where the apiserver refused the copy, and why.
+    The grantee's namespaces are counted, never named: they are not the owner's to know."""
     usable = [ns for ns in facts.namespaces if ns not in failures]
     reason = facts.state.value
+    where = f"in {_plural(len(usable), 'namespace')}"
     if facts.state is GrantState.GRANTED and failures:
         ok, reason = False, COPY_FAILED
-        message = (
-            f"{_failed(failures)} User '{facts.user}' can use {facts.uri} in "
-            f"{_plural(len(usable), 'namespace')}."
-        )
+        message = f"{_failed(failures, ())} User '{facts.user}' can use {facts.uri} {where}."
     elif facts.state is GrantState.GRANTED and facts.namespaces:
-        ok, message = (
-            True,
-            (
-                f"User '{facts.user}' can use {facts.uri} in "
-                f"{_plural(len(usable), 'namespace')}: {_names(usable)}"
-            ),
-        )
+        ok, message = True, f"User '{facts.user}' can use {facts.uri} {where}"
     elif facts.state is GrantState.GRANTED:
         ok, message = (
             True,
@@ -155,7 +172,7 @@ def grant_status(
         "uri": facts.uri,
         "observedGeneration": generation,
         "conditions": conditions.merge((current or {}).get("conditions"), ready),
-        "namespaces": usable,
+        "copies": len(usable),
     }
 
 

@@ -164,7 +164,9 @@ def test_wait_ready_sees_the_change() -> None:
 
 
 SECRETS = [
-    _obj("zeta", 1, uri="secret://prod/alice/zeta", namespaces=["b", "a"], **_ready("True")),
+    _obj(
+        "zeta", 1, uri="secret://prod/alice/zeta", namespaces=["b", "a"], copies=3, **_ready("True")
+    ),
     _obj("alpha"),
 ]
 
@@ -173,8 +175,20 @@ def test_secret_rows_never_carry_values() -> None:
     objs = [dict(o, spec={"value": base64.b64encode(b"x").decode()}) for o in SECRETS]
     rows = views.secret_rows(objs, lambda key: f"secret://default/alice/{key}")
     assert rows == [
-        {"key": "alpha", "uri": "secret://default/alice/alpha", "ready": False, "namespaces": []},
-        {"key": "zeta", "uri": "secret://prod/alice/zeta", "ready": True, "namespaces": ["a", "b"]},
+        {
+            "key": "alpha",
+            "uri": "secret://default/alice/alpha",
+            "ready": False,
+            "copies": 0,
+            "namespaces": [],
+        },
+        {
+            "key": "zeta",
+            "uri": "secret://prod/alice/zeta",
+            "ready": True,
+            "copies": 3,
+            "namespaces": ["a", "b"],
+        },
     ]
 
 
@@ -488,7 +502,7 @@ def test_ls_formats(kube: FakeKube) -> None:
         assert CANARY not in result.stdout
         assert base64.b64encode(CANARY.encode()).decode() not in result.stdout
         rows = yaml.safe_load(result.stdout)
-        assert [sorted(r) for r in rows] == [["key", "namespaces", "ready", "uri"]] * 2
+        assert [sorted(r) for r in rows] == [["copies", "key", "namespaces", "ready", "uri"]] * 2
         assert rows[0]["uri"] == "secret://default/alice/alpha"
 
 

@@ -73,7 +73,9 @@ def test_copies_go_to_owner_and_grantee_then_statuses_say_so() -> None:
     ]
     assert api.requests[0].body["metadata"]["name"] == COPY
     assert set(cache.copies.refs()) == {("alice-ns", COPY), ("bob-ns", COPY)}
-    assert cache.usersecrets[("alice-ns", "db")].status["namespaces"] == ["alice-ns", "bob-ns"]
+    written = cache.usersecrets[("alice-ns", "db")].status
+    assert (written["namespaces"], written["copies"]) == (["alice-ns"], 2)
+    assert cache.grants[("alice-ns", "g")].status["copies"] == 1
     # In sync now: a second round writes nothing.
     asyncio.run(reconcile(reconciler))
     assert len(api.requests) == 4
@@ -104,7 +106,7 @@ def test_a_refusal_is_remembered_for_the_status_and_raised_for_a_retry() -> None
     asyncio.run(reconciler.statuses(PAIR))
     status = cache.grants[("alice-ns", "g")].status
     assert status["conditions"][0]["reason"] == "CopyFailed"
-    assert status["namespaces"] == []
+    assert status["copies"] == 0
 
 
 def test_a_dry_run_writes_no_status_and_remembers_no_copy() -> None:
