@@ -6,7 +6,6 @@ stays the only authority: the CLI can never do more than `kubectl` could.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import json
@@ -148,7 +147,8 @@ class Session:
     kubeconfig: str | None = None
     context: str | None = None
     namespace: str | None = None
-    sensitive: list[str] = field(default_factory=list)
+    #: Values this command handles: scrubbed from anything it prints.
+    sensitive: list[bytes] = field(default_factory=list)
     _space: Space | None = None
 
     def space(self) -> Space:
@@ -318,10 +318,10 @@ def secret_add(session: Session, key: str, value: str, wait: bool, timeout: floa
     The value is never printed.
     """
     if not value.startswith("@"):
-        session.sensitive.append(value)
+        session.sensitive.append(value.encode("utf-8", "surrogateescape"))
     validate_key(key)
     data = read_value(value, sys.stdin.buffer)
-    session.sensitive.append(base64.b64encode(data).decode())
+    session.sensitive.append(data)
     space = session.space()
     actions.add_secret(space, key, data, timeout)
     if wait:

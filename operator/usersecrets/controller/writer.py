@@ -43,17 +43,18 @@ class Outcome:
     errors: list[ApiException] = field(default_factory=list)
 
     @contextlib.contextmanager
-    def trying(self, ref: Ref, *, told: bool = True) -> Iterator[None]:
+    def trying(self, ref: Ref, value: bytes | None = None) -> Iterator[None]:
         """A failed write is noted and the plan goes on: one namespace refusing its copy (a
-        quota, a policy) must not keep the others from theirs. A refusal is told in the
-        statuses; anything else (a conflict, throttling, the apiserver failing) is retried
-        quietly, since it says nothing the user can act on."""
+        quota, a policy) must not keep the others from theirs. A refusal of a copy of `value`
+        is told in the statuses, scrubbed of it (a policy may quote what it refused);
+        anything else (a conflict, throttling, the apiserver failing, a refused delete) is
+        retried quietly, since it says nothing the user can act on."""
         try:
             yield
         except ApiException as error:
             self.errors.append(error)
-            if told and error.status in REFUSALS:
-                said = status.write_failure(error.status, error.reason, error.body)
+            if value is not None and error.status in REFUSALS:
+                said = status.write_failure(error.status, error.reason, error.body, [value])
                 self.refused.append((ref, said))
 
 
@@ -91,13 +92,13 @@ class Writer:
         """Every write of `plan` is tried; `versions` are those of the copies as we know them."""
         outcome = Outcome()
         for copy in plan.creates:
-            with outcome.trying((copy.namespace, copy.name)):
+            with outcome.trying((copy.namespace, copy.name), copy.value):
                 self._create(copy, outcome)
         for copy in plan.updates:
-            with outcome.trying((copy.namespace, copy.name)):
+            with outcome.trying((copy.namespace, copy.name), copy.value):
                 self._update(copy, versions.get((copy.namespace, copy.name)), outcome)
         for stale in plan.deletes:  # not a place the secret is meant to be: nothing to tell
-            with outcome.trying((stale.namespace, stale.name), told=False):
+            with outcome.trying((stale.namespace, stale.name)):
                 self._delete(stale, versions.get((stale.namespace, stale.name)), outcome)
         return outcome
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.rules import conditions
 from usersecrets.rules.desired import GrantFacts, GrantState, SecretFacts, SecretState
+from usersecrets.rules.scrub import scrub
 
 NAME_COLLISION = "NameCollision"
 COPY_FAILED = "CopyFailed"
@@ -37,12 +38,16 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def write_failure(code: int | None, reason: str | None, body: str | bytes | None) -> str:
-    """What the apiserver answered when a copy could not be written, as a status can say it.
+def write_failure(
+    code: int | None, reason: str | None, body: str | bytes | None, values: Iterable[bytes] = ()
+) -> str:
+    """What the apiserver answered when a copy of `values` could not be written, as a status
+    can say it.
 
-    Its message is told only in the apiserver's own shapes that name a quota or a policy and
-    never quote the object; anything else might (a policy webhook may echo what it refused),
-    so then only the HTTP status is told."""
+    Its message is told only in the apiserver's own shapes that name a quota or a policy, and
+    scrubbed of the values (before it is cut short, so that no half of one is left); anything
+    else might quote the object (a policy webhook may echo what it refused), so then only the
+    HTTP status is told."""
     said = f"HTTP {code} {reason}" if reason else f"HTTP {code}"
     try:
         message = json.loads(body or "{}").get("message")
@@ -50,7 +55,7 @@ def write_failure(code: int | None, reason: str | None, body: str | bytes | None
         message = None
     for shape in _TOLD if isinstance(message, str) else ():
         if found := shape.search(message):
-            return f"{said}: {found.group(0)[:_QUOTED]}"
+            return f"{said}: {scrub(found.group(0), values)[:_QUOTED]}"
     return said
 
 

@@ -276,7 +276,9 @@ def test_matching_grants_go_by_spec_not_name() -> None:
 def test_redact() -> None:
     message = 'UserSecret "k" is invalid: spec.value: Invalid value: "c2VjcmV0": bad'
     assert "c2VjcmV0" not in errors.redact(message, [])
-    assert errors.redact(f"echo {CANARY}!", [CANARY]) == "echo <redacted>!"
+    assert errors.redact(f"echo {CANARY}!", [CANARY.encode()]) == "echo <redacted>!"
+    encoded = base64.b64encode(CANARY.encode()).decode()
+    assert errors.redact(f"echo {encoded}!", [CANARY.encode()]) == "echo <redacted>!"
 
 
 # --- Error mapping ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -208,3 +209,11 @@ def test_a_refusal_is_told_only_in_shapes_that_cannot_quote_the_secret() -> None
     assert write_failure(500, "Oops", "<html>") == "HTTP 500 Oops"
     long = write_failure(403, "Forbidden", '{"message": "exceeded quota: ' + "q" * 500 + '"}')
     assert len(long) == len("HTTP 403 Forbidden: ") + 200
+
+
+def test_a_refusal_is_scrubbed_of_the_value_before_it_is_cut_short() -> None:
+    value = b"hunter2-hunter2-hunter2"
+    echoed = "exceeded quota: " + "q" * 180 + " " + base64.b64encode(value).decode()
+    said = write_failure(403, "Forbidden", json.dumps({"message": echoed}), [value])
+    assert said == "HTTP 403 Forbidden: exceeded quota: " + "q" * 180 + " <redacted>"[:4]
+    assert "aHVu" not in said
