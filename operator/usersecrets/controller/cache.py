@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable, KeysView, Mapping
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from usersecrets.api.resources import SecretKeySelector, UserSecretSpec
 from usersecrets.rules import naming
@@ -23,6 +23,11 @@ from usersecrets.settings import Settings
 
 Ref = tuple[str, str]  # (namespace, name)
 Pairs = set[OwnerKey]
+
+T = TypeVar("T")
+
+#: Objects a relist records before the event loop may answer an admission again.
+RELIST_CHUNK = 500
 
 
 @dataclass
@@ -58,6 +63,11 @@ class Tracked:
 
 def _compact(status: Mapping[str, Any] | None) -> str:
     return json.dumps(status or {}, separators=(",", ":"))
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(items), RELIST_CHUNK):
+        yield items[start : start + RELIST_CHUNK]
 
 
 def ref_of(obj: Mapping[str, Any]) -> Ref:
@@ -260,41 +270,51 @@ class Cache:
         """From now until `end_relist`, events are noted: they are newer than the lists."""
         self._touched = set()
 
-    def end_relist(self, lists: Lists | None) -> Pairs:
+    def end_relist(self, lists: Lists | None) -> Iterator[Pairs]:
         """Makes the cache equal to full lists (None: they could not be had), but for what
-        events changed since they began.
+        events changed since they began; yields the pairs it dirtied, `RELIST_CHUNK` objects
+        at a time, so that the event loop answers admissions in between (events that come
+        then are newer than the lists, and win too).
 
         At start, before any work (so nothing is deleted because the view was partial), and
         periodically, because a watch that restarts from a new list never tells of what was
         deleted while it was away."""
-        touched, self._touched = self._touched or set(), None
-        dirty: Pairs = set()
-        if lists is None:
-            return dirty
-
-        def fresh(kind: str, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [o for o in listed if (kind, ref_of(o)) not in touched]
-
-        for name, labels in lists.namespaces.items():
-            if ("namespace", ("", name)) not in touched:
-                dirty |= self.namespace(name, labels, deleted=False)
-        for copy in fresh("secret", lists.copies):
-            dirty |= self.copy(copy, False)
-        for grant in fresh("grant", lists.grants):
-            dirty |= self.secretgrant(grant, False)
-        for user_secret in fresh("usersecret", lists.usersecrets):
-            dirty |= self.usersecret(user_secret, False)
-        # Gone since, unless an event brought it back while we listed.
-        for name in self.world.namespaces() - lists.namespaces.keys():
-            if ("namespace", ("", name)) not in touched:
-                dirty |= self.namespace(name, None, deleted=True)
-        for kind, cached, listed, forget in (
-            ("secret", self.copies.refs(), lists.copies, self.copy),
-            ("grant", self.grants.keys(), lists.grants, self.secretgrant),
-            ("usersecret", self.usersecrets.keys(), lists.usersecrets, self.usersecret),
-        ):
-            dirty |= self._forget_unlisted(kind, cached, listed, forget, touched)
-        return dirty
+        touched = self._touched if self._touched is not None else set()
+        try:
+            if lists is None:
+                return
+            namespaces = [
+                (name, labels)
+                for name, labels in lists.namespaces.items()
+                if ("namespace", ("", name)) not in touched
+            ]
+            for chunk in _chunks(namespaces):
+                yield set().union(*(self.namespace(n, labels, False) for n, labels in chunk))
+            for kind, listed, record in (
+                ("secret", lists.copies, self.copy),
+                ("grant", lists.grants, self.secretgrant),
+                ("usersecret", lists.usersecrets, self.usersecret),
+            ):
+                for batch in _chunks(listed):
+                    fresh = [o for o in batch if (kind, ref_of(o)) not in touched]
+                    yield set().union(*(record(o, False) for o in fresh))
+            # Gone since, unless an event brought it back while we listed.
+            gone = self.world.namespaces() - lists.namespaces.keys()
+            yield set().union(
+                *(
+                    self.namespace(name, None, deleted=True)
+                    for name in gone
+                    if ("namespace", ("", name)) not in touched
+                )
+            )
+            for kind, cached, listed, forget in (
+                ("secret", self.copies.refs(), lists.copies, self.copy),
+                ("grant", self.grants.keys(), lists.grants, self.secretgrant),
+                ("usersecret", self.usersecrets.keys(), lists.usersecrets, self.usersecret),
+            ):
+                yield self._forget_unlisted(kind, cached, listed, forget, touched)
+        finally:
+            self._touched = None
 
     def everything(self) -> Pairs:
         """Every pair the cache knows of, including ones only a stale copy still names."""

@@ -62,9 +62,12 @@ class Controller:
         try:
             lists = await asyncio.to_thread(reads.list_all, self.api)
         except BaseException:
-            self.cache.end_relist(None)
+            for _ in self.cache.end_relist(None):
+                pass
             raise
-        self.handle(self.cache.end_relist, lists)
+        for dirty in self.cache.end_relist(lists):
+            self.queues.copies.add_all(dirty)
+            await asyncio.sleep(0)  # admissions first
         logger.info(
             "listed %d user secrets, %d grants and %d copies",
             len(self.cache.usersecrets),

@@ -65,7 +65,7 @@ def reviewer(lookups: Lookups, settings: Settings) -> Review:
 def admission_handler(review: Review) -> Handler:
     """The POST body as JSON, answered by `review`; what is not a JSON object is a 400."""
 
-    async def handle(body: bytes) -> Answer:
+    async def handle(body: bytearray) -> Answer:
         try:
             parsed = orjson.loads(body)
         except (ValueError, RecursionError):

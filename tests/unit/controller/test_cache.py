@@ -158,6 +158,10 @@ def test_what_a_reconcile_found_replaces_what_the_last_one_did() -> None:
     assert found.refused == {}
 
 
+def relisted(found: Cache, lists: Lists | None) -> set[OwnerKey]:
+    return set().union(*found.end_relist(lists))
+
+
 def lists(namespaces: dict[str, str], grants: list[dict[str, Any]]) -> Lists:
     labelled: dict[str, dict[str, str] | None] = {n: {USER: u} for n, u in namespaces.items()}
     return Lists(labelled, copies=[], grants=grants, usersecrets=[], secrets_version="7")
@@ -171,8 +175,8 @@ def test_a_relist_forgets_what_was_deleted_unseen_but_not_what_came_back() -> No
     found.begin_relist()
     # Listed after "revoked" was deleted; "late" arrives by an event meanwhile.
     found.secretgrant(grant("alice-ns", "late", "db", "dave"), deleted=False)
-    dirty = found.end_relist(
-        lists({"alice-ns": "alice"}, [grant("alice-ns", "kept", "db", "carol")])
+    dirty = relisted(
+        found, lists({"alice-ns": "alice"}, [grant("alice-ns", "kept", "db", "carol")])
     )
     assert set(found.grants) == {("alice-ns", "kept"), ("alice-ns", "late")}
     assert found.world.namespaces() == {"alice-ns"}  # bob's namespace went unseen too
@@ -184,7 +188,7 @@ def test_a_relist_keeps_what_an_event_changed_while_it_listed() -> None:
     found = cache(("alice-ns", "alice"))
     found.begin_relist()
     found.secretgrant(grant("alice-ns", "g", "db", "carol", generation=2), deleted=False)
-    found.end_relist(lists({"alice-ns": "alice"}, [grant("alice-ns", "g", "db", "bob")]))
+    relisted(found, lists({"alice-ns": "alice"}, [grant("alice-ns", "g", "db", "bob")]))
     view = found.world.grant("alice-ns", "g")
     assert view is not None
     assert view.user == "carol"
@@ -193,10 +197,10 @@ def test_a_relist_keeps_what_an_event_changed_while_it_listed() -> None:
 def test_a_relist_that_failed_stops_noting_events() -> None:
     found = cache()
     found.begin_relist()
-    assert found.end_relist(None) == set()
+    assert relisted(found, None) == set()
     found.secretgrant(grant("alice-ns", "g", "db", "bob"), deleted=False)
     found.begin_relist()
-    found.end_relist(lists({}, [grant("alice-ns", "g", "db", "bob")]))
+    relisted(found, lists({}, [grant("alice-ns", "g", "db", "bob")]))
     assert ("alice-ns", "g") in found.grants  # not mistaken for an event during this relist
 
 
@@ -215,3 +219,21 @@ def test_a_copys_finalizers_and_deletion_are_remembered() -> None:
     found.copy(body, deleted=False)
     [kept] = found.copies.of_pair(OwnerKey("alice", "db"))
     assert (kept.finalizers, kept.deleting) == (("bob.example/keep",), True)
+
+
+def test_a_relist_yields_in_chunks_and_an_event_in_between_wins() -> None:
+    """The event loop answers admissions between chunks; what it records meanwhile is newer."""
+    found = cache(("alice-ns", "alice"))
+    listed = [grant("alice-ns", f"g{i}", "db", "bob") for i in range(1200)]
+    found.begin_relist()
+    steps = found.end_relist(lists({"alice-ns": "alice"}, listed))
+    next(steps)  # the namespaces
+    next(steps)  # the first 500 grants
+    assert len(found.grants) == 500
+    found.secretgrant(grant("alice-ns", "g999", "db", "carol", generation=2), deleted=False)
+    for _ in steps:
+        pass
+    assert len(found.grants) == 1200
+    view = found.world.grant("alice-ns", "g999")
+    assert view is not None
+    assert view.user == "carol"
