@@ -160,8 +160,15 @@ def role_binding(name: str, cluster_role: str, subject: dict[str, str]) -> dict[
     }
 
 
-def bind_user(admin: client.ApiClient, namespace: str, user: str, role: str = USER_ROLE) -> None:
-    """Let `user` act in `namespace` with the rights of the ClusterRole `role`."""
+def bind_user(
+    admin: client.ApiClient,
+    namespace: str,
+    user: str,
+    role: str = USER_ROLE,
+    proof: tuple[str, str, str] = ("get", "", "secrets"),
+) -> None:
+    """Let `user` act in `namespace` with the rights of the ClusterRole `role`; `proof` is
+    (verb, group, resource) of a right it gives, to wait for."""
     subject = {"kind": "User", "name": user, "apiGroup": RBAC_GROUP}
     client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
         namespace, role_binding(f"{user}-{role}", role, subject)
@@ -172,8 +179,9 @@ def bind_user(admin: client.ApiClient, namespace: str, user: str, role: str = US
             "user": user,
             "resourceAttributes": {
                 "namespace": namespace,
-                "verb": "get",
-                "resource": "secrets",
+                "verb": proof[0],
+                "group": proof[1],
+                "resource": proof[2],
             },
         }
     }

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Secret types that are credentials of the cluster itself: a user may read a ServiceAccount
+#: token of their namespace, but sharing it hands out a workload's identity.
+CLUSTER_CREDENTIALS = ("kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token")
+
 
 class Settings(BaseSettings):
     """Everything a platform team may tune; the Helm chart sets these as env vars."""
@@ -25,6 +29,10 @@ class Settings(BaseSettings):
     )
     operator_namespace: str = Field(
         "usersecrets-system", description="Where the operator runs; never a user's namespace."
+    )
+    value_from_refused_types: tuple[str, ...] = Field(
+        CLUSTER_CREDENTIALS,
+        description="Secret types a valueFrom may not name: credentials of the cluster itself.",
     )
     log_level: str = "INFO"
     resync_seconds: float = Field(

@@ -167,6 +167,7 @@ BASE_KINDS = [
     "Service",
     "Service",
     "ServiceAccount",
+    "ValidatingWebhookConfiguration",
 ]
 EXPECTED_KINDS = {
     "defaults": sorted([*BASE_KINDS, "PodDisruptionBudget"]),
@@ -326,10 +327,12 @@ def test_standin_crds_do_validate(tools: Tools, namespace: str, tmp_path: Path) 
 
 
 def webhook_configs_of(admin: client.ApiClient, release: str) -> list[str]:
-    configs = client.AdmissionregistrationV1Api(admin).list_mutating_webhook_configuration(
-        label_selector=f"app.kubernetes.io/instance={release}"
-    )
-    return [c.metadata.name for c in configs.items]
+    """The release's webhook configurations, mutating then validating."""
+    registration = client.AdmissionregistrationV1Api(admin)
+    selector = f"app.kubernetes.io/instance={release}"
+    mutating = registration.list_mutating_webhook_configuration(label_selector=selector)
+    validating = registration.list_validating_webhook_configuration(label_selector=selector)
+    return [c.metadata.name for c in (*mutating.items, *validating.items)]
 
 
 @pytest.mark.usefixtures("standin_crds")
@@ -418,7 +421,7 @@ def test_second_release_installs_upgrades_and_uninstalls(
             tools.helm("uninstall", release, *where, "--wait", "--timeout=60s", check=False)
         tools.kubectl(
             "delete",
-            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfigurations,validatingwebhookconfigurations",
             "-l",
             f"app.kubernetes.io/instance={release}",
             "--ignore-not-found",
@@ -455,6 +458,10 @@ ALLOWED: list[tuple[str, ...]] = [
     ("create", "events", "-n", USER_NS),
     ("get", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
     ("patch", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
+    ("get", f"validatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
+    ("patch", f"validatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
+    # Asking the apiserver whether the author of a valueFrom or a grant may read its Secret.
+    ("create", "subjectaccessreviews.authorization.k8s.io"),
     # The Role lets it create a Lease of any name in its own namespace (create cannot be
     # limited by name), and read and renew only its own.
     ("create", "leases.coordination.k8s.io", "-n", RELEASE_NS),
@@ -507,7 +514,11 @@ REFUSED: list[tuple[str, ...]] = [
     ("create", "mutatingwebhookconfigurations"),
     ("delete", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
     ("update", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
-    ("patch", "validatingwebhookconfigurations"),
+    ("patch", "validatingwebhookconfigurations/someone-elses-webhook"),
+    ("list", "validatingwebhookconfigurations"),
+    ("delete", f"validatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
+    ("create", "localsubjectaccessreviews.authorization.k8s.io", "-n", USER_NS),
+    ("create", "tokenreviews.authentication.k8s.io"),
     # Leases: not another name's, not ours beyond get/update, not outside its namespace.
     ("get", "leases.coordination.k8s.io/another-lease", "-n", RELEASE_NS),
     ("update", "leases.coordination.k8s.io/another-lease", "-n", RELEASE_NS),

@@ -96,3 +96,12 @@ Image reference: repository@digest when a digest is given, else repository:tag (
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Development only: the https URL of one of the operator's webhook paths, from webhook.url (the
+pod webhook's URL, ending in /mutate-pods). Usage: include "usersecrets.webhookURL" (list . "/path")
+*/}}
+{{- define "usersecrets.webhookURL" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s%s" ($root.Values.webhook.url | trimSuffix "/mutate-pods") (index . 1) -}}
+{{- end }}

@@ -29,13 +29,17 @@ def list_all(api: KubeApi) -> Lists:
     )
 
 
-def read_source(api: KubeApi, namespace: str, selector: SecretKeySelector) -> bytes | None:
-    """The bytes a valueFrom names, or None when its Secret or key does not exist."""
+def read_source(
+    api: KubeApi, namespace: str, selector: SecretKeySelector
+) -> tuple[bytes | None, str]:
+    """The bytes a valueFrom names (None when its Secret or key does not exist), and the
+    Secret's type."""
     try:
         source = api.json("GET", f"{paths.secrets_in(namespace)}/{selector.name}")
     except ApiException as error:
         if error.status == 404:
-            return None
+            return None, ""
         raise
     encoded = (source.get("data") or {}).get(selector.key)
-    return None if encoded is None else base64.b64decode(encoded)
+    kind = str(source.get("type") or "Opaque")
+    return (None if encoded is None else base64.b64decode(encoded)), kind

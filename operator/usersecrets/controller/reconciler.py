@@ -23,7 +23,7 @@ from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ReadSource = Callable[[str, SecretKeySelector], bytes | None]
+ReadSource = Callable[[str, SecretKeySelector], tuple[bytes | None, str]]
 
 
 class Reconciler:
@@ -109,7 +109,10 @@ class Reconciler:
             tracked = self.cache.usersecrets.get((namespace, pair.key))
             if tracked is None or tracked.value_from is None:
                 continue
-            value = await asyncio.to_thread(self.read_source, namespace, tracked.value_from)
+            value, kind = await asyncio.to_thread(self.read_source, namespace, tracked.value_from)
+            refused = kind if kind in self.settings.value_from_refused_types else None
+            if refused:
+                value = None  # not even kept: a credential of the cluster is never copied
             view = world.secret(namespace, pair.key)
-            if view is not None and view.value != value:
-                world.put_secret(dataclasses.replace(view, value=value))
+            if view is not None and (view.value, view.refused_type) != (value, refused):
+                world.put_secret(dataclasses.replace(view, value=value, refused_type=refused))

@@ -22,8 +22,12 @@ def custom(plural: str, namespace: str | None = None) -> str:
     return f"/apis/{GROUP}/{VERSION}{where}/{plural}"
 
 
-def webhook_configuration(name: str) -> str:
-    return f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
+#: Our webhook configurations' kinds, as their paths name them.
+WEBHOOK_CONFIGURATIONS = ("mutatingwebhookconfigurations", "validatingwebhookconfigurations")
+
+
+def webhook_configuration(name: str, kind: str = WEBHOOK_CONFIGURATIONS[0]) -> str:
+    return f"/apis/admissionregistration.k8s.io/v1/{kind}/{name}"
 
 
 def leases_in(namespace: str) -> str:

@@ -51,6 +51,8 @@ class SecretView:
     key: str
     created: str
     value: bytes | None = field(repr=False)
+    #: The type of its valueFrom Secret, when that type is one that is never copied.
+    refused_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class SecretState(StrEnum):
 
     MATERIALIZED = "Materialized"
     SOURCE_MISSING = "SourceMissing"
+    SOURCE_REFUSED = "SourceRefused"
     CONFLICT = "Conflict"
     NO_OWNER = "NoOwner"
 
@@ -118,6 +121,8 @@ class SecretFacts:
     owned: tuple[str, ...] = ()
     #: The namespace of the older UserSecret with the same (owner, key), when in conflict.
     conflict_with: str | None = None
+    #: The type of its valueFrom Secret, when that type is never copied.
+    refused_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +440,15 @@ def _compute_pair(
                 uri,
                 SecretState.CONFLICT,
                 conflict_with=winner.namespace,
+            )
+        elif secret.refused_type is not None:
+            facts = SecretFacts(
+                secret.namespace,
+                key,
+                owner,
+                uri,
+                SecretState.SOURCE_REFUSED,
+                refused_type=secret.refused_type,
             )
         elif value is None:
             facts = SecretFacts(secret.namespace, key, owner, uri, SecretState.SOURCE_MISSING)

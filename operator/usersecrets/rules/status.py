@@ -123,6 +123,14 @@ def secret_status(
         ok, reason = False, facts.state.value
         source = f"'{value_from.name}' with key '{value_from.key}'" if value_from else "source"
         message = f"The valueFrom Secret {source} does not exist in this namespace"
+    elif facts.state is SecretState.SOURCE_REFUSED:
+        ok, reason = False, facts.state.value
+        source = f"'{value_from.name}'" if value_from else "source"
+        message = (
+            f"The valueFrom Secret {source} is of type {facts.refused_type}, a credential of "
+            "the cluster itself: it is not copied (the platform may allow the type with the "
+            "chart's valueFrom.refusedTypes)"
+        )
     elif facts.state is SecretState.CONFLICT:
         ok, reason = False, facts.state.value
         message = (

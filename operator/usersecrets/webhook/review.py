@@ -20,6 +20,7 @@ from usersecrets.webhook.lookups import Lookups
 from usersecrets.webhook.server import JSON, Answer, Handler, Routes, ok
 
 MUTATE_PATH = "/mutate-pods"
+VALIDATE_PATH = "/validate-usersecrets"
 HEALTH_PATH = "/healthz"
 
 Review = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -77,9 +78,13 @@ def admission_handler(review: Review) -> Handler:
     return handle
 
 
-def routes(review: Review) -> Routes:
-    """What the apiserver may call on the webhook's port."""
-    return {
+def routes(review: Review, validate: Review | None = None) -> Routes:
+    """What the apiserver may call on the webhook's port: pods to mutate, and (with
+    `validate`) writes of UserSecrets and SecretGrants to check."""
+    found: dict[bytes, tuple[bytes, Handler]] = {
         MUTATE_PATH.encode(): (b"POST", admission_handler(review)),
         HEALTH_PATH.encode(): (b"GET", ok),
     }
+    if validate is not None:
+        found[VALIDATE_PATH.encode()] = (b"POST", admission_handler(validate))
+    return found

@@ -13,6 +13,7 @@ from usersecrets.webhook import selfmanaged, tls
 from usersecrets.webhook.lookups import Lookups
 from usersecrets.webhook.review import reviewer, routes
 from usersecrets.webhook.server import Server, serve
+from usersecrets.webhook.validation import validator
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ async def start(
         bundle = await asyncio.to_thread(refresh)
         context = tls.ssl_context_from_bundle(bundle)
         keeper = selfmanaged.keep_bundle_current(context, refresh, bundle)
-    review = reviewer(lookups, settings)
-    server = await serve(routes(review), context, settings.webhook_host, settings.webhook_port)
+    review, validate = reviewer(lookups, settings), validator(api)
+    server = await serve(
+        routes(review, validate), context, settings.webhook_host, settings.webhook_port
+    )
     logger.info("webhook serving on %s:%d", settings.webhook_host, settings.webhook_port)
     return server, asyncio.create_task(keeper)

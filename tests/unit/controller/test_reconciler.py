@@ -23,14 +23,17 @@ COPY = "usec-alice-db-9d8a53f9a3"
 
 
 def setup(
-    answer: Any = None, source: bytes | None = None, dry_run: bool = False
+    answer: Any = None,
+    source: bytes | None = None,
+    dry_run: bool = False,
+    source_type: str = "Opaque",
 ) -> tuple[Reconciler, Cache, FakeApi, list[tuple[str, str]]]:
     settings = Settings(cluster_name="c", dry_run=dry_run)
     cache, api, reads = Cache(settings), FakeApi(answer), []
 
-    def read_source(namespace: str, selector: SecretKeySelector) -> bytes | None:
+    def read_source(namespace: str, selector: SecretKeySelector) -> tuple[bytes | None, str]:
         reads.append((namespace, selector.name))
-        return source
+        return source, source_type
 
     kube = cast(Any, api)
     reconciler = Reconciler(
@@ -116,3 +119,26 @@ def test_a_dry_run_writes_no_status_and_remembers_no_copy() -> None:
     assert api.sent() == [("POST", "/api/v1/namespaces/alice-ns/secrets")]
     assert api.requests[0].query == {"dryRun": "All"}
     assert len(cache.copies) == 0
+
+
+def test_a_service_account_token_is_not_copied() -> None:
+    reconciler, cache, api, _ = setup(
+        created, source=b"eyJhbGciOi", source_type="kubernetes.io/service-account-token"
+    )
+    spec = {"valueFrom": {"secretKeyRef": {"name": "default-token", "key": "token"}}}
+    cache.usersecret(usersecret(spec), deleted=False)
+    asyncio.run(reconcile(reconciler))
+    assert api.sent() == [
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db/status"),
+        ("POST", "/api/v1/namespaces/alice-ns/events"),  # a problem: an Event tells it
+    ]
+    condition = api.requests[0].body["status"]["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "SourceRefused")
+    assert condition["message"] == (
+        "The valueFrom Secret 'default-token' is of type kubernetes.io/service-account-token, "
+        "a credential of the cluster itself: it is not copied (the platform may allow the type "
+        "with the chart's valueFrom.refusedTypes)"
+    )
+    view = cache.world.secret("alice-ns", "db")
+    assert view is not None
+    assert view.value is None  # not even kept in memory
