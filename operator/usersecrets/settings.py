@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     leader_election: bool = True
     lease_name: str = "usersecrets-leader"
     lease_seconds: int = Field(
-        15, description="A leader that has not renewed for this long may be replaced."
+        15,
+        description="A standby takes the Lease once it has seen its record unchanged for this "
+        "long, on its own monotonic clock (never by comparing the holder's renewTime with its "
+        "wall clock).",
     )
     lease_renew_seconds: float = Field(5.0, description="How often the leader renews.")
