@@ -168,13 +168,15 @@ BASE_KINDS = [
     "Service",
     "ServiceAccount",
 ]
+# Without cert-manager: the Role (and its binding) that lets it replace its certificate Secret.
+SELF_MANAGED_CERT_KINDS = ["Role", "RoleBinding"]
 EXPECTED_KINDS = {
-    "defaults": sorted([*BASE_KINDS, "PodDisruptionBudget"]),
+    "defaults": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, "PodDisruptionBudget"]),
     "all-options": sorted([*BASE_KINDS, "PodDisruptionBudget", "Certificate", "ServiceMonitor"]),
     "all-options-self-signed": sorted(
         [*BASE_KINDS, "PodDisruptionBudget", "Certificate", "Issuer", "ServiceMonitor"]
     ),
-    "dev-url-one-replica": BASE_KINDS,
+    "dev-url-one-replica": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS]),
 }
 
 
@@ -286,9 +288,11 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
     assert excluded == ["kube-system", "opts-ns", "ci-runners", "legacy-jobs"]
 
-    # With cert-manager, its CA injector writes caBundle: no RBAC on webhook configurations.
+    # With cert-manager, its CA injector writes caBundle: no RBAC on webhook configurations,
+    # and cert-manager writes the certificate Secret: no Role to replace it.
     role = one(docs, "ClusterRole")
     assert not [r for r in role["rules"] if "admissionregistration.k8s.io" in r["apiGroups"]]
+    assert one(docs, "Role")["metadata"]["name"] == "opts-usec-leader-election"
 
     certificate = one(docs, "Certificate")
     assert certificate["spec"]["issuerRef"] == options["certManager"]["issuerRef"]
@@ -382,7 +386,7 @@ def test_second_release_installs_upgrades_and_uninstalls(
         )
         assert "STATUS: deployed" in tools.helm("status", release, *where).stdout
         upgraded = parse(tools.helm("get", "manifest", release, *where).stdout)
-        assert kinds(upgraded) == BASE_KINDS
+        assert kinds(upgraded) == sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS])
         for kind in ("certificates", "servicemonitors"):
             group = "cert-manager.io" if kind == "certificates" else "monitoring.coreos.com"
             listing = custom.list_namespaced_custom_object(group, "v1", namespace, kind)
@@ -442,7 +446,8 @@ ALLOWED: list[tuple[str, ...]] = [
     ("create", "secrets", "-n", USER_NS),
     ("patch", "secrets", "-n", USER_NS),
     ("delete", "secrets", "-n", USER_NS),
-    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", RELEASE_NS),  # certificate rotation
+    # Certificate rotation: its own certificate Secret only (a Role in its namespace).
+    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", RELEASE_NS),
     ("list", "namespaces"),
     ("watch", "namespaces"),
     ("get", "namespaces"),
@@ -487,6 +492,14 @@ REFUSED: list[tuple[str, ...]] = [
     ("impersonate", "users"),
     ("impersonate", "serviceaccounts", "-n", RELEASE_NS),
     ("create", "serviceaccounts", "--subresource=token", "-n", RELEASE_NS),
+    # Secrets: copies are created, patched and deleted, never replaced; only its certificate
+    # Secret may be, in its own namespace.
+    ("update", "secrets", "-n", USER_NS),
+    ("update", "secrets", "--all-namespaces"),
+    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", USER_NS),
+    ("update", "secrets/another-secret", "-n", RELEASE_NS),
+    ("update", "secrets", "-n", RELEASE_NS),
+    ("patch", f"roles.rbac.authorization.k8s.io/{FULLNAME}-webhook-certificate", "-n", RELEASE_NS),
     # Namespaces are read-only to it.
     ("delete", "namespaces"),
     ("create", "namespaces"),
@@ -617,6 +630,8 @@ def test_service_account_real_requests(
         dry_run="All",
         _content_type=JSON_PATCH,
     )
+    certificate = core.read_namespaced_secret(WEBHOOK_CERT_SECRET, RELEASE_NS)
+    core.replace_namespaced_secret(WEBHOOK_CERT_SECRET, RELEASE_NS, certificate, dry_run="All")
     wait_for(lambda: _read_lease(leases), what=f"the operator's Lease {RELEASE_NS}/{LEASE}")
     # The operator renews its Lease meanwhile: an update at a stale resourceVersion is a 409.
     wait_for(lambda: _renew_dry_run(leases), what="a dry-run update of the Lease")
@@ -639,6 +654,8 @@ def test_service_account_real_requests(
     )
 
     # What it must not do.
+    probe = client.V1Secret(metadata=client.V1ObjectMeta(name="probe"), string_data={"k": "v"})
+    refused(lambda: core.replace_namespaced_secret("probe", namespace, probe, dry_run="All"))
     patch = {"spec": {"replicas": 5}}
     refused(lambda: apps.patch_namespaced_deployment(FULLNAME, RELEASE_NS, patch))
     refused(lambda: core.list_namespaced_pod(namespace))
