@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import json
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -39,6 +41,37 @@ CONTROLLERS = (
     "clusterrole-aggregation-controller",
     "job-controller",
 )
+
+
+#: What the apiserver encrypts at rest: Secrets, and the UserSecrets whose spec.value is a value.
+ENCRYPTED_RESOURCES = ("secrets", "usersecrets.usersecrets.io")
+#: How an encrypted object starts in etcd: the provider, its version and the key's name.
+ENCRYPTED_PREFIX = b"k8s:enc:secretbox:v1:key1:"
+
+
+def encryption_configuration(key: bytes) -> dict[str, Any]:
+    """The EncryptionConfiguration SECURITY.md tells operators to use, with `key` (32 bytes).
+
+    Reads fall through to `identity`, so objects written before encryption was switched on
+    stay readable until they are rewritten.
+    """
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "EncryptionConfiguration",
+        "resources": [
+            {
+                "resources": list(ENCRYPTED_RESOURCES),
+                "providers": [
+                    {
+                        "secretbox": {
+                            "keys": [{"name": "key1", "secret": base64.b64encode(key).decode()}]
+                        }
+                    },
+                    {"identity": {}},
+                ],
+            }
+        ],
+    }
 
 
 class ControlPlaneError(RuntimeError):
@@ -110,6 +143,7 @@ class ControlPlane:
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.port = free_port()
         self.server = f"https://127.0.0.1:{self.port}"
+        self.etcd_url = ""
         self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
         self._args: dict[str, list[str]] = {}
         self._ca: Bundle | None = None
@@ -189,6 +223,10 @@ class ControlPlane:
             "sa.pub": sa_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
+            # A random key per cluster: nothing in the tree can decrypt another run's etcd.
+            "encryption.yaml": yaml.safe_dump(
+                encryption_configuration(secrets.token_bytes(32))
+            ).encode(),
         }
         paths = {}
         for name, data in files.items():
@@ -242,6 +280,7 @@ class ControlPlane:
     def _start(self, timeout: float) -> None:
         pki = self._write_pki()
         etcd_client, etcd_peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{etcd_client}"
         self._spawn(
             "etcd",
             [
@@ -273,6 +312,7 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={pki['sa.pub']}",
                 f"--service-account-signing-key-file={pki['sa.key']}",
+                f"--encryption-provider-config={pki['encryption.yaml']}",
                 "--allow-privileged=true",
                 "--v=1",
             ],
@@ -322,6 +362,18 @@ class ControlPlane:
                 return r.status, r.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
+
+    def etcd_value(self, key: str) -> bytes | None:
+        """What etcd itself stores under `key` (as the apiserver wrote it), read through etcd's
+        v3 JSON gateway, past the apiserver; None when there is no such key."""
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+        request = urllib.request.Request(  # noqa: S310  (http://127.0.0.1 of our own etcd)
+            f"{self.etcd_url}/v3/kv/range", data=body, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            found = json.loads(response.read())
+        kvs = found.get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]) if kvs else None
 
     def _check_alive(self) -> None:
         for name, process, _ in self._processes:
