@@ -4,6 +4,10 @@ etcd, kube-apiserver and kube-controller-manager run as child processes on free 
 ports, the way controller-runtime's envtest does, because no container engine is available
 where we develop and test. The binaries come from `KUBEBUILDER_ASSETS` when it has them all,
 otherwise from hack/controlplane/build.sh, which builds the pinned release once into a cache.
+
+The apiserver is set up as SECURITY.md asks of production ones: it encrypts Secrets and
+UserSecrets at rest (a random key per cluster), and it presents a client certificate of its own
+CA to the admission webhooks that ask for one.
 """
 
 from __future__ import annotations
@@ -69,6 +73,45 @@ def encryption_configuration(key: bytes) -> dict[str, Any]:
                     },
                     {"identity": {}},
                 ],
+            }
+        ],
+    }
+
+
+#: The name in the client certificate the apiserver presents to every admission webhook.
+WEBHOOK_CLIENT = "kube-apiserver-webhook-client"
+
+
+def admission_configuration(kubeconfig: Path) -> dict[str, Any]:
+    """Both webhook admission plugins take their credentials for webhooks from `kubeconfig`."""
+    webhook = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": str(kubeconfig),
+    }
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [
+            {"name": name, "configuration": webhook}
+            for name in ("MutatingAdmissionWebhook", "ValidatingAdmissionWebhook")
+        ],
+    }
+
+
+def webhook_client_kubeconfig(certificate: Bundle) -> dict[str, Any]:
+    """The apiserver's credentials for calling webhooks: this client certificate for every
+    webhook (`*`), which it presents to those that ask for one."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "users": [
+            {
+                "name": "*",
+                "user": {
+                    "client-certificate-data": base64.b64encode(certificate.cert_pem).decode(),
+                    "client-key-data": base64.b64encode(certificate.key_pem).decode(),
+                },
             }
         ],
     }
@@ -144,6 +187,9 @@ class ControlPlane:
         self.port = free_port()
         self.server = f"https://127.0.0.1:{self.port}"
         self.etcd_url = ""
+        #: The CA of the client certificate the apiserver presents to webhooks, and its file.
+        self.webhook_client_ca: Bundle | None = None
+        self.webhook_client_ca_file = self.workdir / "pki" / "webhook-client-ca.crt"
         self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
         self._args: dict[str, list[str]] = {}
         self._ca: Bundle | None = None
@@ -215,6 +261,12 @@ class ControlPlane:
             ip_addresses=("127.0.0.1",),
         )
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        # A CA of its own for the apiserver's webhook client certificate: a webhook that trusts
+        # it trusts the apiserver alone, not every user with a certificate of the cluster's CA.
+        self.webhook_client_ca = new_ca("usersecrets-devcluster-webhook-client-ca")
+        webhook_client = issue_certificate(
+            self.webhook_client_ca, common_name=WEBHOOK_CLIENT, client=True
+        )
         files = {
             "ca.crt": self.ca.cert_pem,
             "apiserver.crt": serving.cert_pem,
@@ -223,6 +275,13 @@ class ControlPlane:
             "sa.pub": sa_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
+            "webhook-client-ca.crt": self.webhook_client_ca.cert_pem,
+            "webhook-client.kubeconfig": yaml.safe_dump(
+                webhook_client_kubeconfig(webhook_client)
+            ).encode(),
+            "admission.yaml": yaml.safe_dump(
+                admission_configuration(pki / "webhook-client.kubeconfig")
+            ).encode(),
             # A random key per cluster: nothing in the tree can decrypt another run's etcd.
             "encryption.yaml": yaml.safe_dump(
                 encryption_configuration(secrets.token_bytes(32))
@@ -308,6 +367,7 @@ class ControlPlane:
                 f"--client-ca-file={pki['ca.crt']}",
                 "--authorization-mode=RBAC",
                 "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                f"--admission-control-config-file={pki['admission.yaml']}",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={pki['sa.pub']}",

@@ -96,3 +96,8 @@ Image reference: repository@digest when a digest is given, else repository:tag (
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/* ConfigMap holding the CA of the kube-apiserver's webhook client certificate. */}}
+{{- define "usersecrets.webhookClientCAName" -}}
+{{- printf "%s-webhook-client-ca" (include "usersecrets.fullname" .) }}
+{{- end }}
