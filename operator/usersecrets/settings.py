@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     webhook_cert_dir: str | None = Field(
         None, description="Serve tls.crt/tls.key from here (cert-manager) instead of our own."
     )
+    webhook_client_ca_file: str | None = Field(
+        None,
+        description="Ask whoever calls the webhook for a client certificate and refuse, during "
+        "the TLS handshake, any without one this PEM CA bundle signed (the kube-apiserver "
+        "presents one when an AdmissionConfiguration gives it one).",
+    )
+    webhook_client_names: tuple[str, ...] = Field(
+        (),
+        description="With webhook_client_ca_file: the client certificate's subject CN or one of "
+        "its DNS names must be one of these; empty accepts any certificate the CA signed.",
+    )
     webhook_extra_hosts: tuple[str, ...] = Field(
         (), description="More names or IPs for our own certificate (an operator run locally)."
     )
@@ -71,6 +82,9 @@ class Settings(BaseSettings):
     leader_election: bool = True
     lease_name: str = "usersecrets-leader"
     lease_seconds: int = Field(
-        15, description="A leader that has not renewed for this long may be replaced."
+        15,
+        description="A standby takes the Lease once it has seen its record unchanged for this "
+        "long, on its own monotonic clock (never by comparing the holder's renewTime with its "
+        "wall clock).",
     )
     lease_renew_seconds: float = Field(5.0, description="How often the leader renews.")

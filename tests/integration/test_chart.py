@@ -18,6 +18,8 @@ which also catches a misspelt or mistyped field or a wrong enum value in the cha
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -169,13 +171,15 @@ BASE_KINDS = [
     "ServiceAccount",
     "ValidatingWebhookConfiguration",
 ]
+# Without cert-manager: the Role (and its binding) that lets it replace its certificate Secret.
+# With every option: the client CA of webhook.clientAuth, and networkPolicy.
+ALL_OPTIONS_KINDS = ["ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "ServiceMonitor"]
+SELF_MANAGED_CERT_KINDS = ["Role", "RoleBinding"]
 EXPECTED_KINDS = {
-    "defaults": sorted([*BASE_KINDS, "PodDisruptionBudget"]),
-    "all-options": sorted([*BASE_KINDS, "PodDisruptionBudget", "Certificate", "ServiceMonitor"]),
-    "all-options-self-signed": sorted(
-        [*BASE_KINDS, "PodDisruptionBudget", "Certificate", "Issuer", "ServiceMonitor"]
-    ),
-    "dev-url-one-replica": BASE_KINDS,
+    "defaults": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, "PodDisruptionBudget"]),
+    "all-options": sorted([*BASE_KINDS, *ALL_OPTIONS_KINDS, "Certificate"]),
+    "all-options-self-signed": sorted([*BASE_KINDS, *ALL_OPTIONS_KINDS, "Certificate", "Issuer"]),
+    "dev-url-one-replica": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS]),
 }
 
 
@@ -196,8 +200,28 @@ def test_helm_lint_strict(tools: Tools, variant: str) -> None:
             ("--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"),
             "needs metrics.enabled",
         ),
+        (("--set", "networkPolicy.enabled=true"), "needs networkPolicy.webhookFrom"),
+        (
+            ("--set", "networkPolicy.enabled=true", "--set", "networkPolicy.webhookFrom[0].x=y"),
+            "webhookFrom",
+        ),
+        (
+            ("--set", "webhook.clientAuth.allowedNames[0]=kube-apiserver"),
+            "needs webhook.clientAuth.caBundle",
+        ),
+        (("--set", "webhook.clientAuth.caBundle=not-a-certificate"), "caBundle"),
     ],
-    ids=["misspelt-key", "failure-policy-ignore", "bad-digest", "timeout", "monitor-no-metrics"],
+    ids=[
+        "misspelt-key",
+        "failure-policy-ignore",
+        "bad-digest",
+        "timeout",
+        "monitor-no-metrics",
+        "network-policy-no-peers",
+        "network-policy-bad-peer",
+        "client-names-no-ca",
+        "client-ca-not-pem",
+    ],
 )
 def test_bad_values_are_refused(tools: Tools, values: Sequence[str], complaint: str) -> None:
     result = tools.run("helm", "template", "x", CHART, *values, check=False)
@@ -265,8 +289,39 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     assert env["USERSECRETS_LOG_LEVEL"] == "DEBUG"
     assert env["USERSECRETS_METRICS_PORT"] == "9090"
     assert env["USERSECRETS_WEBHOOK_CERT_DIR"] == "/etc/usersecrets/tls"
+    assert env["USERSECRETS_WEBHOOK_CLIENT_CA_FILE"] == "/etc/usersecrets/client-ca/ca.crt"
+    assert json.loads(env["USERSECRETS_WEBHOOK_CLIENT_NAMES"]) == ["kube-apiserver-webhook-client"]
     mounted = {v["name"]: v for v in spec["volumes"]}
     assert mounted["webhook-cert"]["secret"]["secretName"] == "opts-usec-webhook-cert"
+    assert mounted["webhook-client-ca"]["configMap"]["name"] == "opts-usec-webhook-client-ca"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["webhook-client-ca"] == {
+        "name": "webhook-client-ca",
+        "mountPath": "/etc/usersecrets/client-ca",
+        "readOnly": True,
+    }
+    client_ca = one(docs, "ConfigMap")
+    assert client_ca["metadata"]["name"] == "opts-usec-webhook-client-ca"
+    assert client_ca["data"] == {"ca.crt": options["webhook"]["clientAuth"]["caBundle"]}
+    assert pod["metadata"]["annotations"]["checksum/webhook-client-ca"] == (
+        hashlib.sha256(options["webhook"]["clientAuth"]["caBundle"].encode()).hexdigest()
+    )
+
+    policy = one(docs, "NetworkPolicy")["spec"]
+    assert policy["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "usec", "app.kubernetes.io/instance": "opts"}
+    }
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [
+        {
+            "ports": [{"port": "webhook", "protocol": "TCP"}],
+            "from": options["networkPolicy"]["webhookFrom"],
+        },
+        {
+            "ports": [{"port": "http", "protocol": "TCP"}],
+            "from": options["networkPolicy"]["metricsFrom"],
+        },
+    ]
 
     account = one(docs, "ServiceAccount")
     assert account["metadata"]["annotations"] == options["serviceAccount"]["annotations"]
@@ -287,9 +342,11 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
     assert excluded == ["kube-system", "opts-ns", "ci-runners", "legacy-jobs"]
 
-    # With cert-manager, its CA injector writes caBundle: no RBAC on webhook configurations.
+    # With cert-manager, its CA injector writes caBundle: no RBAC on webhook configurations,
+    # and cert-manager writes the certificate Secret: no Role to replace it.
     role = one(docs, "ClusterRole")
     assert not [r for r in role["rules"] if "admissionregistration.k8s.io" in r["apiGroups"]]
+    assert one(docs, "Role")["metadata"]["name"] == "opts-usec-leader-election"
 
     certificate = one(docs, "Certificate")
     assert certificate["spec"]["issuerRef"] == options["certManager"]["issuerRef"]
@@ -305,6 +362,28 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     assert metrics["spec"]["ports"][0]["port"] == 9090
 
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+
+
+def test_network_policy_opens_only_the_webhook_port_to_the_given_peers(tools: Tools) -> None:
+    """Enabled with the webhook's peers only: the metrics port stays open to any source, and
+    nothing else of the pods is reachable (an Ingress policy admits only what it lists)."""
+    peer = {"ipBlock": {"cidr": "203.0.113.0/28"}}
+    result = tools.run(
+        "helm",
+        "template",
+        "np",
+        CHART,
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        f"networkPolicy.webhookFrom[0].ipBlock.cidr={peer['ipBlock']['cidr']}",
+    )
+    policy = one(parse(result.stdout), "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [
+        {"ports": [{"port": "webhook", "protocol": "TCP"}], "from": [peer]},
+        {"ports": [{"port": "http", "protocol": "TCP"}]},
+    ]
 
 
 @pytest.mark.usefixtures("standin_crds")
@@ -379,13 +458,19 @@ def test_second_release_installs_upgrades_and_uninstalls(
             "--set",
             "metrics.serviceMonitor.enabled=false",
             "--set",
+            "networkPolicy.enabled=false",
+            "--set",
+            "webhook.clientAuth.caBundle=",
+            "--set",
+            "webhook.clientAuth.allowedNames=null",
+            "--set",
             "replicaCount=1",
             "--set",
             "webhook.timeoutSeconds=7",
         )
         assert "STATUS: deployed" in tools.helm("status", release, *where).stdout
         upgraded = parse(tools.helm("get", "manifest", release, *where).stdout)
-        assert kinds(upgraded) == BASE_KINDS
+        assert kinds(upgraded) == sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS])
         for kind in ("certificates", "servicemonitors"):
             group = "cert-manager.io" if kind == "certificates" else "monitoring.coreos.com"
             listing = custom.list_namespaced_custom_object(group, "v1", namespace, kind)
@@ -445,7 +530,8 @@ ALLOWED: list[tuple[str, ...]] = [
     ("create", "secrets", "-n", USER_NS),
     ("patch", "secrets", "-n", USER_NS),
     ("delete", "secrets", "-n", USER_NS),
-    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", RELEASE_NS),  # certificate rotation
+    # Certificate rotation: its own certificate Secret only (a Role in its namespace).
+    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", RELEASE_NS),
     ("list", "namespaces"),
     ("watch", "namespaces"),
     ("get", "namespaces"),
@@ -494,6 +580,14 @@ REFUSED: list[tuple[str, ...]] = [
     ("impersonate", "users"),
     ("impersonate", "serviceaccounts", "-n", RELEASE_NS),
     ("create", "serviceaccounts", "--subresource=token", "-n", RELEASE_NS),
+    # Secrets: copies are created, patched and deleted, never replaced; only its certificate
+    # Secret may be, in its own namespace.
+    ("update", "secrets", "-n", USER_NS),
+    ("update", "secrets", "--all-namespaces"),
+    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", USER_NS),
+    ("update", "secrets/another-secret", "-n", RELEASE_NS),
+    ("update", "secrets", "-n", RELEASE_NS),
+    ("patch", f"roles.rbac.authorization.k8s.io/{FULLNAME}-webhook-certificate", "-n", RELEASE_NS),
     # Namespaces are read-only to it.
     ("delete", "namespaces"),
     ("create", "namespaces"),
@@ -628,6 +722,8 @@ def test_service_account_real_requests(
         dry_run="All",
         _content_type=JSON_PATCH,
     )
+    certificate = core.read_namespaced_secret(WEBHOOK_CERT_SECRET, RELEASE_NS)
+    core.replace_namespaced_secret(WEBHOOK_CERT_SECRET, RELEASE_NS, certificate, dry_run="All")
     wait_for(lambda: _read_lease(leases), what=f"the operator's Lease {RELEASE_NS}/{LEASE}")
     # The operator renews its Lease meanwhile: an update at a stale resourceVersion is a 409.
     wait_for(lambda: _renew_dry_run(leases), what="a dry-run update of the Lease")
@@ -650,6 +746,8 @@ def test_service_account_real_requests(
     )
 
     # What it must not do.
+    probe = client.V1Secret(metadata=client.V1ObjectMeta(name="probe"), string_data={"k": "v"})
+    refused(lambda: core.replace_namespaced_secret("probe", namespace, probe, dry_run="All"))
     patch = {"spec": {"replicas": 5}}
     refused(lambda: apps.patch_namespaced_deployment(FULLNAME, RELEASE_NS, patch))
     refused(lambda: core.list_namespaced_pod(namespace))

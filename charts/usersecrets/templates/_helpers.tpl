@@ -105,3 +105,8 @@ pod webhook's URL, ending in /mutate-pods). Usage: include "usersecrets.webhookU
 {{- $root := index . 0 -}}
 {{- printf "%s%s" ($root.Values.webhook.url | trimSuffix "/mutate-pods") (index . 1) -}}
 {{- end }}
+
+{{/* ConfigMap holding the CA of the kube-apiserver's webhook client certificate. */}}
+{{- define "usersecrets.webhookClientCAName" -}}
+{{- printf "%s-webhook-client-ca" (include "usersecrets.fullname" .) }}
+{{- end }}

@@ -20,7 +20,7 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import httptools
 
@@ -52,6 +52,9 @@ class Answer:
 Handler = Callable[[bytearray], Awaitable[Answer]]
 #: Path -> (method, handler).
 Routes = Mapping[bytes, tuple[bytes, Handler]]
+#: Decides, from the client's verified certificate (`SSLSocket.getpeercert()`), whether a
+#: connection may send requests at all.
+PeerCheck = Callable[[Any], bool]
 
 _REASONS = {
     100: b"Continue",
@@ -112,8 +115,10 @@ class _Connection(asyncio.Protocol):
         max_body: int,
         timeout: float,
         idle: float,
+        peer_check: PeerCheck | None = None,
     ) -> None:
         self.routes, self.connections = routes, connections
+        self.peer_check = peer_check
         self.max_body, self.timeout, self.idle = max_body, timeout, idle
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -141,6 +146,14 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        # Over TLS this comes once the handshake is done: the certificate is verified.
+        if self.peer_check is not None and not self.peer_check(
+            transport.get_extra_info("peercert")
+        ):
+            log.warning("closed a connection whose client certificate names no allowed client")
+            self.phase = Phase.REFUSED  # nothing it sent is read
+            self.transport.close()
+            return
         self.connections.add(self)
         self.deadline = self.loop.time() + self.idle
         self.timer = self.loop.call_later(self.tick, self._check_deadline)
@@ -373,11 +386,20 @@ async def serve(
     max_body: int = MAX_BODY,
     timeout: float = REQUEST_TIMEOUT,
     idle: float = IDLE_TIMEOUT,
+    peer_check: PeerCheck | None = None,
 ) -> Server:
-    """Start answering `routes` (over TLS with `ssl_context`); `Server.stop` to stop."""
+    """Start answering `routes` (over TLS with `ssl_context`); `Server.stop` to stop.
+    `peer_check` closes, before reading anything, a connection whose client it refuses."""
     connections: set[_Connection] = set()
     server = await asyncio.get_running_loop().create_server(
-        lambda: _Connection(routes, connections, max_body=max_body, timeout=timeout, idle=idle),
+        lambda: _Connection(
+            routes,
+            connections,
+            max_body=max_body,
+            timeout=timeout,
+            idle=idle,
+            peer_check=peer_check,
+        ),
         host,
         port,
         ssl=ssl_context,
