@@ -38,6 +38,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
 
 
 CLUSTER_NAME = "testcluster"
+#: The operator's per-user limits in the tests: small enough for a test to reach, above what
+#: every other test's users need (test_reconciler's burst makes 200 UserSecrets).
+LIMITS = {"secretsPerUser": 250, "valueMiBPerUser": 8, "sharesPerUser": 12}
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +50,12 @@ def operator(cluster: ControlPlane) -> Iterator[OperatorProcess]:
     Every integration test that depends on it therefore also proves the chart's RBAC enough.
     """
     process = OperatorProcess(
-        cluster, values=[f"clusterName={CLUSTER_NAME}", "logLevel=DEBUG"]
+        cluster,
+        values=[
+            f"clusterName={CLUSTER_NAME}",
+            "logLevel=DEBUG",
+            *(f"limits.{name}={value}" for name, value in LIMITS.items()),
+        ],
     ).start()
     try:
         yield process

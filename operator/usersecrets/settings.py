@@ -34,6 +34,18 @@ class Settings(BaseSettings):
         CLUSTER_CREDENTIALS,
         description="Secret types a valueFrom may not name: credentials of the cluster itself.",
     )
+    limit_secrets_per_user: int = Field(
+        500, ge=1, description="UserSecrets a user may have materialized; the newest past it wait."
+    )
+    limit_mib_per_user: int = Field(
+        64, ge=1, description="MiB of values a user's UserSecrets may hold together."
+    )
+    limit_grants_per_user: int = Field(500, ge=1, description="SecretGrants a user may make.")
+    limit_shares_per_user: int = Field(
+        500,
+        ge=1,
+        description="SecretGrants a user may receive (copies pushed into their namespaces).",
+    )
     log_level: str = "INFO"
     resync_seconds: float = Field(
         300.0, description="Full re-reconciliation period, a safety net for missed events."

@@ -11,6 +11,7 @@ copy is remembered by a keyed digest of its data, never its data.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from typing import Any, TypeVar
 
 from usersecrets.api.resources import SecretKeySelector, UserSecretSpec
 from usersecrets.rules import naming
-from usersecrets.rules.desired import ActualSecret, GrantView, OwnerKey, SecretView, World
+from usersecrets.rules.desired import (
+    ActualSecret,
+    GrantView,
+    Limits,
+    OwnerKey,
+    SecretView,
+    World,
+)
 from usersecrets.settings import Settings
 
 Ref = tuple[str, str]  # (namespace, name)
@@ -142,7 +150,17 @@ class Cache:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.world = World()
+        self.world = World(
+            limits=Limits(
+                secrets_per_user=settings.limit_secrets_per_user,
+                bytes_per_user=settings.limit_mib_per_user * 1024 * 1024,
+                grants_per_user=settings.limit_grants_per_user,
+                shares_per_user=settings.limit_shares_per_user,
+            )
+        )
+        #: One bytes object per distinct value, however many UserSecrets hold it: 300 of them
+        #: naming one 1 MB Secret are 1 MB here. value -> (the object kept, how many hold it).
+        self._values: dict[bytes, tuple[bytes, int]] = {}
         self.copies = Copies()
         self.usersecrets: dict[Ref, Tracked] = {}
         self.grants: dict[Ref, Tracked] = {}
@@ -165,10 +183,15 @@ class Cache:
         if not deleted and world.knows_namespace(name) and world.user_of(name) == user:
             return set()
         affected = world.affected_by_namespace(name, user)
+        owners = {u for u in (world.user_of(name), user) if u}
+        past = {u for u in owners if world.over_secret_limits(u)}
         if deleted:
             world.remove_namespace(name)
         else:
             world.set_namespace(name, user)
+        # A user past a limit who gains or loses a namespace's secrets: all theirs may change.
+        for owner in past | {u for u in owners if world.over_secret_limits(u)}:
+            affected |= world.pairs_of(owner)
         return affected | world.affected_by_namespace(name, user)
 
     def usersecret(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
@@ -183,17 +206,49 @@ class Cache:
         if old and old.value_from:
             self.sources.get((ref[0], old.value_from.name), set()).discard(ref)
         if deleted:
-            self.world.remove_secret(*ref)
             self.usersecrets.pop(ref, None)
-            return self._pairs([ref])
+            return self.put_secret(ref, None)
         spec = UserSecretSpec.model_validate(body.get("spec") or {})
         selector = spec.value_from.secret_key_ref if spec.value_from else None
         self.usersecrets[ref] = Tracked.of(body, selector)
         if selector is not None:
             self.sources.setdefault((ref[0], selector.name), set()).add(ref)
         created = meta.get("creationTimestamp") or ""
-        self.world.put_secret(SecretView(ref[0], ref[1], created, spec.decoded_value()))
-        return self._pairs([ref])
+        return self.put_secret(ref, SecretView(ref[0], ref[1], created, spec.decoded_value()))
+
+    def put_secret(self, ref: Ref, view: SecretView | None) -> Pairs:
+        """Puts (None: removes) a UserSecret's view, its value kept once however many hold
+        it; the pairs that changes: its own, and all of its owner's while past a limit (a
+        newer one may now fit, or no longer)."""
+        world = self.world
+        owner = world.user_of(ref[0])
+        past = owner is not None and world.over_secret_limits(owner)
+        if (old := world.secret(*ref)) is not None:
+            self._release(old.value)
+        if view is None:
+            world.remove_secret(*ref)
+        else:
+            world.put_secret(dataclasses.replace(view, value=self._intern(view.value)))
+        dirty = self._pairs([ref])
+        if owner is not None and (past or world.over_secret_limits(owner)):
+            dirty |= world.pairs_of(owner)
+        return dirty
+
+    def _intern(self, value: bytes | None) -> bytes | None:
+        if value is None:
+            return None
+        kept, holders = self._values.get(value, (value, 0))
+        self._values[value] = (kept, holders + 1)
+        return kept
+
+    def _release(self, value: bytes | None) -> None:
+        if value is None or value not in self._values:
+            return
+        kept, holders = self._values[value]
+        if holders > 1:
+            self._values[value] = (kept, holders - 1)
+        else:
+            del self._values[value]
 
     def secretgrant(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
         meta, spec = body["metadata"], body.get("spec") or {}
@@ -203,16 +258,29 @@ class Cache:
         if not deleted and old is not None and old.same_spec(meta):
             old.status = body.get("status")  # our own status write, coming back
             return set()
+        world = self.world
         dirty: Pairs = set()
-        if (before := self.world.grant(*ref)) is not None:
+        if (before := world.grant(*ref)) is not None:
             dirty |= self._pairs([(before.namespace, before.secret_name)])
+        users = {u for u in (world.user_of(ref[0]), before.user if before else None) if u}
+        if not deleted:
+            users.add(spec["user"])
+        past = {u for u in users if self._over_grant_limits(u)}
         if deleted:
-            self.world.remove_grant(*ref)
+            world.remove_grant(*ref)
             self.grants.pop(ref, None)
-            return dirty
-        self.grants[ref] = Tracked.of(body)
-        self.world.put_grant(GrantView(ref[0], ref[1], spec["secretName"], spec["user"]))
-        return dirty | self._pairs([(ref[0], spec["secretName"])])
+        else:
+            self.grants[ref] = Tracked.of(body)
+            created = meta.get("creationTimestamp") or ""
+            world.put_grant(GrantView(ref[0], ref[1], spec["secretName"], spec["user"], created))
+            dirty |= self._pairs([(ref[0], spec["secretName"])])
+        # Past a limit, or back under it: a newer grant of theirs may now count, or no longer.
+        for user in past | {u for u in users if self._over_grant_limits(u)}:
+            dirty |= world.granted_pairs_of(user) | world.pairs_shared_with(user)
+        return dirty
+
+    def _over_grant_limits(self, user: str) -> bool:
+        return self.world.over_grant_limit(user) or self.world.over_share_limit(user)
 
     def copy(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
         """One of our copies, to notice drift. A copy that loses our label is DELETED for a

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Cache
@@ -35,9 +35,13 @@ class Reconciler:
         read_source: ReadSource,
         settings: Settings,
         dry_run: bool = False,
+        requeue: Callable[[Iterable[OwnerKey]], None] = lambda _: None,
     ) -> None:
+        """`requeue` takes the other pairs a reconcile found changed (a source that grew
+        may put its owner past a limit)."""
         self.cache, self.writer, self.reporter = cache, writer, reporter
         self.read_source, self.settings, self.dry_run = read_source, settings, dry_run
+        self.requeue = requeue
 
     async def copies(self, pair: OwnerKey) -> None:
         """Compute, diff and apply the copies of one (owner, key); raise to be retried."""
@@ -115,4 +119,5 @@ class Reconciler:
                 value = None  # not even kept: a credential of the cluster is never copied
             view = world.secret(namespace, pair.key)
             if view is not None and (view.value, view.refused_type) != (value, refused):
-                world.put_secret(dataclasses.replace(view, value=value, refused_type=refused))
+                changed = dataclasses.replace(view, value=value, refused_type=refused)
+                self.requeue(self.cache.put_secret((namespace, pair.key), changed) - {pair})

@@ -46,6 +46,7 @@ class Controller:
             functools.partial(reads.read_source, api),
             settings,
             settings.dry_run,
+            requeue=self.queues.copies.add_all,
         )
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queues))
         metrics.COPIES.set_function(lambda: len(self.cache.copies))

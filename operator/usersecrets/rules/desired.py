@@ -16,7 +16,7 @@ import hmac
 import secrets as _random
 import sys
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +36,26 @@ class OwnerKey(NamedTuple):
 #: no user (system ones, unlabelled ones without the fallback): they get a status saying so,
 #: never copies. No user is named "" (a grant's user has at least one character).
 NO_OWNER = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one user may have materialized: bounds on what a user can make the operator hold in
+    memory and write into etcd (300 UserSecrets naming one 1 MB Secret are 300 MB of copies).
+    Past a limit, the newest (by creation time) are left out, and their statuses say so."""
+
+    #: UserSecrets in a user's namespaces.
+    secrets_per_user: int = 500
+    #: Bytes of their values, together.
+    bytes_per_user: int = 64 * 1024 * 1024
+    #: SecretGrants a user makes.
+    grants_per_user: int = 500
+    #: SecretGrants made to a user: what others may push into each of their namespaces.
+    shares_per_user: int = 500
+
+
+#: Which limit a secret or a grant is past, and its size.
+Limit = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +81,7 @@ class GrantView:
     name: str
     secret_name: str
     user: str
+    created: str = ""
 
 
 class SecretState(StrEnum):
@@ -70,6 +91,7 @@ class SecretState(StrEnum):
     SOURCE_MISSING = "SourceMissing"
     SOURCE_REFUSED = "SourceRefused"
     CONFLICT = "Conflict"
+    LIMIT_EXCEEDED = "LimitExceeded"
     NO_OWNER = "NoOwner"
 
 
@@ -79,6 +101,7 @@ class GrantState(StrEnum):
     GRANTED = "Granted"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105  (a reason, not a password)
     SECRET_NOT_READY = "SecretNotReady"  # noqa: S105
+    LIMIT_EXCEEDED = "LimitExceeded"
     NO_OWNER = "NoOwner"
 
 
@@ -123,6 +146,8 @@ class SecretFacts:
     conflict_with: str | None = None
     #: The type of its valueFrom Secret, when that type is never copied.
     refused_type: str | None = None
+    #: The limit it is past, when LIMIT_EXCEEDED.
+    limit: Limit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +163,8 @@ class GrantFacts:
     state: GrantState
     #: Sorted namespaces of the grantee where the secret can be used now.
     namespaces: tuple[str, ...] = ()
+    #: The limit it is past, when LIMIT_EXCEEDED.
+    limit: Limit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +193,15 @@ class World:
         secrets: Iterable[SecretView] = (),
         grants: Iterable[GrantView] = (),
         namespaces: Mapping[str, str | None] | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or Limits()
+        #: Counts kept as objects come and go, so that a user within every limit costs nothing.
+        self._bytes_in: dict[str, int] = defaultdict(int)
+        self._grants_in: dict[str, int] = defaultdict(int)
+        #: Bumped by every mutation; the rankings of users past a limit are kept until it moves.
+        self._generation = 0
+        self._ranked: dict[tuple[str, str], tuple[int, dict[tuple[str, str], Limit]]] = {}
         self._secrets: dict[tuple[str, str], SecretView] = {}
         self._secrets_by_key: dict[str, dict[str, SecretView]] = defaultdict(dict)
         self._keys_by_namespace: dict[str, set[str]] = defaultdict(set)
@@ -186,12 +221,16 @@ class World:
 
     def put_secret(self, secret: SecretView) -> None:
         self.remove_secret(secret.namespace, secret.key)
+        self._generation += 1
+        self._bytes_in[secret.namespace] += len(secret.value or b"")
         self._secrets[secret.namespace, secret.key] = secret
         self._secrets_by_key[secret.key][secret.namespace] = secret
         self._keys_by_namespace[secret.namespace].add(secret.key)
 
     def remove_secret(self, namespace: str, key: str) -> None:
-        if self._secrets.pop((namespace, key), None) is not None:
+        if (gone := self._secrets.pop((namespace, key), None)) is not None:
+            self._generation += 1
+            self._bytes_in[namespace] -= len(gone.value or b"")
             by_namespace = self._secrets_by_key[key]
             del by_namespace[namespace]
             if not by_namespace:
@@ -203,6 +242,8 @@ class World:
 
     def put_grant(self, grant: GrantView) -> None:
         self.remove_grant(grant.namespace, grant.name)
+        self._generation += 1
+        self._grants_in[grant.namespace] += 1
         self._grants[grant.namespace, grant.name] = grant
         self._grants_by_target[grant.namespace, grant.secret_name][grant.name] = grant
         self._grants_by_user[grant.user].add((grant.namespace, grant.name))
@@ -211,6 +252,8 @@ class World:
         grant = self._grants.pop((namespace, name), None)
         if grant is None:
             return
+        self._generation += 1
+        self._grants_in[namespace] -= 1
         target = self._grants_by_target[grant.namespace, grant.secret_name]
         del target[name]
         if not target:
@@ -223,12 +266,14 @@ class World:
     def set_namespace(self, name: str, user: str | None) -> None:
         """Record a namespace's user (None: system or unowned), as naming.user_of_namespace says."""
         self.remove_namespace(name)
+        self._generation += 1
         self._users[name] = user
         self._namespaces_of[user or NO_OWNER].add(name)
 
     def remove_namespace(self, name: str) -> None:
         if name not in self._users:
             return
+        self._generation += 1
         owner = self._users.pop(name) or NO_OWNER
         members = self._namespaces_of[owner]
         members.discard(name)
@@ -299,6 +344,106 @@ class World:
                 out |= self.keys_visible_to(user)
             out.update(OwnerKey(user, key) for key in self._keys_in(name))
         return out
+
+    # Limits.
+
+    def over_secret_limits(self, owner: str) -> bool:
+        """Whether the owner has more UserSecrets, or bytes of values, than a user may."""
+        namespaces = self._namespaces_of.get(owner, ())
+        count = sum(len(self._keys_in(ns)) for ns in namespaces)
+        held = sum(self._bytes_in.get(ns, 0) for ns in namespaces)
+        return count > self.limits.secrets_per_user or held > self.limits.bytes_per_user
+
+    def over_grant_limit(self, owner: str) -> bool:
+        namespaces = self._namespaces_of.get(owner, ())
+        return sum(self._grants_in.get(ns, 0) for ns in namespaces) > self.limits.grants_per_user
+
+    def over_share_limit(self, user: str) -> bool:
+        return len(self._grants_by_user.get(user, ())) > self.limits.shares_per_user
+
+    def secret_past_limit(self, secret: SecretView, owner: str) -> Limit | None:
+        """The limit `secret` is past, oldest first: those that fit are counted, in order."""
+        if not self.over_secret_limits(owner):
+            return None
+        return self._rank(("secrets", owner), self._rank_secrets).get(
+            (secret.namespace, secret.key)
+        )
+
+    def grant_past_limit(self, grant: GrantView, owner: str) -> Limit | None:
+        """The limit `grant` is past: the owner's grants, or the grantee's shares."""
+        ref = (grant.namespace, grant.name)
+        mine = (
+            self._rank(("grants", owner), self._rank_grants) if self.over_grant_limit(owner) else {}
+        )
+        if (limit := mine.get(ref)) is not None:
+            return limit
+        if self.over_share_limit(grant.user):
+            return self._rank(("shares", grant.user), self._rank_shares).get(ref)
+        return None
+
+    def pairs_of(self, owner: str) -> set[OwnerKey]:
+        return {
+            OwnerKey(owner, key)
+            for ns in self._namespaces_of.get(owner, ())
+            for key in self._keys_in(ns)
+        }
+
+    def granted_pairs_of(self, owner: str) -> set[OwnerKey]:
+        """The pairs named by the grants in the owner's namespaces."""
+        return {
+            OwnerKey(owner, grant.secret_name)
+            for (ns, _), grant in self._grants.items()
+            if self.user_of(ns) == owner
+        }
+
+    def pairs_shared_with(self, user: str) -> set[OwnerKey]:
+        found = set()
+        for ref in self._grants_by_user.get(user, ()):
+            grant = self._grants[ref]
+            if (pair := self.pair_of(grant.namespace, grant.secret_name)) is not None:
+                found.add(pair)
+        return found
+
+    def _rank(
+        self, which: tuple[str, str], rank: Callable[[str], dict[tuple[str, str], Limit]]
+    ) -> dict[tuple[str, str], Limit]:
+        cached = self._ranked.get(which)
+        if cached is None or cached[0] != self._generation:
+            cached = self._ranked[which] = (self._generation, rank(which[1]))
+        return cached[1]
+
+    def _rank_secrets(self, owner: str) -> dict[tuple[str, str], Limit]:
+        limits = self.limits
+        views = [
+            view
+            for ns in self._namespaces_of.get(owner, ())
+            for key in self._keys_in(ns)
+            if (view := self._secrets.get((ns, key))) is not None
+        ]
+        past: dict[tuple[str, str], Limit] = {}
+        count = held = 0
+        for view in sorted(views, key=lambda v: (*_age(v), v.key)):
+            size = len(view.value or b"")
+            if count + 1 > limits.secrets_per_user:
+                past[view.namespace, view.key] = ("secrets", limits.secrets_per_user)
+            elif held + size > limits.bytes_per_user:
+                past[view.namespace, view.key] = ("bytes", limits.bytes_per_user)
+            else:
+                count, held = count + 1, held + size
+        return past
+
+    def _rank_grants(self, owner: str) -> dict[tuple[str, str], Limit]:
+        grants = [g for (ns, _), g in self._grants.items() if self.user_of(ns) == owner]
+        return self._past(grants, ("grants", self.limits.grants_per_user))
+
+    def _rank_shares(self, user: str) -> dict[tuple[str, str], Limit]:
+        grants = [self._grants[ref] for ref in self._grants_by_user.get(user, ())]
+        return self._past(grants, ("shares", self.limits.shares_per_user))
+
+    @staticmethod
+    def _past(grants: list[GrantView], limit: Limit) -> dict[tuple[str, str], Limit]:
+        ordered = sorted(grants, key=lambda g: (g.created, g.namespace, g.name))
+        return {(g.namespace, g.name): limit for g in ordered[limit[1] :]}
 
     def _keys_in(self, namespace: str) -> Collection[str]:
         return self._keys_by_namespace.get(namespace, set())
@@ -396,7 +541,9 @@ def _compute_pair(
     uri = naming.secret_uri(cluster, owner, key)
     candidates = sorted(candidates, key=_age)
     winner = candidates[0] if candidates else None
-    value = winner.value if winner is not None else None
+    limit = world.secret_past_limit(winner, owner) if winner is not None else None
+    value = winner.value if winner is not None and limit is None else None
+    granting = {(g.namespace, g.name): world.grant_past_limit(g, owner) for g in grants}
 
     # Where copies go, and why: the owner's reason wins over a grant's.
     # A grant counts when its own namespace holds a UserSecret of that key (winner or not: the
@@ -407,7 +554,7 @@ def _compute_pair(
         for namespace in world.namespaces_of(owner):
             targets[namespace] = naming.REASON_OWNER
         for grant in grants:
-            if grant.namespace in present:
+            if grant.namespace in present and granting[grant.namespace, grant.name] is None:
                 for namespace in world.namespaces_of(grant.user):
                     targets.setdefault(namespace, naming.REASON_GRANT)
 
@@ -441,6 +588,10 @@ def _compute_pair(
                 SecretState.CONFLICT,
                 conflict_with=winner.namespace,
             )
+        elif limit is not None:
+            facts = SecretFacts(
+                secret.namespace, key, owner, uri, SecretState.LIMIT_EXCEEDED, limit=limit
+            )
         elif secret.refused_type is not None:
             facts = SecretFacts(
                 secret.namespace,
@@ -460,15 +611,26 @@ def _compute_pair(
 
     for grant in grants:
         where: tuple[str, ...] = ()
+        past = granting[grant.namespace, grant.name]
         if grant.namespace not in present:
             state = GrantState.SECRET_NOT_FOUND
+        elif past is not None:
+            state = GrantState.LIMIT_EXCEEDED
         elif value is None:
             state = GrantState.SECRET_NOT_READY
         else:
             state = GrantState.GRANTED
             where = tuple(ns for ns in world.namespaces_of(grant.user) if ns in targets)
         grant_facts[grant.namespace, grant.name] = GrantFacts(
-            grant.namespace, grant.name, owner, grant.user, grant.secret_name, uri, state, where
+            grant.namespace,
+            grant.name,
+            owner,
+            grant.user,
+            grant.secret_name,
+            uri,
+            state,
+            where,
+            limit=past if state is GrantState.LIMIT_EXCEEDED else None,
         )
 
 

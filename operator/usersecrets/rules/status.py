@@ -34,6 +34,31 @@ def _names(namespaces: Sequence[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
+def past_limit(limit: tuple[str, int] | None, user: str) -> str:
+    """Which limit a secret or grant is past, and what that means, in words."""
+    which, size = limit or ("", 0)
+    if which == "secrets":
+        return (
+            f"User '{user}' has more than the {size} UserSecrets a user may have: the newest "
+            "are not copied, and this is one of them"
+        )
+    if which == "bytes":
+        return (
+            f"The values of user '{user}''s UserSecrets add up to more than the "
+            f"{size // (1024 * 1024)} MiB a user may have: the newest are not copied, and "
+            "this is one of them"
+        )
+    if which == "grants":
+        return (
+            f"User '{user}' has made more than the {size} grants a user may make: the newest "
+            "have no effect, and this is one of them"
+        )
+    return (
+        f"User '{user}' has more than the {size} shares a user may receive: the newest have no "
+        "effect, and this is one of them"
+    )
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
@@ -131,6 +156,9 @@ def secret_status(
             "the cluster itself: it is not copied (the platform may allow the type with the "
             "chart's valueFrom.refusedTypes)"
         )
+    elif facts.state is SecretState.LIMIT_EXCEEDED:
+        ok, reason = False, facts.state.value
+        message = past_limit(facts.limit, facts.owner or "")
     elif facts.state is SecretState.CONFLICT:
         ok, reason = False, facts.state.value
         message = (
@@ -174,6 +202,9 @@ def grant_status(
             True,
             (f"User '{facts.user}' has no namespace yet; each one they get will have {facts.uri}"),
         )
+    elif facts.state is GrantState.LIMIT_EXCEEDED:
+        shares = facts.limit is not None and facts.limit[0] == "shares"
+        ok, message = False, past_limit(facts.limit, facts.user if shares else facts.owner or "")
     elif facts.state is GrantState.SECRET_NOT_FOUND:
         ok, message = False, f"No UserSecret '{facts.secret_name}' in this namespace"
     elif facts.state is GrantState.SECRET_NOT_READY:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from usersecrets.controller.cache import Cache, Lists
-from usersecrets.rules.desired import OwnerKey
+from usersecrets.rules.desired import OwnerKey, SecretView
 from usersecrets.settings import Settings
 
 USER = "usersecrets.io/user"
@@ -237,3 +237,35 @@ def test_a_relist_yields_in_chunks_and_an_event_in_between_wins() -> None:
     view = found.world.grant("alice-ns", "g999")
     assert view is not None
     assert view.user == "carol"
+
+
+def test_one_value_is_kept_once_however_many_usersecrets_hold_it() -> None:
+    found = cache(("alice-ns", "alice"))
+    for key in ("a", "b", "c"):
+        found.put_secret(("alice-ns", key), SecretView("alice-ns", key, "", bytes(b"x" * 1000)))
+    views = [found.world.secret("alice-ns", key) for key in ("a", "b", "c")]
+    assert all(v is not None for v in views)
+    assert views[0].value is views[1].value is views[2].value  # type: ignore[union-attr]
+    found.put_secret(("alice-ns", "a"), None)
+    found.put_secret(("alice-ns", "b"), None)
+    found.put_secret(("alice-ns", "c"), SecretView("alice-ns", "c", "", b"y"))
+    assert found._values == {b"y": (b"y", 1)}
+
+
+def test_a_user_crossing_a_limit_dirties_all_their_secrets() -> None:
+    found = Cache(Settings(limit_secrets_per_user=2))
+    found.namespace("alice-ns", {USER: "alice"}, deleted=False)
+    for key in ("a", "b"):
+        assert found.usersecret(usersecret("alice-ns", key), deleted=False) == {
+            OwnerKey("alice", key)
+        }
+    assert found.usersecret(usersecret("alice-ns", "c"), deleted=False) == {
+        OwnerKey("alice", "a"),
+        OwnerKey("alice", "b"),
+        OwnerKey("alice", "c"),
+    }
+    assert found.usersecret(usersecret("alice-ns", "a"), deleted=True) == {
+        OwnerKey("alice", "a"),
+        OwnerKey("alice", "b"),
+        OwnerKey("alice", "c"),
+    }
