@@ -44,6 +44,8 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "clusterrole-aggregation-controller",
     "job-controller",
+    # Keeps ResourceQuotas' status.used true after deletions too: the operator reads it.
+    "resourcequota-controller",
 )
 
 

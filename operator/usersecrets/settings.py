@@ -46,6 +46,18 @@ class Settings(BaseSettings):
         ge=1,
         description="SecretGrants a user may receive (copies pushed into their namespaces).",
     )
+    accept_shares_from: str = Field(
+        "*",
+        description="Whose shares a namespace takes when it has no usersecrets.io/accept-shares-"
+        "from annotation: '*' anyone's, '' no one's, or a comma-separated list of users.",
+    )
+    quota_reserve_percent: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="Of a namespace's Secret quota, the share (at least one) that copies pushed "
+        "by others never use: the user's own room.",
+    )
     log_level: str = "INFO"
     resync_seconds: float = Field(
         300.0, description="Full re-reconciliation period, a safety net for missed events."

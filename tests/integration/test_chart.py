@@ -542,6 +542,8 @@ ALLOWED: list[tuple[str, ...]] = [
     ("patch", "usersecrets.usersecrets.io", "--subresource=status", "-n", USER_NS),
     ("patch", "secretgrants.usersecrets.io", "--subresource=status", "-n", USER_NS),
     ("create", "events", "-n", USER_NS),
+    ("list", "resourcequotas", "--all-namespaces"),
+    ("watch", "resourcequotas", "--all-namespaces"),
     ("get", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
     ("patch", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
     ("get", f"validatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
@@ -625,6 +627,9 @@ REFUSED: list[tuple[str, ...]] = [
     ("patch", "events", "-n", USER_NS),
     ("list", "events", "-n", USER_NS),
     ("create", "events.events.k8s.io", "-n", USER_NS),
+    # Quotas are read-only to it.
+    ("patch", "resourcequotas", "-n", USER_NS),
+    ("delete", "resourcequotas", "-n", USER_NS),
     # Nothing else.
     ("get", "configmaps", "-n", USER_NS),
     ("get", "serviceaccounts", "-n", USER_NS),

@@ -27,6 +27,7 @@ from usersecrets.rules.desired import (
     SecretView,
     World,
 )
+from usersecrets.rules.quota import Room, room_of
 from usersecrets.settings import Settings
 
 Ref = tuple[str, str]  # (namespace, name)
@@ -136,8 +137,10 @@ class Copies:
 class Lists:
     """Full lists of everything the cache follows, for a relist."""
 
-    namespaces: dict[str, dict[str, str] | None]
+    #: name -> (labels, annotations)
+    namespaces: dict[str, tuple[dict[str, str] | None, dict[str, str] | None]]
     copies: list[dict[str, Any]]
+    quotas: list[dict[str, Any]]
     grants: list[dict[str, Any]]
     usersecrets: list[dict[str, Any]]
     #: Where the Secret watches start: the copies' list version.
@@ -169,26 +172,43 @@ class Cache:
         #: Copy names taken by a Secret we do not manage -> the pair that wants the name, so
         #: that the copy is created as soon as that Secret goes (we get no other event then).
         self.collisions: dict[Ref, OwnerKey] = {}
-        #: Per pair, the namespaces whose copy the apiserver refused, and what it said.
+        #: Per pair, the namespaces whose copy the apiserver refused (or that a quota's reserve
+        #: held back), and why.
         self.refused: dict[OwnerKey, dict[str, str]] = {}
+        #: namespace -> quota name -> the room it leaves for Secrets.
+        self.rooms: dict[str, dict[str, Room]] = {}
+        #: namespace -> the pairs whose copies there wait for room.
+        self.held: dict[str, set[OwnerKey]] = {}
         #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
         self._touched: set[tuple[str, Ref]] | None = None
 
     # -- events ---------------------------------------------------------------------------
 
-    def namespace(self, name: str, labels: Mapping[str, str] | None, deleted: bool) -> Pairs:
+    def namespace(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None,
+        deleted: bool,
+        annotations: Mapping[str, str] | None = None,
+    ) -> Pairs:
         self._touch("namespace", ("", name))
         world = self.world
         user = None if deleted else naming.user_of_namespace(name, labels, self.settings)
-        if not deleted and world.knows_namespace(name) and world.user_of(name) == user:
+        accepts = naming.accepted_owners(annotations, self.settings)
+        if (
+            not deleted
+            and world.knows_namespace(name)
+            and (world.user_of(name), world.accepts_policy(name)) == (user, accepts)
+        ):
             return set()
         affected = world.affected_by_namespace(name, user)
         owners = {u for u in (world.user_of(name), user) if u}
         past = {u for u in owners if world.over_secret_limits(u)}
         if deleted:
             world.remove_namespace(name)
+            self.rooms.pop(name, None)
         else:
-            world.set_namespace(name, user)
+            world.set_namespace(name, user, accepts)
         # A user past a limit who gains or loses a namespace's secrets: all theirs may change.
         for owner in past | {u for u in owners if world.over_secret_limits(u)}:
             affected |= world.pairs_of(owner)
@@ -313,6 +333,36 @@ class Cache:
             self.copies.remember(copy, meta["resourceVersion"])
         return dirty
 
+    def quota(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
+        """A ResourceQuota: the room it leaves for Secrets; the pairs waiting for room there."""
+        ref = ref_of(body)
+        rooms = self.rooms.setdefault(ref[0], {})
+        room = None if deleted else room_of(body)
+        if room is None:
+            rooms.pop(ref[1], None)
+        else:
+            rooms[ref[1]] = room
+        if not rooms:
+            del self.rooms[ref[0]]
+        return set(self.held.get(ref[0], ()))
+
+    def quotas_listed(self, items: list[dict[str, Any]]) -> Pairs:
+        """The quotas watch listed again: the rooms are these, and every held pair looks again."""
+        self.rooms = {}
+        for item in items:
+            self.quota(item, False)
+        return set().union(*self.held.values())
+
+    def room(self, namespace: str) -> Room | None:
+        """The tightest room the namespace's quotas leave for Secrets, if any counts them."""
+        rooms = self.rooms.get(namespace, {}).values()
+        return min(rooms, key=lambda r: r.hard - r.used, default=None)
+
+    def took(self, namespace: str) -> None:
+        """A copy is being made there: until its quota's next status, count it as used."""
+        for name, room in self.rooms.get(namespace, {}).items():
+            self.rooms[namespace][name] = dataclasses.replace(room, used=room.used + 1)
+
     def secret(self, meta: Mapping[str, Any]) -> Pairs:
         """Any Secret changed (metadata only): a valueFrom source, or a Secret of someone
         else's holding a copy's name, whose deletion lets the copy be created at last."""
@@ -352,12 +402,15 @@ class Cache:
             if lists is None:
                 return
             namespaces = [
-                (name, labels)
-                for name, labels in lists.namespaces.items()
+                (name, meta)
+                for name, meta in lists.namespaces.items()
                 if ("namespace", ("", name)) not in touched
             ]
             for chunk in _chunks(namespaces):
-                yield set().union(*(self.namespace(n, labels, False) for n, labels in chunk))
+                yield set().union(
+                    *(self.namespace(n, labels, False, notes) for n, (labels, notes) in chunk)
+                )
+            yield self.quotas_listed(lists.quotas)
             for kind, listed, record in (
                 ("secret", lists.copies, self.copy),
                 ("grant", lists.grants, self.secretgrant),
@@ -396,8 +449,19 @@ class Cache:
     def collisions_of(self, pair: OwnerKey) -> list[Ref]:
         return [ref for ref, waiting in self.collisions.items() if waiting == pair]
 
-    def found(self, pair: OwnerKey, collisions: Iterable[Ref], refused: Mapping[str, str]) -> None:
-        """What the last attempt at the pair's copies met: names held by others, refusals."""
+    def found(
+        self,
+        pair: OwnerKey,
+        collisions: Iterable[Ref],
+        refused: Mapping[str, str],
+        held: Iterable[str] = (),
+    ) -> None:
+        """What the last attempt at the pair's copies met: names held by others, refusals,
+        namespaces where a quota's reserve held its copy back (woken by their quotas)."""
+        for waiting in self.held.values():
+            waiting.discard(pair)
+        for namespace in held:
+            self.held.setdefault(namespace, set()).add(pair)
         for ref in self.collisions_of(pair):
             del self.collisions[ref]
         for ref in collisions:

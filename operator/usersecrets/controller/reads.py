@@ -21,8 +21,12 @@ def list_all(api: KubeApi) -> Lists:
     copies, version = watching.list_objects(api, paths.SECRETS, naming.MANAGED_SELECTOR)
     namespaces, _ = watching.list_objects(api, paths.NAMESPACES)
     return Lists(
-        namespaces={n["metadata"]["name"]: n["metadata"].get("labels") for n in namespaces},
+        namespaces={
+            n["metadata"]["name"]: (n["metadata"].get("labels"), n["metadata"].get("annotations"))
+            for n in namespaces
+        },
         copies=copies,
+        quotas=watching.list_objects(api, paths.RESOURCE_QUOTAS)[0],
         grants=watching.list_objects(api, paths.custom("secretgrants"))[0],
         usersecrets=watching.list_objects(api, paths.custom("usersecrets"))[0],
         secrets_version=version,

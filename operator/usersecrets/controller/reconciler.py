@@ -17,7 +17,7 @@ from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Cache
 from usersecrets.controller.reporter import Reporter, status_writes
 from usersecrets.controller.writer import Outcome, Writer
-from usersecrets.rules import desired
+from usersecrets.rules import desired, quota
 from usersecrets.rules.desired import ActualSecret, OwnerKey
 from usersecrets.settings import Settings
 
@@ -49,12 +49,18 @@ class Reconciler:
         cache = self.cache
         want = desired.compute(cache.world, self.settings.cluster_name, [pair])
         plan = desired.diff(want, cache.copies.of_pair(pair))
+        rooms = {c.namespace: r for c in plan.creates if (r := cache.room(c.namespace))}
+        creates, held = quota.hold_back(plan.creates, rooms, self.settings.quota_reserve_percent)
+        plan = dataclasses.replace(plan, creates=tuple(creates))
+        for copy in creates:  # taken now, on the loop: reconciles in parallel see it at once
+            if copy.namespace in rooms:
+                cache.took(copy.namespace)
         touched = [(c.namespace, c.name) for c in plan.updates]
         touched += [(s.namespace, s.name) for s in plan.deletes]
         versions = {ref: v for ref in touched if (v := cache.copies.version(ref)) is not None}
         outcome = await asyncio.to_thread(self.writer.apply, plan, versions)
         refused = {namespace: said for (namespace, _), said in outcome.refused}
-        cache.found(pair, outcome.collisions, refused)
+        cache.found(pair, outcome.collisions, {**held, **refused}, held)
         if not self.dry_run:  # a dry run changed nothing: the cache still says what exists
             self._record(outcome, versions)
         if not plan.empty:

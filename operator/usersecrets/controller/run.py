@@ -80,13 +80,17 @@ class Controller:
     def follow_secrets(
         self, loop: asyncio.AbstractEventLoop, version: str
     ) -> list[threading.Event]:
-        """Our copies in full (label-selected), and every Secret's metadata for valueFrom
-        sources and names held by others; from `version` on. Set the Events to stop."""
+        """Our copies in full (label-selected), every Secret's metadata for valueFrom sources
+        and names held by others, from `version` on; and quotas. Set the Events to stop."""
         cache = self.cache
 
         def copy_changed(kind: str, body: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("copy").inc()
             watching.hand_over(loop, self.handle, cache.copy, body, kind == "DELETED")
+
+        def quota_changed(kind: str, body: dict[str, Any]) -> None:
+            metrics.WATCH_EVENTS.labels("quota").inc()
+            watching.hand_over(loop, self.handle, cache.quota, body, kind == "DELETED")
 
         def secret_changed(_: str, obj: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("secret").inc()
@@ -112,6 +116,16 @@ class Controller:
                 changed=secret_changed,
                 metadata_only=True,
                 version=version,
+            ),
+            # Quotas on Secrets: the room copies shared by others may take (rules.quota).
+            watching.start(
+                "reconciler-quotas",
+                self.api,
+                paths.RESOURCE_QUOTAS,
+                listed=lambda items: watching.hand_over(
+                    loop, self.handle, cache.quotas_listed, items
+                ),
+                changed=quota_changed,
             ),
         ]
 

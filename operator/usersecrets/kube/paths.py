@@ -6,6 +6,7 @@ from usersecrets import GROUP, VERSION
 
 NAMESPACES = "/api/v1/namespaces"
 SECRETS = "/api/v1/secrets"  # in every namespace
+RESOURCE_QUOTAS = "/api/v1/resourcequotas"
 
 
 def secrets_in(namespace: str) -> str:

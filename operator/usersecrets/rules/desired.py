@@ -165,6 +165,8 @@ class GrantFacts:
     namespaces: tuple[str, ...] = ()
     #: The limit it is past, when LIMIT_EXCEEDED.
     limit: Limit | None = None
+    #: The grantee's namespaces that do not take shares from this owner.
+    declined: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,8 @@ class World:
         self._grants_by_target: dict[tuple[str, str], dict[str, GrantView]] = defaultdict(dict)
         self._grants_by_user: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._users: dict[str, str | None] = {}
+        #: Namespaces that take shares from some users only (absent: from anyone).
+        self._accepts: dict[str, frozenset[str]] = {}
         self._namespaces_of: dict[str, set[str]] = defaultdict(set)
         for name, user in (namespaces or {}).items():
             self.set_namespace(name, user)
@@ -263,17 +267,23 @@ class World:
         if not ids:
             del self._grants_by_user[grant.user]
 
-    def set_namespace(self, name: str, user: str | None) -> None:
-        """Record a namespace's user (None: system or unowned), as naming.user_of_namespace says."""
+    def set_namespace(
+        self, name: str, user: str | None, accepts: frozenset[str] | None = None
+    ) -> None:
+        """Record a namespace's user (None: system or unowned), as naming.user_of_namespace says,
+        and whose shares it takes (None: anyone's), as naming.accepted_owners says."""
         self.remove_namespace(name)
         self._generation += 1
         self._users[name] = user
+        if accepts is not None:
+            self._accepts[name] = accepts
         self._namespaces_of[user or NO_OWNER].add(name)
 
     def remove_namespace(self, name: str) -> None:
         if name not in self._users:
             return
         self._generation += 1
+        self._accepts.pop(name, None)
         owner = self._users.pop(name) or NO_OWNER
         members = self._namespaces_of[owner]
         members.discard(name)
@@ -287,6 +297,14 @@ class World:
 
     def user_of(self, namespace: str) -> str | None:
         return self._users.get(namespace)
+
+    def accepts(self, namespace: str, owner: str) -> bool:
+        """Whether `namespace` takes copies shared by `owner`."""
+        allowed = self._accepts.get(namespace)
+        return allowed is None or owner in allowed
+
+    def accepts_policy(self, namespace: str) -> frozenset[str] | None:
+        return self._accepts.get(namespace)
 
     def knows_namespace(self, name: str) -> bool:
         return name in self._users
@@ -556,7 +574,8 @@ def _compute_pair(
         for grant in grants:
             if grant.namespace in present and granting[grant.namespace, grant.name] is None:
                 for namespace in world.namespaces_of(grant.user):
-                    targets.setdefault(namespace, naming.REASON_GRANT)
+                    if world.accepts(namespace, owner):
+                        targets.setdefault(namespace, naming.REASON_GRANT)
 
     if value is not None:
         name = naming.copy_name(owner, key)
@@ -611,6 +630,7 @@ def _compute_pair(
 
     for grant in grants:
         where: tuple[str, ...] = ()
+        declined = 0
         past = granting[grant.namespace, grant.name]
         if grant.namespace not in present:
             state = GrantState.SECRET_NOT_FOUND
@@ -620,7 +640,9 @@ def _compute_pair(
             state = GrantState.SECRET_NOT_READY
         else:
             state = GrantState.GRANTED
-            where = tuple(ns for ns in world.namespaces_of(grant.user) if ns in targets)
+            theirs = world.namespaces_of(grant.user)
+            where = tuple(ns for ns in theirs if ns in targets)
+            declined = sum(1 for ns in theirs if not world.accepts(ns, owner))
         grant_facts[grant.namespace, grant.name] = GrantFacts(
             grant.namespace,
             grant.name,
@@ -631,6 +653,7 @@ def _compute_pair(
             state,
             where,
             limit=past if state is GrantState.LIMIT_EXCEEDED else None,
+            declined=declined,
         )
 
 

@@ -19,6 +19,7 @@ from usersecrets.rules.scrub import scrub
 
 NAME_COLLISION = "NameCollision"
 COPY_FAILED = "CopyFailed"
+NOT_ACCEPTED = "NotAccepted"
 _LISTED = 10
 _QUOTED = 200  # characters of the apiserver's message kept in a status
 _TOLD = (
@@ -192,11 +193,19 @@ def grant_status(
     usable = [ns for ns in facts.namespaces if ns not in failures]
     reason = facts.state.value
     where = f"in {_plural(len(usable), 'namespace')}"
+    if facts.declined:
+        where += (
+            f" ({_plural(facts.declined, 'namespace')} of theirs "
+            f"{'does' if facts.declined == 1 else 'do'} not take shares from '{facts.owner}')"
+        )
     if facts.state is GrantState.GRANTED and failures:
         ok, reason = False, COPY_FAILED
         message = f"{_failed(failures, ())} User '{facts.user}' can use {facts.uri} {where}."
     elif facts.state is GrantState.GRANTED and facts.namespaces:
         ok, message = True, f"User '{facts.user}' can use {facts.uri} {where}"
+    elif facts.state is GrantState.GRANTED and facts.declined:
+        ok, reason = False, NOT_ACCEPTED
+        message = f"User '{facts.user}' can use {facts.uri} {where}"
     elif facts.state is GrantState.GRANTED:
         ok, message = (
             True,

@@ -142,3 +142,38 @@ def test_a_service_account_token_is_not_copied() -> None:
     view = cache.world.secret("alice-ns", "db")
     assert view is not None
     assert view.value is None  # not even kept in memory
+
+
+def test_parallel_reconciles_share_a_quotas_room_and_hold_back_the_rest() -> None:
+    reconciler, cache, api, _ = setup(created)
+    quota = {
+        "metadata": {"namespace": "bob-ns", "name": "q"},
+        "spec": {"hard": {"count/secrets": "3"}},
+        "status": {"used": {"count/secrets": "1"}},
+    }
+    cache.quota(quota, deleted=False)  # 3 - 1 used - 1 kept back: room for one shared copy
+    for key in ("a", "b"):
+        meta = {"namespace": "alice-ns", "name": key, "uid": key, "generation": 1}
+        cache.usersecret({"metadata": meta, "spec": {"value": "dg=="}}, deleted=False)
+        grant = {
+            "metadata": {**meta, "name": f"g-{key}"},
+            "spec": {"secretName": key, "user": "bob"},
+        }
+        cache.secretgrant(grant, deleted=False)
+
+    async def both() -> None:
+        await asyncio.gather(
+            reconciler.copies(OwnerKey("alice", "a")), reconciler.copies(OwnerKey("alice", "b"))
+        )
+
+    asyncio.run(both())
+    assert api.sent("POST").count(("POST", "/api/v1/namespaces/bob-ns/secrets")) == 1
+    assert cache.refused == {
+        OwnerKey("alice", "b"): {
+            "bob-ns": "its Secret quota (2 of 3 used) keeps its last 1 slot for the user's own Secrets"
+        }
+    }
+    assert cache.held == {"bob-ns": {OwnerKey("alice", "b")}}
+    assert cache.quota({**quota, "status": {"used": {"count/secrets": "0"}}}, deleted=False) == {
+        OwnerKey("alice", "b")
+    }
