@@ -170,7 +170,9 @@ def test_parallel_reconciles_share_a_quotas_room_and_hold_back_the_rest() -> Non
     assert api.sent("POST").count(("POST", "/api/v1/namespaces/bob-ns/secrets")) == 1
     assert cache.refused == {
         OwnerKey("alice", "b"): {
-            "bob-ns": "its Secret quota (2 of 3 used) keeps its last 1 slot for the user's own Secrets"
+            "bob-ns": (
+                "its Secret quota (2 of 3 used) keeps its last 1 slot for the user's own Secrets"
+            )
         }
     }
     assert cache.held == {"bob-ns": {OwnerKey("alice", "b")}}
