@@ -29,6 +29,7 @@ class OperatorProcess:
         self.webhook_port = free_port()
         self.metrics_port = free_port()
         objects = install_chart(plane, self.webhook_port, *values)
+        self.objects = objects
         self.kubeconfig = chart_identity(plane, objects)
         self.log = plane.logs / f"{name}.log"
         self.env = {

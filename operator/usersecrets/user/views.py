@@ -124,3 +124,29 @@ def user_from_evidence(
         ):
             return str(labels[naming.OWNER_LABEL])
     return None
+
+
+def secret_table(
+    objs: Iterable[Mapping[str, Any]],
+    grants: Iterable[Mapping[str, Any]],
+    uri_of: Callable[[str], str],
+) -> list[Obj]:
+    """The web UI's table of one's secrets: each key's URI, state in words, where it can be
+    used, and whom it is shared with. Never spec, so never a value."""
+    shares: dict[str, list[Obj]] = {}
+    for row in grant_rows(grants, uri_of):
+        shares.setdefault(str(row["key"]), []).append({"user": row["user"], "ready": row["ready"]})
+    rows = []
+    for obj in objs:
+        key = str(at(obj, "metadata", "name"))
+        state = readiness(obj)
+        rows.append(
+            {
+                "key": key,
+                **_status_row(obj, key, uri_of),
+                "state": state.state,
+                "message": state.message,
+                "shares": shares.get(key, []),
+            }
+        )
+    return sorted(rows, key=lambda r: str(r["key"]))
