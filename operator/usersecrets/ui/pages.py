@@ -230,6 +230,8 @@ class NewSecret:
 
     key: str = ""
     errors: dict[str, str] = field(default_factory=dict)
+    #: The cluster's refusal, its message already redacted.
+    failure: Failure | None = None
 
 
 def read_new_secret(form: Form) -> tuple[NewSecret, bytes | None, list[str]]:
@@ -268,7 +270,9 @@ async def store_new_secret(space: Space, form: Form) -> NewSecret:
     try:
         await blocking(actions.add_secret, space, new.key, data, WAIT_SECONDS)
     except Failure as err:
-        new.errors["form"] = redact(err.message, sensitive)
+        message = redact(err.message, sensitive)
+        new.errors["form"] = message
+        new.failure = Failure(message, err.kind, err.status)
     return new
 
 
@@ -320,6 +324,8 @@ async def secrets_page(
 async def add_secret(request: web.Request) -> web.Response:
     space = space_of(request)
     new = await store_new_secret(space, await request.post())
+    if new.failure is not None and new.failure.kind in ("forbidden", "unreachable"):
+        return failure_page(request, new.failure)  # the form itself may not be shown either
     if new.errors:
         return await secrets_page(request, new, 403 if "form" in new.errors else 400)
     raise web.HTTPSeeOther(f"/n/{space.namespace}/secrets?flash=added&key={new.key}")

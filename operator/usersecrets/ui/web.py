@@ -20,6 +20,7 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
+from usersecrets.api.resources import MAX_VALUE_BYTES
 from usersecrets.kube.client import KubeApi
 from usersecrets.settings import Settings
 from usersecrets.ui.config import UiSettings
@@ -259,7 +260,17 @@ async def identify(request: web.Request, handler: Handler) -> web.StreamResponse
     if request.method == "POST":
         if request.headers.get("Sec-Fetch-Site") == "cross-site":
             return forbidden(request, "Cross-site request refused.")
-        form = await request.post()
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            return ui.render(
+                request,
+                "error.html",
+                status=413,
+                title="Too large",
+                message="The upload is larger than any secret can be: a secret holds at most "
+                f"1 MiB ({MAX_VALUE_BYTES})",
+            )
         sent = form.get(CSRF_FIELD)
         if not isinstance(sent, str) or not same(sent, request["csrf"]):
             if caller is None and request.path != "/sign-in":
