@@ -11,10 +11,10 @@
       event.preventDefault();
       return;
     }
-    if (form.dataset.invalid) {
+    var bad = form.querySelector("[data-client-invalid]");
+    if (bad) {
       event.preventDefault();
-      var bad = form.querySelector("[aria-invalid='true']");
-      if (bad) bad.focus();
+      bad.focus();
       return;
     }
     form.setAttribute("aria-busy", "true");
@@ -42,13 +42,12 @@
   function showError(input, errorId, message) {
     var error = document.getElementById(errorId);
     if (error) error.textContent = message || "";
-    var form = input.form;
     if (message) {
       input.setAttribute("aria-invalid", "true");
-      if (form) form.dataset.invalid = "true";
+      input.dataset.clientInvalid = "true";
     } else {
       input.removeAttribute("aria-invalid");
-      if (form) delete form.dataset.invalid;
+      delete input.dataset.clientInvalid;
     }
   }
 
