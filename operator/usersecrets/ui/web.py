@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -98,7 +98,7 @@ class Ui:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.filters["q"] = lambda text: quote(str(text), safe="")
+        self.templates.filters["shell"] = shlex.join
 
     # -- who is calling ---------------------------------------------------------------
 
