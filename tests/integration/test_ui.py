@@ -86,12 +86,17 @@ def test_who_you_are_and_the_namespace_you_act_in(
     namespace, token = ui_user(users("alice"))
     visitor, home = signed_in(ui, token)
     assert home == f"/n/{namespace}/secrets"
-    assert visitor.cookie("usersecrets-namespaces") == namespace
+    assert str(visitor.cookie("usersecrets-namespaces")).endswith(f".{namespace}")
     page = visitor.get(home)
     assert page.by_id("whoami") == f"system:serviceaccount:{namespace}:{users('alice')}"
     assert page.by_id("namespace") == namespace
     # The choice is remembered: the next visit goes straight there.
     assert visitor.get("/").location == home
+    # For this user only: bob, signing in on the same browser, goes to his own.
+    bob_ns, bob_token = ui_user(users("bob"))
+    visitor.post("/sign-out", {"csrf": page.csrf()})
+    visitor.sign_in(bob_token)
+    assert visitor.get("/").location == f"/n/{bob_ns}/secrets"
 
 
 def test_choosing_a_namespace_that_is_not_yours_is_refused(

@@ -132,11 +132,20 @@ def can_i_list(cluster: ControlPlane, namespace: str, account: str) -> str:
 def test_the_ui_service_account_may_do_nothing_an_unbound_one_may_not(
     cluster: ControlPlane, operator: OperatorProcess, admin: client.ApiClient
 ) -> None:
-    """The `operator` fixture's release has the UI on: its ServiceAccount exists, bound to
-    nothing. What it may do is compared with a ServiceAccount nobody bound to anything."""
+    """The `operator` fixture's release has the UI on, and its RBAC is in the cluster. What the
+    UI's ServiceAccount may do there is compared with a ServiceAccount nobody bound to anything.
+    (Other tests upgrade the release with values of their own, so the account is applied again
+    from the fixture's manifest: nothing binds it either way, see the test above.)"""
     account = chart.ui_object(operator.objects, "ServiceAccount")
     assert account is not None
     name = account["metadata"]["name"]
+    body = {k: v for k, v in account.items() if k != "metadata"}
+    body["metadata"] = {"name": name, "labels": account["metadata"]["labels"]}
+    try:
+        client.CoreV1Api(admin).create_namespaced_service_account(chart.RELEASE_NAMESPACE, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
     ui_can = can_i_list(cluster, chart.RELEASE_NAMESPACE, name)
     bare_ns = create_namespace(admin)
     try:

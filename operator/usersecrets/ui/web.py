@@ -181,16 +181,26 @@ async def blocking(call: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(call, *args)
 
 
+def _whose(request: web.Request) -> str:
+    """A tag of the caller's username: one browser, several people, each their own list."""
+    caller: Caller | None = request.get("caller")
+    return fingerprint(caller.identity.username)[:16] if caller else ""
+
+
 def remembered(request: web.Request) -> list[str]:
+    """The caller's namespaces used last in this browser, most recent first."""
     from usersecrets.user.identity import is_namespace_name
 
-    text = request.cookies.get(NAMESPACES_COOKIE, "")
-    return [ns for ns in text.split(",") if is_namespace_name(ns)][:5]
+    tag, _, names = request.cookies.get(NAMESPACES_COOKIE, "").partition(".")
+    if not tag or tag != _whose(request):
+        return []
+    return [ns for ns in names.split(".") if is_namespace_name(ns)][:5]
 
 
 def remember(request: web.Request, response: web.StreamResponse, namespace: str) -> None:
     names = [namespace, *(n for n in remembered(request) if n != namespace)][:5]
-    ui_of(request).set_cookie(response, NAMESPACES_COOKIE, ",".join(names), 365 * 24 * 3600)
+    value = ".".join([_whose(request), *names])
+    ui_of(request).set_cookie(response, NAMESPACES_COOKIE, value, 365 * 24 * 3600)
 
 
 # -- middlewares ---------------------------------------------------------------------------
