@@ -31,7 +31,7 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	      apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	      apt-get install -y -qq chromium >/dev/null; \
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
 
 ## axe-core, pinned by package-lock.json, which the browser tests inject into the UI's pages.

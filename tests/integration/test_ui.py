@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client
 
+from conftest import wait_for
 from kube import USERSECRETS, create_grant, create_usersecret, get_object, wait_copy
 from usersecrets_dev.controlplane import ControlPlane
 from usersecrets_dev.operator_process import OperatorProcess
@@ -389,3 +390,68 @@ def test_revoking_a_share_that_does_not_exist_says_so(
     answer = visitor.post(f"/n/{namespace}/secrets/gone/delete", {"csrf": visitor.get(page).csrf()})
     assert answer.status == 404
     assert answer.by_id("message") == "Secret 'gone' not found"
+
+
+def test_a_secret_added_from_the_job_form_is_offered_at_once(
+    ui: UiProcess, ui_user: UserMaker, users: Callable[[str], str], admin: client.ApiClient
+) -> None:
+    namespace, token = ui_user(users("alice"))
+    visitor, _ = signed_in(ui, token)
+    jobs = f"/n/{namespace}/jobs"
+    fields = {
+        "csrf": visitor.get(jobs).csrf(),
+        "action": "add-secret",
+        "image": "python:3.12",
+        "command": "python -c 'print(1)'",
+        "key": "wandb",
+        "value": "w-value",
+    }
+    answer = visitor.post(jobs, fields)
+    assert answer.status == 200
+    assert answer.by_id("job-notice") == "Secret 'wandb' saved; attach it below."
+    assert 'value="python:3.12"' in answer.text  # the job's fields are kept
+    assert 'data-ref="secret:wandb"' in answer.text
+    assert "w-value" not in answer.text
+    assert get_object(admin, USERSECRETS, namespace, "wandb")["spec"]["value"] == "dy12YWx1ZQ=="
+    fields |= {"key": "Bad Key", "csrf": visitor.get(jobs).csrf()}
+    answer = visitor.post(jobs, fields)
+    assert answer.status == 400
+    assert answer.by_id("key-error").startswith("Invalid secret key 'Bad Key': ")
+    assert 'value="python:3.12"' in answer.text
+
+
+def test_a_job_made_elsewhere_shows_the_webhooks_refusal_from_its_events(
+    ui: UiProcess, ui_user: UserMaker, users: Callable[[str], str], admin: client.ApiClient
+) -> None:
+    """A Job created with kubectl: its pods are refused when the Job controller creates them,
+    and the refusal reaches the page from the Job's FailedCreate Events, word for word."""
+    namespace, token = ui_user(users("alice"))
+    job = {
+        "metadata": {"name": "from-kubectl"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"annotations": {"usersecrets.io/env": "X=secret:nope"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox"}],
+                },
+            },
+        },
+    }
+    client.BatchV1Api(admin).create_namespaced_job(namespace, job)
+    visitor, _ = signed_in(ui, token)
+    page = f"/n/{namespace}/jobs/from-kubectl/state"
+    wait_for(
+        lambda: "Refused" in visitor.get(page).by_id("job-phase"),
+        what="the job page to show the refusal",
+    )
+    assert visitor.get(page).by_id("job-message") == (
+        'Error creating: admission webhook "pods.usersecrets.io" denied the request: '
+        "Missing secrets: 'nope'"
+    )
+    listed = visitor.get(f"/n/{namespace}/jobs")
+    assert 'href="/n/' + namespace + '/jobs/from-kubectl"' in listed.text
+    missing = visitor.get(f"/n/{namespace}/jobs/no-such-job")
+    assert missing.status == 404
+    assert missing.by_id("message") == "Job 'no-such-job' not found"

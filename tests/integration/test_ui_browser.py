@@ -24,7 +24,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 from conftest import CLUSTER_NAME, wait_for
 from kube import copy_value, create_usersecret, wait_copy
 from usersecrets.rules import naming
-from usersecrets_dev.controlplane import REPO
+from usersecrets_dev.controlplane import REPO, ControlPlane
+from usersecrets_dev.operator_process import OperatorProcess
 from usersecrets_dev.ui_process import UiProcess
 
 pytestmark = pytest.mark.integration
@@ -413,3 +414,43 @@ def test_forms_check_before_sending_and_show_that_they_are_working(
     expect(page.locator(".notice")).to_have_text("You are signed out.")
     page.goto(f"{p.ui.url}/n/{namespace}/secrets")
     expect(page.locator(".notice")).to_have_text("Sign in to continue.")
+
+
+def test_a_cross_site_form_and_an_expired_session_change_nothing(
+    browser: Browser,
+    axe_source: str,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    ui_user: UserMaker,
+    users: Callable[[str], str],
+    admin: client.ApiClient,
+) -> None:
+    short = UiProcess(
+        cluster, operator.objects, name="ui-browser-short", USERSECRETS_UI_SESSION_IDLE_SECONDS="2"
+    ).start()
+    try:
+        namespace, token = ui_user(users("alice"))
+        p = Person(browser, short, axe_source)
+        p.sign_in(token)
+        # Another site's page, in the same browser, sends a form to the UI.
+        attacker = p.context.new_page()
+        attacker.set_content(
+            f'<form method="post" action="{short.url}/n/{namespace}/secrets">'
+            '<input name="key" value="planted"><input name="value" value="x"></form>'
+        )
+        with attacker.expect_navigation():
+            attacker.evaluate("document.forms[0].submit()")
+        expect(attacker.locator("#message")).to_have_text("Cross-site request refused.")
+        attacker.close()
+        listed = client.CustomObjectsApi(admin).list_namespaced_custom_object(
+            "usersecrets.io", "v1alpha1", namespace, "usersecrets"
+        )
+        assert listed["items"] == []
+        # Left alone longer than the idle limit, the next click asks to sign in again.
+        time.sleep(2.5)
+        p.page.click("nav >> text=Run a job")
+        expect(p.page.locator(".notice")).to_have_text("Your session has expired: sign in again.")
+        p.accessible()
+        p.close()
+    finally:
+        short.stop()
