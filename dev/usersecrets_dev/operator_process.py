@@ -10,9 +10,38 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 from usersecrets_dev.chart import chart_environment, chart_identity, install_chart
 from usersecrets_dev.controlplane import ControlPlane, ControlPlaneError, die_with_parent, free_port
+
+
+def spawn_until_ready(
+    module: str, env: dict[str, str], log: Path, ready_url: str, what: str, timeout: float
+) -> subprocess.Popen[bytes]:
+    """`python -m module`, its output in `log`, once `ready_url` answers 200; it dies with us."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise ControlPlaneError(f"{what} exited with {process.returncode}:\n{tail}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(ready_url, timeout=1) as answer:  # noqa: S310
+            if answer.status == 200:
+                return process
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    raise ControlPlaneError(f"{what} was not ready after {timeout}s; see {log}")
 
 
 class OperatorProcess:
@@ -45,30 +74,15 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> OperatorProcess:
-        self.plane.logs.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "usersecrets.main"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise ControlPlaneError(
-                    f"the operator exited with {self.process.returncode}:\n{tail}"
-                )
-            with contextlib.suppress(OSError):
-                url = f"http://127.0.0.1:{self.metrics_port}/readyz"
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            time.sleep(0.1)
-        raise ControlPlaneError(f"the operator was not ready after {timeout}s; see {self.log}")
+        self.process = spawn_until_ready(
+            "usersecrets.main",
+            self.env,
+            self.log,
+            f"http://127.0.0.1:{self.metrics_port}/readyz",
+            "the operator",
+            timeout,
+        )
+        return self
 
     def stop(self, kill: bool = False) -> None:
         if self.process is None:

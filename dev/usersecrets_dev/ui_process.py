@@ -6,19 +6,28 @@ an empty HOME. Whatever it does, it does with the token of the user who signed i
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from typing import Any
 
 from usersecrets_dev.chart import chart_environment, ui_object
-from usersecrets_dev.controlplane import ControlPlane, ControlPlaneError, die_with_parent, free_port
+from usersecrets_dev.controlplane import ControlPlane, free_port
+from usersecrets_dev.operator_process import spawn_until_ready
 
+#: How the tests and `make ui-timing` start Debian's chromium (no sandbox as root in CI, nothing
+#: that reaches the network on its own).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 #: What may not reach the UI from the developer's environment: credentials and the like.
 WITHHELD = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "HOME")
 
@@ -55,27 +64,10 @@ class UiProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> UiProcess:
-        self.plane.logs.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "usersecrets.ui.main"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise ControlPlaneError(f"the UI exited with {self.process.returncode}:\n{tail}")
-            url = f"{self.url}/healthz"
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310
-                if answer.status == 200:
-                    return self
-            time.sleep(0.1)
-        raise ControlPlaneError(f"the UI was not ready after {timeout}s; see {self.log}")
+        self.process = spawn_until_ready(
+            "usersecrets.ui.main", self.env, self.log, f"{self.url}/healthz", "the UI", timeout
+        )
+        return self
 
     def stop(self) -> None:
         if self.process is None:

@@ -22,17 +22,8 @@ from kubernetes import config
 from usersecrets_dev.controlplane import REPO, running
 from usersecrets_dev.operator_process import OperatorProcess
 from usersecrets_dev.sample_users import sample_user
-from usersecrets_dev.ui_process import UiProcess
+from usersecrets_dev.ui_process import CHROMIUM, CHROMIUM_ARGS, UiProcess
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LOADED = "() => performance.getEntriesByType('navigation')[0].loadEventEnd"
 
 
@@ -54,7 +45,7 @@ def measure(count: int, step: Callable[[int], float]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=100)
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     parser.add_argument("--out", type=Path, default=REPO / "build" / "ui-timing.json")
     args = parser.parse_args(argv)
 

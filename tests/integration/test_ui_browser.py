@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 from conftest import CLUSTER_NAME, wait_for
 from kube import copy_value, create_usersecret, wait_copy
 from usersecrets.rules import naming
+from usersecrets_dev import ui_process
 from usersecrets_dev.controlplane import REPO, ControlPlane
 from usersecrets_dev.operator_process import OperatorProcess
 from usersecrets_dev.ui_process import UiProcess
@@ -31,16 +32,8 @@ from usersecrets_dev.ui_process import UiProcess
 pytestmark = pytest.mark.integration
 
 UserMaker = Callable[[str], tuple[str, str]]
-CHROMIUM = os.environ.get("USERSECRETS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = os.environ.get("USERSECRETS_CHROMIUM", ui_process.CHROMIUM)
+CHROMIUM_ARGS = ui_process.CHROMIUM_ARGS
 AXE = REPO / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPO / "build" / "ui-screenshots"
 WEBHOOK = "pods.usersecrets.io"

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import secrets
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -69,6 +70,28 @@ def failure_page(request: web.Request, err: Failure, title: str = "Refused") -> 
     return ui_of(request).render(
         request, "error.html", status=STATUS_OF_KIND[err.kind], title=title, message=err.message
     )
+
+
+async def show(
+    request: web.Request,
+    template: str,
+    read: Callable[[], dict[str, Any]],
+    status: int = 200,
+    **context: Any,
+) -> web.Response:
+    """A page whose data `read` gets from the cluster, as the caller; its refusal otherwise."""
+    try:
+        data = await blocking(read)
+    except Failure as err:
+        return failure_page(request, err)
+    return ui_of(request).render(
+        request, template, status=status, flash=flash(request), **context, **data
+    )
+
+
+def secret_not_found(err: Failure, key: str) -> Failure:
+    """The API's 404 for a key in the CLI's words."""
+    return Failure(f"Secret '{key}' not found", "not_found") if err.status == 404 else err
 
 
 def space_of(request: web.Request) -> Space:
@@ -306,18 +329,8 @@ async def secrets_page(
             "shared_error": shared_error,
         }
 
-    try:
-        data = await blocking(read)
-    except Failure as err:
-        return failure_page(request, err)
-    return ui.render(
-        request,
-        "secrets.html",
-        status=status,
-        ns=space.namespace,
-        new=new or NewSecret(),
-        flash=flash(request),
-        **data,
+    return await show(
+        request, "secrets.html", read, status, ns=space.namespace, new=new or NewSecret()
     )
 
 
@@ -327,7 +340,8 @@ async def add_secret(request: web.Request) -> web.Response:
     if new.failure is not None and new.failure.kind in ("forbidden", "unreachable"):
         return failure_page(request, new.failure)  # the form itself may not be shown either
     if new.errors:
-        return await secrets_page(request, new, 403 if "form" in new.errors else 400)
+        status = STATUS_OF_KIND[new.failure.kind] if new.failure else 400
+        return await secrets_page(request, new, status)
     raise web.HTTPSeeOther(f"/n/{space.namespace}/secrets?flash=added&key={new.key}")
 
 
@@ -343,28 +357,14 @@ async def secret_page(
         try:
             obj = space.get(USERSECRETS, key)
         except Failure as err:
-            if err.status == 404:
-                raise Failure(f"Secret '{key}' not found", "not_found") from None
-            raise
+            raise secret_not_found(err, key) from None
         grants: list[views.Obj] = []
         with contextlib.suppress(Failure):
             grants = space.list_objects(SECRETGRANTS)
         uri_of = _uri_of(space, cluster, [obj])
         return {"row": views.secret_table([obj], grants, uri_of)[0]}
 
-    try:
-        data = await blocking(read)
-    except Failure as err:
-        return failure_page(request, err)
-    return ui.render(
-        request,
-        "secret.html",
-        status=status,
-        ns=space.namespace,
-        errors=errors or {},
-        flash=flash(request),
-        **data,
-    )
+    return await show(request, "secret.html", read, status, ns=space.namespace, errors=errors or {})
 
 
 async def confirm_delete(request: web.Request) -> web.Response:
@@ -379,9 +379,7 @@ async def delete_secret(request: web.Request) -> web.Response:
     try:
         await blocking(space.delete, USERSECRETS, key)
     except Failure as err:
-        if err.status == 404:
-            err = Failure(f"Secret '{key}' not found", "not_found")
-        return failure_page(request, err)
+        return failure_page(request, secret_not_found(err, key))
     raise web.HTTPSeeOther(f"/n/{space.namespace}/secrets?flash=deleted&key={key}")
 
 
@@ -396,8 +394,7 @@ async def share(request: web.Request) -> web.Response:
         await blocking(space.get, USERSECRETS, key)
         await blocking(actions.share, space, key, user, WAIT_SECONDS)
     except Failure as err:
-        if err.status == 404:
-            err = Failure(f"Secret '{key}' not found", "not_found")
+        err = secret_not_found(err, key)
         return await secret_page(request, {"user": err.message}, STATUS_OF_KIND[err.kind])
     raise web.HTTPSeeOther(
         f"/n/{space.namespace}/secrets/{key}?flash=shared&key={key}&user={_q(user)}"

@@ -26,7 +26,7 @@ from usersecrets.settings import Settings
 from usersecrets.ui.config import UiSettings
 from usersecrets.ui.sessions import Clients, Session, Sessions, Signer, fingerprint, same
 from usersecrets.user.errors import Failure
-from usersecrets.user.identity import Identity, who_am_i
+from usersecrets.user.identity import Identity, is_namespace_name, who_am_i
 
 log = logging.getLogger("usersecrets.ui")
 
@@ -189,8 +189,6 @@ def _whose(request: web.Request) -> str:
 
 def remembered(request: web.Request) -> list[str]:
     """The caller's namespaces used last in this browser, most recent first."""
-    from usersecrets.user.identity import is_namespace_name
-
     tag, _, names = request.cookies.get(NAMESPACES_COOKIE, "").partition(".")
     if not tag or tag != _whose(request):
         return []
