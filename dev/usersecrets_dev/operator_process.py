@@ -16,13 +16,11 @@ from usersecrets_dev.chart import chart_environment, chart_identity, install_cha
 from usersecrets_dev.controlplane import ControlPlane, ControlPlaneError, die_with_parent, free_port
 
 
-def spawn_until_ready(
-    module: str, env: dict[str, str], log: Path, ready_url: str, what: str, timeout: float
-) -> subprocess.Popen[bytes]:
-    """`python -m module`, its output in `log`, once `ready_url` answers 200; it dies with us."""
+def spawn(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m module`, its output appended to `log`; it dies with us."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", module],
             env=env,
             stdout=out,
@@ -30,6 +28,12 @@ def spawn_until_ready(
             stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
         )
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], log: Path, ready_url: str, what: str, timeout: float
+) -> None:
+    """Returns once `ready_url` answers 200; fails with the log's end if `process` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -37,10 +41,8 @@ def spawn_until_ready(
             raise ControlPlaneError(f"{what} exited with {process.returncode}:\n{tail}")
         with contextlib.suppress(OSError), urllib.request.urlopen(ready_url, timeout=1) as answer:  # noqa: S310
             if answer.status == 200:
-                return process
+                return
         time.sleep(0.1)
-    process.kill()
-    process.wait()
     raise ControlPlaneError(f"{what} was not ready after {timeout}s; see {log}")
 
 
@@ -74,14 +76,10 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> OperatorProcess:
-        self.process = spawn_until_ready(
-            "usersecrets.main",
-            self.env,
-            self.log,
-            f"http://127.0.0.1:{self.metrics_port}/readyz",
-            "the operator",
-            timeout,
-        )
+        # Set before it is ready: the fault tests kill it at any moment, startup included.
+        self.process = spawn("usersecrets.main", self.env, self.log)
+        url = f"http://127.0.0.1:{self.metrics_port}/readyz"
+        wait_ready(self.process, self.log, url, "the operator", timeout)
         return self
 
     def stop(self, kill: bool = False) -> None:

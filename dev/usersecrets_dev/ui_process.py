@@ -14,7 +14,7 @@ from typing import Any
 
 from usersecrets_dev.chart import chart_environment, ui_object
 from usersecrets_dev.controlplane import ControlPlane, free_port
-from usersecrets_dev.operator_process import spawn_until_ready
+from usersecrets_dev.operator_process import spawn, wait_ready
 
 #: How the tests and `make ui-timing` start Debian's chromium (no sandbox as root in CI, nothing
 #: that reaches the network on its own).
@@ -64,9 +64,8 @@ class UiProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> UiProcess:
-        self.process = spawn_until_ready(
-            "usersecrets.ui.main", self.env, self.log, f"{self.url}/healthz", "the UI", timeout
-        )
+        self.process = spawn("usersecrets.ui.main", self.env, self.log)
+        wait_ready(self.process, self.log, f"{self.url}/healthz", "the UI", timeout)
         return self
 
     def stop(self) -> None:
