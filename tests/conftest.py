@@ -15,6 +15,8 @@ from kubernetes.client.rest import ApiException
 
 from usersecrets_dev.controlplane import ControlPlane, cached_binaries
 from usersecrets_dev.operator_process import OperatorProcess
+from usersecrets_dev.sample_users import ensure_role, service_account_token
+from usersecrets_dev.ui_process import UiProcess
 
 HOW_TO_GET_BINARIES = (
     "the local control plane binaries are missing: run `make test` (it builds them from the "
@@ -48,12 +50,14 @@ def operator(cluster: ControlPlane) -> Iterator[OperatorProcess]:
     """The operator, installed by the chart and running as the chart's ServiceAccount, at DEBUG.
 
     Every integration test that depends on it therefore also proves the chart's RBAC enough.
+    The chart's web UI is on too (its objects are created; `ui` runs it as a process).
     """
     process = OperatorProcess(
         cluster,
         values=[
             f"clusterName={CLUSTER_NAME}",
             "logLevel=DEBUG",
+            "ui.enabled=true",
             *(f"limits.{name}={value}" for name, value in LIMITS.items()),
         ],
     ).start()
@@ -227,3 +231,32 @@ def user_namespace(
     yield make
     for name in created:
         delete_namespace(admin, name)
+
+
+@pytest.fixture(scope="session")
+def ui(cluster: ControlPlane, operator: OperatorProcess) -> Iterator[UiProcess]:
+    """`usersecrets-ui` configured as the chart's UI Deployment, with no credentials at all."""
+    process = UiProcess(cluster, operator.objects).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def ui_user(
+    admin: client.ApiClient, user_namespace: Callable[[str], str]
+) -> Callable[[str], tuple[str, str]]:
+    """Factory: (namespace, bearer token) of `user`, who signs in to the UI with the token.
+
+    The token is a ServiceAccount's in a fresh namespace of `user`, bound there to a role that
+    lets it manage secrets, jobs and pods: what the Dashboard and Headlamp document for
+    signing in, and, like an OIDC token from a proxy, a bearer token the apiserver checks.
+    """
+    role = ensure_role(admin)
+
+    def make(user: str) -> tuple[str, str]:
+        namespace = user_namespace(user)
+        return namespace, service_account_token(admin, namespace, user, role)
+
+    return make

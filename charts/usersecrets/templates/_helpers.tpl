@@ -110,3 +110,25 @@ pod webhook's URL, ending in /mutate-pods). Usage: include "usersecrets.webhookU
 {{- define "usersecrets.webhookClientCAName" -}}
 {{- printf "%s-webhook-client-ca" (include "usersecrets.fullname" .) }}
 {{- end }}
+
+{{/*
+The web UI: its own app.kubernetes.io/name, so that no selector of the operator's (Deployment,
+Services, PodDisruptionBudget) ever matches a UI pod.
+*/}}
+{{- define "usersecrets.ui.fullname" -}}
+{{- printf "%s-ui" (include "usersecrets.fullname" .) }}
+{{- end }}
+
+{{- define "usersecrets.ui.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-ui" (include "usersecrets.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "usersecrets.ui.labels" -}}
+helm.sh/chart: {{ include "usersecrets.chart" . }}
+{{ include "usersecrets.ui.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: usersecrets
+app.kubernetes.io/component: ui
+{{- end }}

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from usersecrets import API_VERSION
+from usersecrets.api.resources import MAX_VALUE_BYTES
 from usersecrets.cli import main as cli
 from usersecrets.rules import naming
 from usersecrets.user import actions, errors, space, views
@@ -120,9 +121,9 @@ def test_read_value_bad_file_is_usage_error(arg: str) -> None:
 
 
 def test_read_value_refuses_more_than_one_mib() -> None:
-    assert len(cli.read_value("@-", io.BytesIO(b"x" * cli.MAX_VALUE_BYTES))) == 1 << 20
+    assert len(cli.read_value("@-", io.BytesIO(b"x" * MAX_VALUE_BYTES))) == 1 << 20
     with pytest.raises(cli.CliError, match="at most 1 MiB") as info:
-        cli.read_value("@-", io.BytesIO(b"x" * (cli.MAX_VALUE_BYTES + 1)))
+        cli.read_value("@-", io.BytesIO(b"x" * (MAX_VALUE_BYTES + 1)))
     assert info.value.exit_code == cli.EXIT_USAGE
 
 
