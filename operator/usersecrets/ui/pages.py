@@ -7,7 +7,6 @@ A value typed or uploaded goes to the apiserver once and is never rendered back.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import secrets
 import shlex
