@@ -518,7 +518,14 @@ SCENARIOS = (
 def new_cluster() -> Iterator[Bench]:
     """A control plane of its own, with the operator installed by the chart."""
     with ControlPlane(find_binaries()) as plane:
-        operator = OperatorProcess(plane, values=["logLevel=WARNING"]).start()
+        # One user holds each scenario's secrets: the per-user limits go above its sizes.
+        limits = [
+            f"limits.{name}=1000000"
+            for name in ("secretsPerUser", "grantsPerUser", "sharesPerUser")
+        ]
+        operator = OperatorProcess(
+            plane, values=["logLevel=WARNING", *limits, "limits.valueMiBPerUser=100000"]
+        ).start()
         try:
             yield Bench(plane, operator)
         finally:

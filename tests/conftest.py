@@ -23,6 +23,8 @@ from usersecrets_dev.node import (
     unavailable_reason,
 )
 from usersecrets_dev.operator_process import OperatorProcess
+from usersecrets_dev.sample_users import ensure_role, service_account_token
+from usersecrets_dev.ui_process import UiProcess
 
 HOW_TO_GET_BINARIES = (
     "the local control plane binaries are missing: run `make test` (it builds them from the "
@@ -99,6 +101,9 @@ def node(cluster: ControlPlane, node_host: NodeHost | str) -> Iterator[Node]:
 
 
 CLUSTER_NAME = "testcluster"
+#: The operator's per-user limits in the tests: small enough for a test to reach, above what
+#: every other test's users need (test_reconciler's burst makes 200 UserSecrets).
+LIMITS = {"secretsPerUser": 250, "valueMiBPerUser": 8, "sharesPerUser": 12}
 
 
 @pytest.fixture(scope="session")
@@ -106,9 +111,16 @@ def operator(cluster: ControlPlane) -> Iterator[OperatorProcess]:
     """The operator, installed by the chart and running as the chart's ServiceAccount, at DEBUG.
 
     Every integration test that depends on it therefore also proves the chart's RBAC enough.
+    The chart's web UI is on too (its objects are created; `ui` runs it as a process).
     """
     process = OperatorProcess(
-        cluster, values=[f"clusterName={CLUSTER_NAME}", "logLevel=DEBUG"]
+        cluster,
+        values=[
+            f"clusterName={CLUSTER_NAME}",
+            "logLevel=DEBUG",
+            "ui.enabled=true",
+            *(f"limits.{name}={value}" for name, value in LIMITS.items()),
+        ],
     ).start()
     try:
         yield process
@@ -221,8 +233,15 @@ def role_binding(name: str, cluster_role: str, subject: dict[str, str]) -> dict[
     }
 
 
-def bind_user(admin: client.ApiClient, namespace: str, user: str, role: str = USER_ROLE) -> None:
-    """Let `user` act in `namespace` with the rights of the ClusterRole `role`."""
+def bind_user(
+    admin: client.ApiClient,
+    namespace: str,
+    user: str,
+    role: str = USER_ROLE,
+    proof: tuple[str, str, str] = ("get", "", "secrets"),
+) -> None:
+    """Let `user` act in `namespace` with the rights of the ClusterRole `role`; `proof` is
+    (verb, group, resource) of a right it gives, to wait for."""
     subject = {"kind": "User", "name": user, "apiGroup": RBAC_GROUP}
     client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
         namespace, role_binding(f"{user}-{role}", role, subject)
@@ -233,8 +252,9 @@ def bind_user(admin: client.ApiClient, namespace: str, user: str, role: str = US
             "user": user,
             "resourceAttributes": {
                 "namespace": namespace,
-                "verb": "get",
-                "resource": "secrets",
+                "verb": proof[0],
+                "group": proof[1],
+                "resource": proof[2],
             },
         }
     }
@@ -272,3 +292,32 @@ def user_namespace(
     yield make
     for name in created:
         delete_namespace(admin, name)
+
+
+@pytest.fixture(scope="session")
+def ui(cluster: ControlPlane, operator: OperatorProcess) -> Iterator[UiProcess]:
+    """`usersecrets-ui` configured as the chart's UI Deployment, with no credentials at all."""
+    process = UiProcess(cluster, operator.objects).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def ui_user(
+    admin: client.ApiClient, user_namespace: Callable[[str], str]
+) -> Callable[[str], tuple[str, str]]:
+    """Factory: (namespace, bearer token) of `user`, who signs in to the UI with the token.
+
+    The token is a ServiceAccount's in a fresh namespace of `user`, bound there to a role that
+    lets it manage secrets, jobs and pods: what the Dashboard and Headlamp document for
+    signing in, and, like an OIDC token from a proxy, a bearer token the apiserver checks.
+    """
+    role = ensure_role(admin)
+
+    def make(user: str) -> tuple[str, str]:
+        namespace = user_namespace(user)
+        return namespace, service_account_token(admin, namespace, user, role)
+
+    return make

@@ -43,9 +43,12 @@ async def echo_review(body: dict[str, Any]) -> dict[str, Any]:
 async def served(
     context: ssl.SSLContext,
     answer: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] = echo_review,
+    peer_check: server.PeerCheck | None = None,
     **limits: float,
 ) -> AsyncIterator[str]:
-    served = await server.serve(review.routes(answer), context, "127.0.0.1", 0, **limits)
+    served = await server.serve(
+        review.routes(answer), context, "127.0.0.1", 0, peer_check=peer_check, **limits
+    )
     try:
         yield f"https://127.0.0.1:{served.port}"
     finally:

@@ -52,9 +52,26 @@ def install_chart(plane: ControlPlane, webhook_port: int, *values: str) -> list[
     return [doc for doc in yaml.safe_load_all(manifest) if doc]
 
 
+UI_COMPONENT = "ui"
+
+
+def component(obj: dict[str, Any]) -> str:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return str(labels.get("app.kubernetes.io/component", ""))
+
+
+def operator_object(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """The operator's object of `kind` (not the web UI's, when the chart has that on)."""
+    return next(o for o in objects if o["kind"] == kind and component(o) != UI_COMPONENT)
+
+
+def ui_object(objects: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
+    return next((o for o in objects if o["kind"] == kind and component(o) == UI_COMPONENT), None)
+
+
 def chart_identity(plane: ControlPlane, objects: list[dict[str, Any]]) -> Path:
     """A kubeconfig with a TokenRequest token of the chart's ServiceAccount."""
-    account = next(o for o in objects if o["kind"] == "ServiceAccount")["metadata"]["name"]
+    account = operator_object(objects, "ServiceAccount")["metadata"]["name"]
     kubectl = [str(plane.bin_dir / "kubectl"), f"--kubeconfig={plane.kubeconfig}"]
     token = subprocess.run(
         [
@@ -72,9 +89,11 @@ def chart_identity(plane: ControlPlane, objects: list[dict[str, Any]]) -> Path:
     return plane.token_kubeconfig(f"{RELEASE_NAMESPACE}-{account}", token)
 
 
-def chart_environment(objects: list[dict[str, Any]]) -> dict[str, str]:
-    """The operator's settings exactly as the chart's Deployment sets them."""
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
+def chart_environment(
+    objects: list[dict[str, Any]], deployment: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The settings exactly as the chart's Deployment (by default the operator's) sets them."""
+    deployment = deployment or operator_object(objects, "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     return {env["name"]: env["value"] for env in container.get("env", []) if "value" in env}
 

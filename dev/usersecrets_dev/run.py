@@ -1,4 +1,5 @@
-"""`make run`: a local control plane and node with the chart and the operator, until interrupted."""
+"""`make run`: a local control plane and node with the chart, the operator and the web UI,
+until interrupted."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from kubernetes import config
+
 from usersecrets_dev.controlplane import ControlPlane, find_binaries
 from usersecrets_dev.node import (
     BRIDGE_ADDRESS,
@@ -20,6 +23,10 @@ from usersecrets_dev.node import (
     unavailable_reason,
 )
 from usersecrets_dev.operator_process import OperatorProcess
+from usersecrets_dev.sample_users import sample_user
+from usersecrets_dev.ui_process import UiProcess
+
+SAMPLE_USERS = ("alice", "bob")
 
 
 @contextlib.contextmanager
@@ -68,16 +75,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Blocked from the start: an interrupt while starting up still tears everything down.
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     with cluster(args.workdir) as (plane, node):
-        operator = OperatorProcess(plane).start()
+        operator = OperatorProcess(plane, values=["ui.enabled=true"]).start()
+        ui = UiProcess(plane, operator.objects).start()
+        admin = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        tokens = {user: sample_user(admin, user) for user in SAMPLE_USERS}
+        (plane.workdir / "tokens").mkdir(exist_ok=True)
+        lines = []
+        for user, (namespace, token) in tokens.items():
+            path = plane.workdir / "tokens" / user
+            path.write_text(token + "\n")
+            path.chmod(0o600)
+            lines.append(f"    {user:6} namespace {namespace}, token in {path}")
         print(
             f"The operator runs as the chart's ServiceAccount; logs in {plane.logs}.\n{node}\n"
             "Point kubectl (the one built with the cluster, or yours) at it with:\n\n"
-            f"    export KUBECONFIG={plane.kubeconfig} PATH={plane.bin_dir}:$PATH\n",
+            f"    export KUBECONFIG={plane.kubeconfig} PATH={plane.bin_dir}:$PATH\n\n"
+            f"The web UI: {ui.url}/\n"
+            "Sign in as a sample user by pasting their token (a ServiceAccount token that may\n"
+            "act only in that user's namespace):\n\n" + "\n".join(lines) + "\n\n"
+            f"    e.g. xclip -selection clipboard < {plane.workdir / 'tokens' / 'alice'}\n"
+            "Or, as an authenticating proxy would, send it as a header:\n\n"
+            f'    curl -H "Authorization: Bearer $(cat {plane.workdir / "tokens" / "alice"})" '
+            f"{ui.url}/n/alice/secrets\n",
             flush=True,
         )
         try:
             signal.sigwait(signals)
         finally:
+            ui.stop()
             operator.stop()
 
 

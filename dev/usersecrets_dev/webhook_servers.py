@@ -44,7 +44,7 @@ async def main(server: str, port: int, ca_file: Path) -> None:
         handle = admission_handler(review)
 
         async def mutate(request: web.Request) -> web.Response:
-            answer = await handle(await request.read())
+            answer = await handle(bytearray(await request.read()))
             return web.Response(
                 status=answer.status,
                 body=answer.body,

@@ -31,10 +31,10 @@ logger = logging.getLogger("usersecrets")
 def probe_routes(ready: Callable[[], bool]) -> Routes:
     """`/readyz` is true once this replica can answer admissions, leader or not."""
 
-    async def metrics(_: bytes) -> Answer:
+    async def metrics(_: bytearray) -> Answer:
         return Answer(200, generate_latest(), CONTENT_TYPE_LATEST.encode())
 
-    async def readyz(_: bytes) -> Answer:
+    async def readyz(_: bytearray) -> Answer:
         return Answer(200, b"ok") if ready() else Answer(503, b"not ready")
 
     return {b"/metrics": (b"GET", metrics), b"/healthz": (b"GET", ok), b"/readyz": (b"GET", readyz)}

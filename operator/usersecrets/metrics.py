@@ -40,6 +40,12 @@ ADMISSIONS = Counter(
     "Pod admissions answered, by result (admitted, denied, malformed) and denial reason.",
     ["result", "reason"],
 )
+VALIDATIONS = Counter(
+    "usersecrets_validations_total",
+    "Writes of UserSecrets and SecretGrants checked, by result (admitted, denied, malformed) "
+    "and denial reason (not_readable: the author may not read the Secret it would copy).",
+    ["result", "reason"],
+)
 ADMISSION_SECONDS = Histogram(
     "usersecrets_admission_duration_seconds",
     "Time to answer one AdmissionReview, as measured inside the webhook.",

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Secret types that are credentials of the cluster itself: a user may read a ServiceAccount
+#: token of their namespace, but sharing it hands out a workload's identity.
+CLUSTER_CREDENTIALS = ("kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token")
+
 
 class Settings(BaseSettings):
     """Everything a platform team may tune; the Helm chart sets these as env vars."""
@@ -26,6 +30,34 @@ class Settings(BaseSettings):
     operator_namespace: str = Field(
         "usersecrets-system", description="Where the operator runs; never a user's namespace."
     )
+    value_from_refused_types: tuple[str, ...] = Field(
+        CLUSTER_CREDENTIALS,
+        description="Secret types a valueFrom may not name: credentials of the cluster itself.",
+    )
+    limit_secrets_per_user: int = Field(
+        500, ge=1, description="UserSecrets a user may have materialized; the newest past it wait."
+    )
+    limit_mib_per_user: int = Field(
+        64, ge=1, description="MiB of values a user's UserSecrets may hold together."
+    )
+    limit_grants_per_user: int = Field(500, ge=1, description="SecretGrants a user may make.")
+    limit_shares_per_user: int = Field(
+        500,
+        ge=1,
+        description="SecretGrants a user may receive (copies pushed into their namespaces).",
+    )
+    accept_shares_from: str = Field(
+        "*",
+        description="Whose shares a namespace takes when it has no usersecrets.io/accept-shares-"
+        "from annotation: '*' anyone's, '' no one's, or a comma-separated list of users.",
+    )
+    quota_reserve_percent: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="Of a namespace's Secret quota, the share (at least one) that copies pushed "
+        "by others never use: the user's own room.",
+    )
     log_level: str = "INFO"
     resync_seconds: float = Field(
         300.0, description="Full re-reconciliation period, a safety net for missed events."
@@ -42,6 +74,17 @@ class Settings(BaseSettings):
     )
     webhook_cert_dir: str | None = Field(
         None, description="Serve tls.crt/tls.key from here (cert-manager) instead of our own."
+    )
+    webhook_client_ca_file: str | None = Field(
+        None,
+        description="Ask whoever calls the webhook for a client certificate and refuse, during "
+        "the TLS handshake, any without one this PEM CA bundle signed (the kube-apiserver "
+        "presents one when an AdmissionConfiguration gives it one).",
+    )
+    webhook_client_names: tuple[str, ...] = Field(
+        (),
+        description="With webhook_client_ca_file: the client certificate's subject CN or one of "
+        "its DNS names must be one of these; empty accepts any certificate the CA signed.",
     )
     webhook_extra_hosts: tuple[str, ...] = Field(
         (), description="More names or IPs for our own certificate (an operator run locally)."
@@ -63,6 +106,9 @@ class Settings(BaseSettings):
     leader_election: bool = True
     lease_name: str = "usersecrets-leader"
     lease_seconds: int = Field(
-        15, description="A leader that has not renewed for this long may be replaced."
+        15,
+        description="A standby takes the Lease once it has seen its record unchanged for this "
+        "long, on its own monotonic clock (never by comparing the holder's renewTime with its "
+        "wall clock).",
     )
     lease_renew_seconds: float = Field(5.0, description="How often the leader renews.")

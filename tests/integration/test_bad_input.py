@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import unicodedata
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -456,6 +458,81 @@ def test_huge_unicode_and_control_character_annotations(endpoint: Endpoint) -> N
             assert len(response["status"]["message"]) < 4 * MIB
     took = time.monotonic() - started
     print(f"huge and odd annotations: {endpoint.tried} inputs in {took:.1f}s")
+    endpoint.assert_alive()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_hostile_reviews_neither_grow_memory_nor_delay_others(endpoint: Endpoint) -> None:
+    """Admission runs before the apiserver's own size checks. Reviews near the body limit,
+    with annotations of a megabyte and hundreds of containers, four at a time, are refused at
+    the annotation bounds. The operator's memory grows by less than 20 MiB over a first wave and
+    by less than 5 MiB over a second one: nothing is kept (measured: 82 MiB before and after).
+    Ordinary reviews answered meanwhile take under 100 ms at the median and under 2 s each,
+    even on a busy machine. (Before the bounds, one such pod took the operator from 80 to
+    380-730 MiB and an unrelated pod timed out; before each request was answered in a frame of
+    its own, a closed connection's body lived until the cyclic collector ran.)"""
+    assert endpoint.operator.process is not None
+    pid = endpoint.operator.process.pid
+    containers = [{"name": f"c{i}", "image": "busybox"} for i in range(400)]
+    flood = {
+        ENV: ",".join(f"V{i}=secret:{KEY}" for i in range(100_000)),
+        VOLUMES: ",".join(f"secret:{KEY}:/s/{i}" for i in range(30_000)),
+    }
+    hostile_pod = {**pod(flood), "spec": {"containers": containers}}
+    hostile = json.dumps(review_body(endpoint.namespace, hostile_pod)).encode()
+    assert 2 * MIB < len(hostile) < 3 * MIB
+    ordinary = json.dumps(review_body(endpoint.namespace, pod({ENV: f"X=secret:{KEY}"}))).encode()
+    endpoint.post(ordinary)
+    denials: list[str] = []
+    latencies: list[float] = []
+
+    def attack() -> None:
+        for _ in range(5):
+            status, answer = post_review(endpoint.operator.webhook_port, endpoint.ca, hostile)
+            assert status == 200
+            denials.append(json.loads(answer)["response"]["status"]["message"])
+
+    def wave() -> None:
+        attackers = [threading.Thread(target=attack) for _ in range(4)]
+        for thread in attackers:
+            thread.start()
+        answered = 0
+        while any(thread.is_alive() for thread in attackers) or answered < 25:
+            started = time.monotonic()
+            status, answer = post_review(endpoint.operator.webhook_port, endpoint.ca, ordinary)
+            latencies.append(time.monotonic() - started)
+            assert status == 200
+            assert json.loads(answer)["response"]["allowed"] is True
+            answered += 1
+        for thread in attackers:
+            thread.join()
+
+    before = rss_mib(pid)
+    wave()
+    first = rss_mib(pid)
+    wave()
+    second = rss_mib(pid)
+    latencies.sort()
+    median, worst = latencies[len(latencies) // 2], latencies[-1]
+    print(
+        f"hostile reviews: RSS {before:.0f} -> {first:.0f} -> {second:.0f} MiB; ordinary ones "
+        f"median {median * 1000:.1f} ms, worst {worst * 1000:.1f} ms over {len(latencies)}"
+    )
+    assert len(denials) == 40
+    assert set(denials) == {
+        "Annotation 'usersecrets.io/volumes' is 528889 characters long; at most 32768 are read; "
+        "Annotation 'usersecrets.io/env' is 1588889 characters long; at most 32768 are read"
+    }
+    assert first - before < 20
+    assert second - first < 5
+    assert median < 0.1
+    assert worst < 2
     endpoint.assert_alive()
 
 

@@ -18,6 +18,8 @@ which also catches a misspelt or mistyped field or a wrong enum value in the cha
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -167,16 +169,21 @@ BASE_KINDS = [
     "Service",
     "Service",
     "ServiceAccount",
+    "ValidatingWebhookConfiguration",
 ]
+# Without cert-manager: the Role (and its binding) that lets it replace its certificate Secret.
+# With every option: the client CA of webhook.clientAuth, and networkPolicy.
+ALL_OPTIONS_KINDS = ["ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "ServiceMonitor"]
+SELF_MANAGED_CERT_KINDS = ["Role", "RoleBinding"]
 #: The uninstall hook (uninstall.deleteCopies, on by default): its identity and its Job.
 UNINSTALL_KINDS = ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]
 EXPECTED_KINDS = {
-    "defaults": sorted([*BASE_KINDS, *UNINSTALL_KINDS, "PodDisruptionBudget"]),
-    "all-options": sorted([*BASE_KINDS, "PodDisruptionBudget", "Certificate", "ServiceMonitor"]),
-    "all-options-self-signed": sorted(
-        [*BASE_KINDS, "PodDisruptionBudget", "Certificate", "Issuer", "ServiceMonitor"]
+    "defaults": sorted(
+        [*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, *UNINSTALL_KINDS, "PodDisruptionBudget"]
     ),
-    "dev-url-one-replica": sorted([*BASE_KINDS, *UNINSTALL_KINDS]),
+    "all-options": sorted([*BASE_KINDS, *ALL_OPTIONS_KINDS, "Certificate"]),
+    "all-options-self-signed": sorted([*BASE_KINDS, *ALL_OPTIONS_KINDS, "Certificate", "Issuer"]),
+    "dev-url-one-replica": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, *UNINSTALL_KINDS]),
 }
 
 
@@ -197,8 +204,28 @@ def test_helm_lint_strict(tools: Tools, variant: str) -> None:
             ("--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"),
             "needs metrics.enabled",
         ),
+        (("--set", "networkPolicy.enabled=true"), "needs networkPolicy.webhookFrom"),
+        (
+            ("--set", "networkPolicy.enabled=true", "--set", "networkPolicy.webhookFrom[0].x=y"),
+            "webhookFrom",
+        ),
+        (
+            ("--set", "webhook.clientAuth.allowedNames[0]=kube-apiserver"),
+            "needs webhook.clientAuth.caBundle",
+        ),
+        (("--set", "webhook.clientAuth.caBundle=not-a-certificate"), "caBundle"),
     ],
-    ids=["misspelt-key", "failure-policy-ignore", "bad-digest", "timeout", "monitor-no-metrics"],
+    ids=[
+        "misspelt-key",
+        "failure-policy-ignore",
+        "bad-digest",
+        "timeout",
+        "monitor-no-metrics",
+        "network-policy-no-peers",
+        "network-policy-bad-peer",
+        "client-names-no-ca",
+        "client-ca-not-pem",
+    ],
 )
 def test_bad_values_are_refused(tools: Tools, values: Sequence[str], complaint: str) -> None:
     result = tools.run("helm", "template", "x", CHART, *values, check=False)
@@ -268,8 +295,39 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     assert env["USERSECRETS_WEBHOOK_CERT_DIR"] == "/etc/usersecrets/tls"
     assert env["KUBERNETES_SERVICE_HOST"] == "api.internal.example.com"
     assert env["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert env["USERSECRETS_WEBHOOK_CLIENT_CA_FILE"] == "/etc/usersecrets/client-ca/ca.crt"
+    assert json.loads(env["USERSECRETS_WEBHOOK_CLIENT_NAMES"]) == ["kube-apiserver-webhook-client"]
     mounted = {v["name"]: v for v in spec["volumes"]}
     assert mounted["webhook-cert"]["secret"]["secretName"] == "opts-usec-webhook-cert"
+    assert mounted["webhook-client-ca"]["configMap"]["name"] == "opts-usec-webhook-client-ca"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["webhook-client-ca"] == {
+        "name": "webhook-client-ca",
+        "mountPath": "/etc/usersecrets/client-ca",
+        "readOnly": True,
+    }
+    client_ca = one(docs, "ConfigMap")
+    assert client_ca["metadata"]["name"] == "opts-usec-webhook-client-ca"
+    assert client_ca["data"] == {"ca.crt": options["webhook"]["clientAuth"]["caBundle"]}
+    assert pod["metadata"]["annotations"]["checksum/webhook-client-ca"] == (
+        hashlib.sha256(options["webhook"]["clientAuth"]["caBundle"].encode()).hexdigest()
+    )
+
+    policy = one(docs, "NetworkPolicy")["spec"]
+    assert policy["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "usec", "app.kubernetes.io/instance": "opts"}
+    }
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [
+        {
+            "ports": [{"port": "webhook", "protocol": "TCP"}],
+            "from": options["networkPolicy"]["webhookFrom"],
+        },
+        {
+            "ports": [{"port": "http", "protocol": "TCP"}],
+            "from": options["networkPolicy"]["metricsFrom"],
+        },
+    ]
 
     account = one(docs, "ServiceAccount")
     assert account["metadata"]["annotations"] == options["serviceAccount"]["annotations"]
@@ -290,9 +348,11 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
     assert excluded == ["kube-system", "opts-ns", "ci-runners", "legacy-jobs"]
 
-    # With cert-manager, its CA injector writes caBundle: no RBAC on webhook configurations.
+    # With cert-manager, its CA injector writes caBundle: no RBAC on webhook configurations,
+    # and cert-manager writes the certificate Secret: no Role to replace it.
     role = one(docs, "ClusterRole")
     assert not [r for r in role["rules"] if "admissionregistration.k8s.io" in r["apiGroups"]]
+    assert one(docs, "Role")["metadata"]["name"] == "opts-usec-leader-election"
 
     certificate = one(docs, "Certificate")
     assert certificate["spec"]["issuerRef"] == options["certManager"]["issuerRef"]
@@ -308,6 +368,28 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     assert metrics["spec"]["ports"][0]["port"] == 9090
 
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+
+
+def test_network_policy_opens_only_the_webhook_port_to_the_given_peers(tools: Tools) -> None:
+    """Enabled with the webhook's peers only: the metrics port stays open to any source, and
+    nothing else of the pods is reachable (an Ingress policy admits only what it lists)."""
+    peer = {"ipBlock": {"cidr": "203.0.113.0/28"}}
+    result = tools.run(
+        "helm",
+        "template",
+        "np",
+        CHART,
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        f"networkPolicy.webhookFrom[0].ipBlock.cidr={peer['ipBlock']['cidr']}",
+    )
+    policy = one(parse(result.stdout), "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [
+        {"ports": [{"port": "webhook", "protocol": "TCP"}], "from": [peer]},
+        {"ports": [{"port": "http", "protocol": "TCP"}]},
+    ]
 
 
 @pytest.mark.usefixtures("standin_crds")
@@ -330,10 +412,12 @@ def test_standin_crds_do_validate(tools: Tools, namespace: str, tmp_path: Path) 
 
 
 def webhook_configs_of(admin: client.ApiClient, release: str) -> list[str]:
-    configs = client.AdmissionregistrationV1Api(admin).list_mutating_webhook_configuration(
-        label_selector=f"app.kubernetes.io/instance={release}"
-    )
-    return [c.metadata.name for c in configs.items]
+    """The release's webhook configurations, mutating then validating."""
+    registration = client.AdmissionregistrationV1Api(admin)
+    selector = f"app.kubernetes.io/instance={release}"
+    mutating = registration.list_mutating_webhook_configuration(label_selector=selector)
+    validating = registration.list_validating_webhook_configuration(label_selector=selector)
+    return [c.metadata.name for c in (*mutating.items, *validating.items)]
 
 
 @pytest.mark.usefixtures("standin_crds")
@@ -380,13 +464,19 @@ def test_second_release_installs_upgrades_and_uninstalls(
             "--set",
             "metrics.serviceMonitor.enabled=false",
             "--set",
+            "networkPolicy.enabled=false",
+            "--set",
+            "webhook.clientAuth.caBundle=",
+            "--set",
+            "webhook.clientAuth.allowedNames=null",
+            "--set",
             "replicaCount=1",
             "--set",
             "webhook.timeoutSeconds=7",
         )
         assert "STATUS: deployed" in tools.helm("status", release, *where).stdout
         upgraded = parse(tools.helm("get", "manifest", release, *where).stdout)
-        assert kinds(upgraded) == BASE_KINDS
+        assert kinds(upgraded) == sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS])
         for kind in ("certificates", "servicemonitors"):
             group = "cert-manager.io" if kind == "certificates" else "monitoring.coreos.com"
             listing = custom.list_namespaced_custom_object(group, "v1", namespace, kind)
@@ -422,7 +512,7 @@ def test_second_release_installs_upgrades_and_uninstalls(
             tools.helm("uninstall", release, *where, "--wait", "--timeout=60s", check=False)
         tools.kubectl(
             "delete",
-            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfigurations,validatingwebhookconfigurations",
             "-l",
             f"app.kubernetes.io/instance={release}",
             "--ignore-not-found",
@@ -446,7 +536,8 @@ ALLOWED: list[tuple[str, ...]] = [
     ("create", "secrets", "-n", USER_NS),
     ("patch", "secrets", "-n", USER_NS),
     ("delete", "secrets", "-n", USER_NS),
-    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", RELEASE_NS),  # certificate rotation
+    # Certificate rotation: its own certificate Secret only (a Role in its namespace).
+    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", RELEASE_NS),
     ("list", "namespaces"),
     ("watch", "namespaces"),
     ("get", "namespaces"),
@@ -457,8 +548,14 @@ ALLOWED: list[tuple[str, ...]] = [
     ("patch", "usersecrets.usersecrets.io", "--subresource=status", "-n", USER_NS),
     ("patch", "secretgrants.usersecrets.io", "--subresource=status", "-n", USER_NS),
     ("create", "events", "-n", USER_NS),
+    ("list", "resourcequotas", "--all-namespaces"),
+    ("watch", "resourcequotas", "--all-namespaces"),
     ("get", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
     ("patch", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
+    ("get", f"validatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
+    ("patch", f"validatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
+    # Asking the apiserver whether the author of a valueFrom or a grant may read its Secret.
+    ("create", "subjectaccessreviews.authorization.k8s.io"),
     # The Role lets it create a Lease of any name in its own namespace (create cannot be
     # limited by name), and read and renew only its own.
     ("create", "leases.coordination.k8s.io", "-n", RELEASE_NS),
@@ -491,6 +588,14 @@ REFUSED: list[tuple[str, ...]] = [
     ("impersonate", "users"),
     ("impersonate", "serviceaccounts", "-n", RELEASE_NS),
     ("create", "serviceaccounts", "--subresource=token", "-n", RELEASE_NS),
+    # Secrets: copies are created, patched and deleted, never replaced; only its certificate
+    # Secret may be, in its own namespace.
+    ("update", "secrets", "-n", USER_NS),
+    ("update", "secrets", "--all-namespaces"),
+    ("update", f"secrets/{WEBHOOK_CERT_SECRET}", "-n", USER_NS),
+    ("update", "secrets/another-secret", "-n", RELEASE_NS),
+    ("update", "secrets", "-n", RELEASE_NS),
+    ("patch", f"roles.rbac.authorization.k8s.io/{FULLNAME}-webhook-certificate", "-n", RELEASE_NS),
     # Namespaces are read-only to it.
     ("delete", "namespaces"),
     ("create", "namespaces"),
@@ -511,7 +616,11 @@ REFUSED: list[tuple[str, ...]] = [
     ("create", "mutatingwebhookconfigurations"),
     ("delete", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
     ("update", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
-    ("patch", "validatingwebhookconfigurations"),
+    ("patch", "validatingwebhookconfigurations/someone-elses-webhook"),
+    ("list", "validatingwebhookconfigurations"),
+    ("delete", f"validatingwebhookconfigurations/{WEBHOOK_CONFIG}"),
+    ("create", "localsubjectaccessreviews.authorization.k8s.io", "-n", USER_NS),
+    ("create", "tokenreviews.authentication.k8s.io"),
     # Leases: not another name's, not ours beyond get/update, not outside its namespace.
     ("get", "leases.coordination.k8s.io/another-lease", "-n", RELEASE_NS),
     ("update", "leases.coordination.k8s.io/another-lease", "-n", RELEASE_NS),
@@ -524,6 +633,9 @@ REFUSED: list[tuple[str, ...]] = [
     ("patch", "events", "-n", USER_NS),
     ("list", "events", "-n", USER_NS),
     ("create", "events.events.k8s.io", "-n", USER_NS),
+    # Quotas are read-only to it.
+    ("patch", "resourcequotas", "-n", USER_NS),
+    ("delete", "resourcequotas", "-n", USER_NS),
     # Nothing else.
     ("get", "configmaps", "-n", USER_NS),
     ("get", "serviceaccounts", "-n", USER_NS),
@@ -621,6 +733,8 @@ def test_service_account_real_requests(
         dry_run="All",
         _content_type=JSON_PATCH,
     )
+    certificate = core.read_namespaced_secret(WEBHOOK_CERT_SECRET, RELEASE_NS)
+    core.replace_namespaced_secret(WEBHOOK_CERT_SECRET, RELEASE_NS, certificate, dry_run="All")
     wait_for(lambda: _read_lease(leases), what=f"the operator's Lease {RELEASE_NS}/{LEASE}")
     # The operator renews its Lease meanwhile: an update at a stale resourceVersion is a 409.
     wait_for(lambda: _renew_dry_run(leases), what="a dry-run update of the Lease")
@@ -643,6 +757,8 @@ def test_service_account_real_requests(
     )
 
     # What it must not do.
+    probe = client.V1Secret(metadata=client.V1ObjectMeta(name="probe"), string_data={"k": "v"})
+    refused(lambda: core.replace_namespaced_secret("probe", namespace, probe, dry_run="All"))
     patch = {"spec": {"replicas": 5}}
     refused(lambda: apps.patch_namespaced_deployment(FULLNAME, RELEASE_NS, patch))
     refused(lambda: core.list_namespaced_pod(namespace))

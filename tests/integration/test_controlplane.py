@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import http.server
 import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import textwrap
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+import policy_webhook
 from conftest import bind_user, wait_for
-from usersecrets.webhook.certificates import issue_certificate, new_ca
 from usersecrets_dev.controlplane import REPO, ControlPlane
 
 pytestmark = pytest.mark.integration
@@ -128,93 +124,29 @@ def test_job_controller_creates_a_pod(admin: client.ApiClient, namespace: str) -
     )
 
 
-class _Refuser(http.server.BaseHTTPRequestHandler):
-    """An admission webhook that refuses every pod with a recognisable message."""
-
-    def do_POST(self) -> None:
-        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        body = json.dumps(
-            {
-                "apiVersion": "admission.k8s.io/v1",
-                "kind": "AdmissionReview",
-                "response": {
-                    "uid": review["request"]["uid"],
-                    "allowed": False,
-                    "status": {"code": 403, "message": "refused by the test webhook"},
-                },
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
-
-
-@pytest.fixture
-def refusing_webhook(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
-    ca = new_ca("test-webhook-ca")
-    serving = issue_certificate(ca, common_name="webhook", ip_addresses=("127.0.0.1",))
-    (tmp_path / "tls.crt").write_bytes(serving.cert_pem)
-    (tmp_path / "tls.key").write_bytes(serving.key_pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuser)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], ca.cert_pem
-    server.shutdown()
-
-
-def test_apiserver_calls_an_https_webhook(
-    admin: client.ApiClient, namespace: str, refusing_webhook: tuple[int, bytes]
-) -> None:
-    port, ca_pem = refusing_webhook
-    registration = client.AdmissionregistrationV1Api(admin)
-    name = f"refuse-{namespace}"
-    registration.create_mutating_webhook_configuration(
-        client.V1MutatingWebhookConfiguration(
-            metadata=client.V1ObjectMeta(name=name),
-            webhooks=[
-                client.V1MutatingWebhook(
-                    name="refuse.test.usersecrets.io",
-                    client_config=client.AdmissionregistrationV1WebhookClientConfig(
-                        url=f"https://127.0.0.1:{port}/refuse",
-                        ca_bundle=base64.b64encode(ca_pem).decode(),
-                    ),
-                    rules=[
-                        client.V1RuleWithOperations(
-                            api_groups=[""],
-                            api_versions=["v1"],
-                            operations=["CREATE"],
-                            resources=["pods"],
-                        )
-                    ],
-                    namespace_selector=client.V1LabelSelector(
-                        match_labels={"kubernetes.io/metadata.name": namespace}
-                    ),
-                    side_effects="None",
-                    admission_review_versions=["v1"],
-                    failure_policy="Fail",
-                    timeout_seconds=5,
-                )
-            ],
-        )
+def test_apiserver_calls_an_https_webhook(admin: client.ApiClient, namespace: str) -> None:
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="p"),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
     )
-    try:
-        pod = client.V1Pod(
-            metadata=client.V1ObjectMeta(name="p"),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
-        )
-        with pytest.raises(ApiException) as refused:
-            client.CoreV1Api(admin).create_namespaced_pod(namespace, pod)
-        assert "refused by the test webhook" in refused.value.body
-    finally:
-        registration.delete_mutating_webhook_configuration(name)
+    with (
+        policy_webhook.serving(lambda _: policy_webhook.refuse("refused by the test webhook")) as (
+            port,
+            ca_pem,
+        ),
+        policy_webhook.registered(
+            admin,
+            f"refuse-{namespace}",
+            port,
+            ca_pem,
+            resource="pods",
+            namespace=namespace,
+            mutating=True,
+        ),
+        pytest.raises(ApiException) as refused,
+    ):
+        client.CoreV1Api(admin).create_namespaced_pod(namespace, pod)
+    assert "refused by the test webhook" in refused.value.body
 
 
 def _port_open(port: int) -> bool:

@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from conftest import CLUSTER_NAME, wait_for
+from conftest import CLUSTER_NAME, bind_user, wait_for
 from kube import (
     SECRETGRANTS,
     USERSECRETS,
@@ -219,13 +219,134 @@ def test_a_grant_in_bobs_namespace_naming_alices_secret_shares_nothing(world: Wo
     w = world
     create_grant(w.as_bob, w.bobs, "to-me", KEY, w.bob)
     create_grant(w.as_bob, w.bobs, "to-alice", KEY, w.alice)
-    to_me = wait_reason(w.as_bob, SECRETGRANTS, w.bobs, "to-me", "SecretNotFound", namespaces=[])
+    to_me = wait_reason(w.as_bob, SECRETGRANTS, w.bobs, "to-me", "SecretNotFound", copies=0)
     assert to_me["status"]["uri"] == f"secret://{CLUSTER_NAME}/{w.bob}/{KEY}"
-    wait_reason(w.as_bob, SECRETGRANTS, w.bobs, "to-alice", "SecretNotFound", namespaces=[])
+    wait_reason(w.as_bob, SECRETGRANTS, w.bobs, "to-alice", "SecretNotFound", copies=0)
     refused(client.CoreV1Api(w.as_bob), w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
     assert set(managed_copies(w.admin, w.alice)) == {(w.alices, KEY)}
     assert managed_copies(w.admin, w.bob) == {}
     w.assert_bob_has_nothing()
+
+
+NO_SECRETS = "usersecrets-test-no-secrets"
+
+
+@pytest.fixture(scope="session")
+def no_secrets_role(admin: client.ApiClient) -> str:
+    """A role that may write UserSecrets and grants, but not read Secrets."""
+    rules = [
+        {
+            "apiGroups": ["usersecrets.io"],
+            "resources": ["usersecrets", "secretgrants"],
+            "verbs": ["*"],
+        }
+    ]
+    try:
+        client.RbacAuthorizationV1Api(admin).create_cluster_role(
+            {"metadata": {"name": NO_SECRETS}, "rules": rules}
+        )
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return NO_SECRETS
+
+
+def denial(call: Callable[[], Any]) -> str:
+    with pytest.raises(ApiException) as refused:
+        call()
+    assert refused.value.status == 403, refused.value.body
+    message: str = json.loads(refused.value.body)["message"]
+    return message
+
+
+def test_no_one_makes_the_operator_copy_a_secret_they_may_not_read(
+    world: World,
+    no_secrets_role: str,
+    user_client: Callable[[str], client.ApiClient],
+    user_namespace: Callable[[str], str],
+) -> None:
+    """mallory may write UserSecrets and grants in alice's namespace, not read its Secrets: the
+    operator (which reads every Secret) must not read one for her, neither through a valueFrom
+    of hers nor by sharing alice's valueFrom UserSecret with herself."""
+    w = world
+    mallory = f"mallory-{w.alice.split('-', 1)[1]}"
+    bind_user(
+        w.admin, w.alices, mallory, no_secrets_role, ("create", "usersecrets.io", "usersecrets")
+    )
+    mallorys = user_namespace(mallory)
+    as_mallory = user_client(mallory)
+    key_bytes = f"tls-key-{uuid.uuid4().hex}".encode()
+    client.CoreV1Api(w.admin).create_namespaced_secret(
+        w.alices,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="tls"),
+            data={"tls.key": base64.b64encode(key_bytes).decode()},
+        ),
+    )
+    hers = 'admission webhook "usersecrets.usersecrets.io" denied the request: '
+    message = denial(
+        lambda: create_usersecret(as_mallory, w.alices, "stolen", source=("tls", "tls.key"))
+    )
+    assert message == hers + (
+        "A UserSecret can only take its value from a Secret you may read: you may not read "
+        f"Secret 'tls' in namespace '{w.alices}' (get secrets)"
+    )
+    # alice may read it: hers is admitted and copied.
+    create_usersecret(w.as_alice, w.alices, "cert", source=("tls", "tls.key"))
+    wait_copy(w.admin, w.alices, w.alice, "cert", key_bytes)
+    grants = 'admission webhook "secretgrants.usersecrets.io" denied the request: '
+    message = denial(lambda: create_grant(as_mallory, w.alices, "to-me", "cert", mallory))
+    assert message == grants + (
+        f"UserSecret 'cert' takes its value from Secret 'tls', and you may not read Secret "
+        f"'tls' in namespace '{w.alices}' (get secrets): only someone who may read it can share it"
+    )
+    # Nor by pointing an inline UserSecret of hers at it, later.
+    create_usersecret(as_mallory, w.alices, "inline", b"mallory's own")
+    message = denial(
+        lambda: custom(as_mallory).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            w.alices,
+            USERSECRETS,
+            "inline",
+            {
+                "spec": {
+                    "value": None,
+                    "valueFrom": {"secretKeyRef": {"name": "tls", "key": "tls.key"}},
+                }
+            },
+        )
+    )
+    assert message.startswith(hers + "A UserSecret can only take its value from a Secret")
+    # What alice shares is hers to share.
+    create_grant(w.as_alice, w.alices, "to-mallory", "cert", mallory)
+    wait_copy(w.admin, mallorys, w.alice, "cert", key_bytes)
+
+
+def test_a_service_account_token_is_never_copied(world: World) -> None:
+    w = world
+    core = client.CoreV1Api(w.as_alice)
+    core.create_namespaced_secret(
+        w.alices,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name="sa-token", annotations={"kubernetes.io/service-account.name": "default"}
+            ),
+            type="kubernetes.io/service-account-token",
+        ),
+    )
+    wait_for(
+        lambda: (core.read_namespaced_secret("sa-token", w.alices).data or {}).get("token"),
+        what="the token controller to fill the token",
+    )
+    create_usersecret(w.as_alice, w.alices, "token", source=("sa-token", "token"))
+    found = wait_reason(w.as_alice, USERSECRETS, w.alices, "token", "SourceRefused", copies=0)
+    assert found["status"]["conditions"][0]["message"] == (
+        "The valueFrom Secret 'sa-token' is of type kubernetes.io/service-account-token, a "
+        "credential of the cluster itself: it is not copied (the platform may allow the type "
+        "with the chart's valueFrom.refusedTypes)"
+    )
+    assert read_copy(w.admin, w.alices, w.alice, "token") is None
 
 
 def test_value_from_cannot_name_another_namespace(world: World) -> None:
@@ -331,6 +452,52 @@ def test_a_forged_copy_is_not_a_grant(world: World, operator: OperatorProcess) -
     assert core.read_namespaced_secret(name, w.bobs).metadata.resource_version == version
     assert set(managed_copies(w.admin, w.alice)) == {(w.alices, KEY)}
     w.assert_bob_has_nothing()
+
+
+def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
+    """bob puts a finalizer on his copy, then alice revokes: a DELETE alone would only mark it,
+    and it would keep her value readable and count as a share. The operator empties it and
+    takes the finalizer off, so it is gone, and bob's next pod is refused."""
+    w = world
+    create_grant(w.as_alice, w.alices, "to-bob", KEY, w.bob)
+    wait_copy(w.admin, w.bobs, w.alice, KEY, w.treasure)
+    core = client.CoreV1Api(w.as_bob)
+    name = naming.copy_name(w.alice, KEY)
+    core.patch_namespaced_secret(name, w.bobs, {"metadata": {"finalizers": ["bob.example/keep"]}})
+    delete_object(w.as_alice, SECRETGRANTS, w.alices, "to-bob")
+
+    def gone() -> bool:
+        return read_copy(w.admin, w.bobs, w.alice, KEY) is None
+
+    wait_for(gone, timeout=10, interval=0.05, what="the finalized copy to be gone for good")
+    message = refused(core, w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
+    assert message.endswith(
+        f"Secret 'secret://{CLUSTER_NAME}/{w.alice}/{KEY}' is not shared with user '{w.bob}'"
+    )
+    status = wait_reason(w.as_alice, USERSECRETS, w.alices, KEY, "Materialized", copies=1)
+    assert status["status"]["namespaces"] == [w.alices]
+    w.assert_bob_has_nothing()
+
+
+def test_a_forged_copy_with_a_finalizer_goes_too(world: World) -> None:
+    w = world
+    core = client.CoreV1Api(w.as_bob)
+    name = naming.copy_name(w.alice, KEY)
+    forged = client.V1Secret(
+        metadata=client.V1ObjectMeta(
+            name=name,
+            labels=naming.copy_labels(w.alice, KEY, naming.REASON_GRANT),
+            finalizers=["bob.example/keep"],
+        ),
+        data={naming.DATA_KEY: base64.b64encode(b"forged by bob").decode()},
+    )
+    core.create_namespaced_secret(w.bobs, forged)
+
+    def gone() -> bool:
+        return read_copy(w.admin, w.bobs, w.alice, KEY) is None
+
+    wait_for(gone, timeout=10, interval=0.05, what="the finalized forgery to be gone for good")
+    refused(core, w.bobs, pod_body(volumes=f"secret:/{w.alice}/{KEY}:/s/k"))
 
 
 # -- namespace labels ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+import policy_webhook
 from kube import (
     SECRETGRANTS,
     USERSECRETS,
@@ -24,6 +25,7 @@ from kube import (
     create_usersecret,
     custom,
     delete_object,
+    ready_condition,
     scrape,
     set_value,
     wait_copy,
@@ -140,7 +142,7 @@ def test_values_appear_nowhere_but_in_secrets(
     # Grant, then revoke.
     create_grant(as_alice, home, "share", key, bob)
     wait_copy(admin, bobs, alice, key, value_of(updated))
-    wait_reason(as_alice, SECRETGRANTS, home, "share", "Granted", namespaces=[bobs])
+    wait_reason(as_alice, SECRETGRANTS, home, "share", "Granted", copies=1)
     delete_object(as_alice, SECRETGRANTS, home, "share")
     wait_copy(admin, bobs, alice, key, None)
 
@@ -189,3 +191,41 @@ def test_values_appear_nowhere_but_in_secrets(
     wait_copy(admin, home, alice, collision_key, None)
 
     assert_nowhere(admin, operator, namespaces, canaries)
+
+
+def test_a_refusal_that_echoes_the_copy_is_scrubbed_everywhere(
+    admin: client.ApiClient,
+    user_client: Callable[[str], client.ApiClient],
+    user_namespace: Callable[[str], str],
+    operator: OperatorProcess,
+) -> None:
+    """A policy that refuses bob's copy and echoes it, data and all, in a message shaped like
+    the apiserver's own: what reaches alice's statuses and Events has the value scrubbed."""
+    suffix = uuid.uuid4().hex[:8]
+    alice, bob = f"alice-{suffix}", f"bob-{suffix}"
+    home, bobs = user_namespace(alice), user_namespace(bob)
+    as_alice = user_client(alice)
+    canary = new_canary()
+    key = f"echoed-{suffix}"
+
+    def echo(request: dict[str, Any]) -> dict[str, Any]:
+        copy = request["object"]
+        return policy_webhook.refuse(f"exceeded quota: {copy['data']} in {json.dumps(copy)}")
+
+    with (
+        policy_webhook.serving(echo) as (port, ca_pem),
+        policy_webhook.registered(
+            admin, f"echo-{suffix}", port, ca_pem, resource="secrets", namespace=bobs
+        ),
+    ):
+        create_usersecret(as_alice, home, key, value_of(canary))
+        create_grant(as_alice, home, "share", key, bob)
+        found = wait_reason(as_alice, SECRETGRANTS, home, "share", "CopyFailed")
+        message = ready_condition(found)["message"]  # type: ignore[index]
+        assert message.startswith(
+            "The copy could not be written in 1 namespace (1 namespace of users it is shared "
+            "with: HTTP 403 Forbidden: exceeded quota: {'value': '<redacted>'} in {"
+        ), message
+        assert "<redacted>" in message
+        wait_reason(as_alice, USERSECRETS, home, key, "CopyFailed")
+        assert_nowhere(admin, operator, [home, bobs], [canary])

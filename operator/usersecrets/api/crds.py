@@ -67,6 +67,13 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
             "description": "The user it is shared with.",
         },
         {**_READY, "description": "Whether every namespace of the user has a copy."},
+        {
+            "name": "Copies",
+            "type": "integer",
+            "jsonPath": ".status.copies",
+            "description": "Namespaces of the user where the secret can be used.",
+            "priority": 1,
+        },
         _AGE,
     ],
 }

@@ -245,9 +245,11 @@ class Status(_Lenient):
         ),
         json_schema_extra=_CONDITIONS_SCHEMA,
     )
-    namespaces: list[str] = Field(
-        default_factory=list,
-        description="Sorted names of the namespaces where a copy of the secret exists.",
+    copies: int | None = Field(
+        None,
+        description="Number of namespaces where a copy of the secret can be used.",
+        ge=0,
+        json_schema_extra=_int64(),
     )
 
 
@@ -339,13 +341,14 @@ def _decode(value: str) -> bytes:
 
 
 class UserSecretStatus(Status):
-    """Also counts the copies, for the Copies column of `kubectl get -o wide`."""
+    """Also names the owner's own namespaces that hold a copy (never a grantee's)."""
 
-    copies: int | None = Field(
-        None,
-        description="Number of namespaces where a copy of this secret exists.",
-        ge=0,
-        json_schema_extra=_int64(),
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Sorted names of the owner's namespaces where the secret can be used. The "
+            "namespaces of users it is shared with are counted in copies, never named."
+        ),
     )
 
 
@@ -382,8 +385,8 @@ class UserSecret(Resource):
     status: UserSecretStatus | None = Field(
         None,
         description=(
-            "Observed state, maintained by the operator. Its namespaces are all those where a "
-            "copy of this secret exists: the owner's and those it is shared with."
+            "Observed state, maintained by the operator: the owner's namespaces where the "
+            "secret can be used, and how many namespaces hold a copy in all."
         ),
     )
 
@@ -431,7 +434,8 @@ class SecretGrant(Resource):
         None,
         description=(
             "Observed state, maintained by the operator, so the owner sees the effect of "
-            "sharing. Its namespaces are the grantee's where the secret can now be used."
+            "sharing: in how many of the grantee's namespaces the secret can now be used "
+            "(never their names)."
         ),
     )
 

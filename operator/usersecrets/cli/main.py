@@ -6,7 +6,6 @@ stays the only authority: the CLI can never do more than `kubectl` could.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import json
@@ -20,7 +19,6 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import yaml
 
-from usersecrets.api.resources import MAX_VALUE_BYTES
 from usersecrets.rules import naming
 from usersecrets.rules.references import key_error, split_ref
 from usersecrets.user import actions, views
@@ -107,11 +105,9 @@ def read_value(arg: str, stdin: IO[bytes]) -> bytes:
     else:
         # surrogateescape gives back the exact bytes of a non-UTF-8 command-line argument.
         data = arg.encode("utf-8", "surrogateescape")
-    if len(data) > MAX_VALUE_BYTES:
-        raise CliError(
-            f"The value is {len(data)} bytes; a secret holds at most 1 MiB ({MAX_VALUE_BYTES})",
-            EXIT_USAGE,
-        )
+    problem = actions.value_error(len(data))
+    if problem:
+        raise CliError(problem, EXIT_USAGE)
     return data
 
 
@@ -148,7 +144,8 @@ class Session:
     kubeconfig: str | None = None
     context: str | None = None
     namespace: str | None = None
-    sensitive: list[str] = field(default_factory=list)
+    #: Values this command handles: scrubbed from anything it prints.
+    sensitive: list[bytes] = field(default_factory=list)
     _space: Space | None = None
 
     def space(self) -> Space:
@@ -172,8 +169,9 @@ def _not_found(message: str) -> Iterator[None]:
 
 def _own_secret(session: Session, text: str, user: str) -> tuple[Space, SecretRef]:
     """Only your own secrets can be shared or revoked: grants live in the owner's namespace."""
-    if not user or any(c.isspace() or c == "/" for c in user):
-        raise CliError(f"Invalid user '{user}'", EXIT_USAGE)
+    problem = actions.user_error(user)
+    if problem:
+        raise CliError(problem, EXIT_USAGE)
     ref = parse_secret_ref(text)  # input errors before any network trouble
     space = session.space()
     if ref.user is not None:
@@ -318,10 +316,10 @@ def secret_add(session: Session, key: str, value: str, wait: bool, timeout: floa
     The value is never printed.
     """
     if not value.startswith("@"):
-        session.sensitive.append(value)
+        session.sensitive.append(value.encode("utf-8", "surrogateescape"))
     validate_key(key)
     data = read_value(value, sys.stdin.buffer)
-    session.sensitive.append(base64.b64encode(data).decode())
+    session.sensitive.append(data)
     space = session.space()
     actions.add_secret(space, key, data, timeout)
     if wait:

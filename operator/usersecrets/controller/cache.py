@@ -11,18 +11,32 @@ copy is remembered by a keyed digest of its data, never its data.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
-from collections.abc import Callable, Iterable, KeysView, Mapping
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from usersecrets.api.resources import SecretKeySelector, UserSecretSpec
 from usersecrets.rules import naming
-from usersecrets.rules.desired import ActualSecret, GrantView, OwnerKey, SecretView, World
+from usersecrets.rules.desired import (
+    ActualSecret,
+    GrantView,
+    Limits,
+    OwnerKey,
+    SecretView,
+    World,
+)
+from usersecrets.rules.quota import Room, room_of
 from usersecrets.settings import Settings
 
 Ref = tuple[str, str]  # (namespace, name)
 Pairs = set[OwnerKey]
+
+T = TypeVar("T")
+
+#: Objects a relist records before the event loop may answer an admission again.
+RELIST_CHUNK = 500
 
 
 @dataclass
@@ -58,6 +72,16 @@ class Tracked:
 
 def _compact(status: Mapping[str, Any] | None) -> str:
     return json.dumps(status or {}, separators=(",", ":"))
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(items), RELIST_CHUNK):
+        yield items[start : start + RELIST_CHUNK]
+
+
+def _changed_sides(owner: str, before: Mapping[Ref, object], after: Mapping[Ref, object]) -> Pairs:
+    """The owner's pairs that went past a limit or came back under it."""
+    return {OwnerKey(owner, key) for _, key in before.keys() ^ after.keys()}
 
 
 def ref_of(obj: Mapping[str, Any]) -> Ref:
@@ -118,8 +142,10 @@ class Copies:
 class Lists:
     """Full lists of everything the cache follows, for a relist."""
 
-    namespaces: dict[str, dict[str, str] | None]
+    #: name -> (labels, annotations)
+    namespaces: dict[str, tuple[dict[str, str] | None, dict[str, str] | None]]
     copies: list[dict[str, Any]]
+    quotas: list[dict[str, Any]]
     grants: list[dict[str, Any]]
     usersecrets: list[dict[str, Any]]
     #: Where the Secret watches start: the copies' list version.
@@ -132,7 +158,17 @@ class Cache:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.world = World()
+        self.world = World(
+            limits=Limits(
+                secrets_per_user=settings.limit_secrets_per_user,
+                bytes_per_user=settings.limit_mib_per_user * 1024 * 1024,
+                grants_per_user=settings.limit_grants_per_user,
+                shares_per_user=settings.limit_shares_per_user,
+            )
+        )
+        #: One bytes object per distinct value, however many UserSecrets hold it: 300 of them
+        #: naming one 1 MB Secret are 1 MB here. value -> (the object kept, how many hold it).
+        self._values: dict[bytes, tuple[bytes, int]] = {}
         self.copies = Copies()
         self.usersecrets: dict[Ref, Tracked] = {}
         self.grants: dict[Ref, Tracked] = {}
@@ -141,24 +177,46 @@ class Cache:
         #: Copy names taken by a Secret we do not manage -> the pair that wants the name, so
         #: that the copy is created as soon as that Secret goes (we get no other event then).
         self.collisions: dict[Ref, OwnerKey] = {}
-        #: Per pair, the namespaces whose copy the apiserver refused, and what it said.
+        #: Per pair, the namespaces whose copy the apiserver refused (or that a quota's reserve
+        #: held back), and why.
         self.refused: dict[OwnerKey, dict[str, str]] = {}
+        #: namespace -> quota name -> the room it leaves for Secrets.
+        self.rooms: dict[str, dict[str, Room]] = {}
+        #: namespace -> the pairs whose copies there wait for room.
+        self.held: dict[str, set[OwnerKey]] = {}
         #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
         self._touched: set[tuple[str, Ref]] | None = None
 
     # -- events ---------------------------------------------------------------------------
 
-    def namespace(self, name: str, labels: Mapping[str, str] | None, deleted: bool) -> Pairs:
+    def namespace(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None,
+        deleted: bool,
+        annotations: Mapping[str, str] | None = None,
+    ) -> Pairs:
         self._touch("namespace", ("", name))
         world = self.world
         user = None if deleted else naming.user_of_namespace(name, labels, self.settings)
-        if not deleted and world.knows_namespace(name) and world.user_of(name) == user:
+        accepts = naming.accepted_owners(annotations, self.settings)
+        if (
+            not deleted
+            and world.knows_namespace(name)
+            and (world.user_of(name), world.accepts_policy(name)) == (user, accepts)
+        ):
             return set()
         affected = world.affected_by_namespace(name, user)
+        owners = {u for u in (world.user_of(name), user) if u}
+        past = {u: world.secrets_past(u) for u in owners}
         if deleted:
             world.remove_namespace(name)
+            self.rooms.pop(name, None)
         else:
-            world.set_namespace(name, user)
+            world.set_namespace(name, user, accepts)
+        # A user who gains or loses a namespace's secrets may go past a limit, or back under.
+        for owner, before in past.items():
+            affected |= _changed_sides(owner, before, world.secrets_past(owner))
         return affected | world.affected_by_namespace(name, user)
 
     def usersecret(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
@@ -173,17 +231,49 @@ class Cache:
         if old and old.value_from:
             self.sources.get((ref[0], old.value_from.name), set()).discard(ref)
         if deleted:
-            self.world.remove_secret(*ref)
             self.usersecrets.pop(ref, None)
-            return self._pairs([ref])
+            return self.put_secret(ref, None)
         spec = UserSecretSpec.model_validate(body.get("spec") or {})
         selector = spec.value_from.secret_key_ref if spec.value_from else None
         self.usersecrets[ref] = Tracked.of(body, selector)
         if selector is not None:
             self.sources.setdefault((ref[0], selector.name), set()).add(ref)
         created = meta.get("creationTimestamp") or ""
-        self.world.put_secret(SecretView(ref[0], ref[1], created, spec.decoded_value()))
-        return self._pairs([ref])
+        return self.put_secret(ref, SecretView(ref[0], ref[1], created, spec.decoded_value()))
+
+    def put_secret(self, ref: Ref, view: SecretView | None) -> Pairs:
+        """Puts (None: removes) a UserSecret's view, its value kept once however many hold
+        it; the pairs that changes: its own, and all of its owner's while past a limit (a
+        newer one may now fit, or no longer)."""
+        world = self.world
+        owner = world.user_of(ref[0])
+        before = world.secrets_past(owner) if owner is not None else {}
+        if (old := world.secret(*ref)) is not None:
+            self._release(old.value)
+        if view is None:
+            world.remove_secret(*ref)
+        else:
+            world.put_secret(dataclasses.replace(view, value=self._intern(view.value)))
+        dirty = self._pairs([ref])
+        if owner is not None:
+            dirty |= _changed_sides(owner, before, world.secrets_past(owner))
+        return dirty
+
+    def _intern(self, value: bytes | None) -> bytes | None:
+        if value is None:
+            return None
+        kept, holders = self._values.get(value, (value, 0))
+        self._values[value] = (kept, holders + 1)
+        return kept
+
+    def _release(self, value: bytes | None) -> None:
+        if value is None or value not in self._values:
+            return
+        kept, holders = self._values[value]
+        if holders > 1:
+            self._values[value] = (kept, holders - 1)
+        else:
+            del self._values[value]
 
     def secretgrant(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
         meta, spec = body["metadata"], body.get("spec") or {}
@@ -193,16 +283,34 @@ class Cache:
         if not deleted and old is not None and old.same_spec(meta):
             old.status = body.get("status")  # our own status write, coming back
             return set()
+        world = self.world
         dirty: Pairs = set()
-        if (before := self.world.grant(*ref)) is not None:
+        if (before := world.grant(*ref)) is not None:
             dirty |= self._pairs([(before.namespace, before.secret_name)])
+        owner = world.user_of(ref[0])
+        grantees = {u for u in (before.user if before else None, spec.get("user")) if u}
+        past = self._grants_past(owner, grantees)
         if deleted:
-            self.world.remove_grant(*ref)
+            world.remove_grant(*ref)
             self.grants.pop(ref, None)
-            return dirty
-        self.grants[ref] = Tracked.of(body)
-        self.world.put_grant(GrantView(ref[0], ref[1], spec["secretName"], spec["user"]))
-        return dirty | self._pairs([(ref[0], spec["secretName"])])
+        else:
+            self.grants[ref] = Tracked.of(body)
+            created = meta.get("creationTimestamp") or ""
+            world.put_grant(GrantView(ref[0], ref[1], spec["secretName"], spec["user"], created))
+            dirty |= self._pairs([(ref[0], spec["secretName"])])
+        # The grants that went past a limit, or came back under it.
+        now = self._grants_past(owner, grantees)
+        for changed in now.keys() ^ past.keys():
+            if (grant := world.grant(*changed)) is not None:
+                dirty |= self._pairs([(grant.namespace, grant.secret_name)])
+        return dirty
+
+    def _grants_past(self, owner: str | None, grantees: Iterable[str]) -> dict[Ref, object]:
+        """The grants of `owner` and to `grantees` that are past a limit."""
+        past: dict[Ref, object] = dict(self.world.grants_past(owner)) if owner else {}
+        for grantee in grantees:
+            past.update(self.world.shares_past(grantee))
+        return past
 
     def copy(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
         """One of our copies, to notice drift. A copy that loses our label is DELETED for a
@@ -224,9 +332,46 @@ class Cache:
             self.copies.forget(ref)
         else:
             data = {k: base64.b64decode(v) for k, v in (body.get("data") or {}).items()}
-            copy = ActualSecret.of(*ref, meta.get("labels"), meta.get("annotations"), data)
+            copy = ActualSecret.of(
+                *ref,
+                meta.get("labels"),
+                meta.get("annotations"),
+                data,
+                meta.get("finalizers") or (),
+                deleting=bool(meta.get("deletionTimestamp")),
+            )
             self.copies.remember(copy, meta["resourceVersion"])
         return dirty
+
+    def quota(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
+        """A ResourceQuota: the room it leaves for Secrets; the pairs waiting for room there."""
+        ref = ref_of(body)
+        rooms = self.rooms.setdefault(ref[0], {})
+        room = None if deleted else room_of(body)
+        if room is None:
+            rooms.pop(ref[1], None)
+        else:
+            rooms[ref[1]] = room
+        if not rooms:
+            del self.rooms[ref[0]]
+        return set(self.held.get(ref[0], ()))
+
+    def quotas_listed(self, items: list[dict[str, Any]]) -> Pairs:
+        """The quotas watch listed again: the rooms are these, and every held pair looks again."""
+        self.rooms = {}
+        for item in items:
+            self.quota(item, False)
+        return set().union(*self.held.values())
+
+    def room(self, namespace: str) -> Room | None:
+        """The tightest room the namespace's quotas leave for Secrets, if any counts them."""
+        rooms = self.rooms.get(namespace, {}).values()
+        return min(rooms, key=lambda r: r.hard - r.used, default=None)
+
+    def took(self, namespace: str) -> None:
+        """A copy is being made there: until its quota's next status, count it as used."""
+        for name, room in self.rooms.get(namespace, {}).items():
+            self.rooms[namespace][name] = dataclasses.replace(room, used=room.used + 1)
 
     def secret(self, meta: Mapping[str, Any]) -> Pairs:
         """Any Secret changed (metadata only): a valueFrom source, or a Secret of someone
@@ -253,41 +398,54 @@ class Cache:
         """From now until `end_relist`, events are noted: they are newer than the lists."""
         self._touched = set()
 
-    def end_relist(self, lists: Lists | None) -> Pairs:
+    def end_relist(self, lists: Lists | None) -> Iterator[Pairs]:
         """Makes the cache equal to full lists (None: they could not be had), but for what
-        events changed since they began.
+        events changed since they began; yields the pairs it dirtied, `RELIST_CHUNK` objects
+        at a time, so that the event loop answers admissions in between (events that come
+        then are newer than the lists, and win too).
 
         At start, before any work (so nothing is deleted because the view was partial), and
         periodically, because a watch that restarts from a new list never tells of what was
         deleted while it was away."""
-        touched, self._touched = self._touched or set(), None
-        dirty: Pairs = set()
-        if lists is None:
-            return dirty
-
-        def fresh(kind: str, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [o for o in listed if (kind, ref_of(o)) not in touched]
-
-        for name, labels in lists.namespaces.items():
-            if ("namespace", ("", name)) not in touched:
-                dirty |= self.namespace(name, labels, deleted=False)
-        for copy in fresh("secret", lists.copies):
-            dirty |= self.copy(copy, False)
-        for grant in fresh("grant", lists.grants):
-            dirty |= self.secretgrant(grant, False)
-        for user_secret in fresh("usersecret", lists.usersecrets):
-            dirty |= self.usersecret(user_secret, False)
-        # Gone since, unless an event brought it back while we listed.
-        for name in self.world.namespaces() - lists.namespaces.keys():
-            if ("namespace", ("", name)) not in touched:
-                dirty |= self.namespace(name, None, deleted=True)
-        for kind, cached, listed, forget in (
-            ("secret", self.copies.refs(), lists.copies, self.copy),
-            ("grant", self.grants.keys(), lists.grants, self.secretgrant),
-            ("usersecret", self.usersecrets.keys(), lists.usersecrets, self.usersecret),
-        ):
-            dirty |= self._forget_unlisted(kind, cached, listed, forget, touched)
-        return dirty
+        touched = self._touched if self._touched is not None else set()
+        try:
+            if lists is None:
+                return
+            namespaces = [
+                (name, meta)
+                for name, meta in lists.namespaces.items()
+                if ("namespace", ("", name)) not in touched
+            ]
+            for chunk in _chunks(namespaces):
+                yield set().union(
+                    *(self.namespace(n, labels, False, notes) for n, (labels, notes) in chunk)
+                )
+            yield self.quotas_listed(lists.quotas)
+            for kind, listed, record in (
+                ("secret", lists.copies, self.copy),
+                ("grant", lists.grants, self.secretgrant),
+                ("usersecret", lists.usersecrets, self.usersecret),
+            ):
+                for batch in _chunks(listed):
+                    fresh = [o for o in batch if (kind, ref_of(o)) not in touched]
+                    yield set().union(*(record(o, False) for o in fresh))
+            # Gone since, unless an event brought it back while we listed.
+            gone = self.world.namespaces() - lists.namespaces.keys()
+            yield set().union(
+                *(
+                    self.namespace(name, None, deleted=True)
+                    for name in gone
+                    if ("namespace", ("", name)) not in touched
+                )
+            )
+            for kind, cached, listed, forget in (
+                ("secret", self.copies.refs(), lists.copies, self.copy),
+                ("grant", self.grants.keys(), lists.grants, self.secretgrant),
+                ("usersecret", self.usersecrets.keys(), lists.usersecrets, self.usersecret),
+            ):
+                yield self._forget_unlisted(kind, cached, listed, forget, touched)
+        finally:
+            self._touched = None
 
     def everything(self) -> Pairs:
         """Every pair the cache knows of, including ones only a stale copy still names."""
@@ -301,8 +459,19 @@ class Cache:
     def collisions_of(self, pair: OwnerKey) -> list[Ref]:
         return [ref for ref, waiting in self.collisions.items() if waiting == pair]
 
-    def found(self, pair: OwnerKey, collisions: Iterable[Ref], refused: Mapping[str, str]) -> None:
-        """What the last attempt at the pair's copies met: names held by others, refusals."""
+    def found(
+        self,
+        pair: OwnerKey,
+        collisions: Iterable[Ref],
+        refused: Mapping[str, str],
+        held: Iterable[str] = (),
+    ) -> None:
+        """What the last attempt at the pair's copies met: names held by others, refusals,
+        namespaces where a quota's reserve held its copy back (woken by their quotas)."""
+        for waiting in self.held.values():
+            waiting.discard(pair)
+        for namespace in held:
+            self.held.setdefault(namespace, set()).add(pair)
         for ref in self.collisions_of(pair):
             del self.collisions[ref]
         for ref in collisions:

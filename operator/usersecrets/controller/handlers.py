@@ -75,8 +75,8 @@ async def secretgrant(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
 
 @kopf.on.event("", "v1", "namespaces", registry=registry)
 async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    labels = dict(body.metadata.labels)
-    _record(memo, "namespace", body.metadata.name, labels, type == "DELETED")
+    labels, annotations = dict(body.metadata.labels), dict(body.metadata.annotations)
+    _record(memo, "namespace", body.metadata.name, labels, type == "DELETED", annotations)
 
 
 def run(

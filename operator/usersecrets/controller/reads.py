@@ -21,21 +21,29 @@ def list_all(api: KubeApi) -> Lists:
     copies, version = watching.list_objects(api, paths.SECRETS, naming.MANAGED_SELECTOR)
     namespaces, _ = watching.list_objects(api, paths.NAMESPACES)
     return Lists(
-        namespaces={n["metadata"]["name"]: n["metadata"].get("labels") for n in namespaces},
+        namespaces={
+            n["metadata"]["name"]: (n["metadata"].get("labels"), n["metadata"].get("annotations"))
+            for n in namespaces
+        },
         copies=copies,
+        quotas=watching.list_objects(api, paths.RESOURCE_QUOTAS)[0],
         grants=watching.list_objects(api, paths.custom("secretgrants"))[0],
         usersecrets=watching.list_objects(api, paths.custom("usersecrets"))[0],
         secrets_version=version,
     )
 
 
-def read_source(api: KubeApi, namespace: str, selector: SecretKeySelector) -> bytes | None:
-    """The bytes a valueFrom names, or None when its Secret or key does not exist."""
+def read_source(
+    api: KubeApi, namespace: str, selector: SecretKeySelector
+) -> tuple[bytes | None, str]:
+    """The bytes a valueFrom names (None when its Secret or key does not exist), and the
+    Secret's type."""
     try:
         source = api.json("GET", f"{paths.secrets_in(namespace)}/{selector.name}")
     except ApiException as error:
         if error.status == 404:
-            return None
+            return None, ""
         raise
     encoded = (source.get("data") or {}).get(selector.key)
-    return None if encoded is None else base64.b64decode(encoded)
+    kind = str(source.get("type") or "Opaque")
+    return (None if encoded is None else base64.b64decode(encoded)), kind

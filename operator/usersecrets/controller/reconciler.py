@@ -11,19 +11,19 @@ import asyncio
 import dataclasses
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Cache
 from usersecrets.controller.reporter import Reporter, status_writes
 from usersecrets.controller.writer import Outcome, Writer
-from usersecrets.rules import desired
+from usersecrets.rules import desired, quota
 from usersecrets.rules.desired import ActualSecret, OwnerKey
 from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ReadSource = Callable[[str, SecretKeySelector], bytes | None]
+ReadSource = Callable[[str, SecretKeySelector], tuple[bytes | None, str]]
 
 
 class Reconciler:
@@ -35,9 +35,13 @@ class Reconciler:
         read_source: ReadSource,
         settings: Settings,
         dry_run: bool = False,
+        requeue: Callable[[Iterable[OwnerKey]], None] = lambda _: None,
     ) -> None:
+        """`requeue` takes the other pairs a reconcile found changed (a source that grew
+        may put its owner past a limit)."""
         self.cache, self.writer, self.reporter = cache, writer, reporter
         self.read_source, self.settings, self.dry_run = read_source, settings, dry_run
+        self.requeue = requeue
 
     async def copies(self, pair: OwnerKey) -> None:
         """Compute, diff and apply the copies of one (owner, key); raise to be retried."""
@@ -45,12 +49,18 @@ class Reconciler:
         cache = self.cache
         want = desired.compute(cache.world, self.settings.cluster_name, [pair])
         plan = desired.diff(want, cache.copies.of_pair(pair))
+        rooms = {c.namespace: r for c in plan.creates if (r := cache.room(c.namespace))}
+        creates, held = quota.hold_back(plan.creates, rooms, self.settings.quota_reserve_percent)
+        plan = dataclasses.replace(plan, creates=tuple(creates))
+        for copy in creates:  # taken now, on the loop: reconciles in parallel see it at once
+            if copy.namespace in rooms:
+                cache.took(copy.namespace)
         touched = [(c.namespace, c.name) for c in plan.updates]
         touched += [(s.namespace, s.name) for s in plan.deletes]
         versions = {ref: v for ref in touched if (v := cache.copies.version(ref)) is not None}
         outcome = await asyncio.to_thread(self.writer.apply, plan, versions)
         refused = {namespace: said for (namespace, _), said in outcome.refused}
-        cache.found(pair, outcome.collisions, refused)
+        cache.found(pair, outcome.collisions, {**held, **refused}, held)
         if not self.dry_run:  # a dry run changed nothing: the cache still says what exists
             self._record(outcome, versions)
         if not plan.empty:
@@ -109,7 +119,11 @@ class Reconciler:
             tracked = self.cache.usersecrets.get((namespace, pair.key))
             if tracked is None or tracked.value_from is None:
                 continue
-            value = await asyncio.to_thread(self.read_source, namespace, tracked.value_from)
+            value, kind = await asyncio.to_thread(self.read_source, namespace, tracked.value_from)
+            refused = kind if kind in self.settings.value_from_refused_types else None
+            if refused:
+                value = None  # not even kept: a credential of the cluster is never copied
             view = world.secret(namespace, pair.key)
-            if view is not None and view.value != value:
-                world.put_secret(dataclasses.replace(view, value=value))
+            if view is not None and (view.value, view.refused_type) != (value, refused):
+                changed = dataclasses.replace(view, value=value, refused_type=refused)
+                self.requeue(self.cache.put_secret((namespace, pair.key), changed) - {pair})

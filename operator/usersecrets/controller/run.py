@@ -46,6 +46,7 @@ class Controller:
             functools.partial(reads.read_source, api),
             settings,
             settings.dry_run,
+            requeue=self.queues.copies.add_all,
         )
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queues))
         metrics.COPIES.set_function(lambda: len(self.cache.copies))
@@ -62,9 +63,12 @@ class Controller:
         try:
             lists = await asyncio.to_thread(reads.list_all, self.api)
         except BaseException:
-            self.cache.end_relist(None)
+            for _ in self.cache.end_relist(None):
+                pass
             raise
-        self.handle(self.cache.end_relist, lists)
+        for dirty in self.cache.end_relist(lists):
+            self.queues.copies.add_all(dirty)
+            await asyncio.sleep(0)  # admissions first
         logger.info(
             "listed %d user secrets, %d grants and %d copies",
             len(self.cache.usersecrets),
@@ -76,13 +80,17 @@ class Controller:
     def follow_secrets(
         self, loop: asyncio.AbstractEventLoop, version: str
     ) -> list[threading.Event]:
-        """Our copies in full (label-selected), and every Secret's metadata for valueFrom
-        sources and names held by others; from `version` on. Set the Events to stop."""
+        """Our copies in full (label-selected), every Secret's metadata for valueFrom sources
+        and names held by others, from `version` on; and quotas. Set the Events to stop."""
         cache = self.cache
 
         def copy_changed(kind: str, body: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("copy").inc()
             watching.hand_over(loop, self.handle, cache.copy, body, kind == "DELETED")
+
+        def quota_changed(kind: str, body: dict[str, Any]) -> None:
+            metrics.WATCH_EVENTS.labels("quota").inc()
+            watching.hand_over(loop, self.handle, cache.quota, body, kind == "DELETED")
 
         def secret_changed(_: str, obj: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("secret").inc()
@@ -108,6 +116,16 @@ class Controller:
                 changed=secret_changed,
                 metadata_only=True,
                 version=version,
+            ),
+            # Quotas on Secrets: the room copies shared by others may take (rules.quota).
+            watching.start(
+                "reconciler-quotas",
+                self.api,
+                paths.RESOURCE_QUOTAS,
+                listed=lambda items: watching.hand_over(
+                    loop, self.handle, cache.quotas_listed, items
+                ),
+                changed=quota_changed,
             ),
         ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 
@@ -75,9 +76,17 @@ async def attempt(kind: str, step: Step, pair: OwnerKey) -> bool:
             error.status,
             error.reason,
         )
-    except Exception:
+    except Exception as error:
+        # Its message may quote a value: the type and where it happened are enough to find it.
         metrics.RECONCILE_ERRORS.labels(kind).inc()
-        logger.exception("%s of %s/%s failed; retrying", kind, pair.owner, pair.key)
+        logger.error(
+            "%s of %s/%s failed with %s; retrying\n%s",
+            kind,
+            pair.owner,
+            pair.key,
+            type(error).__name__,
+            "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+        )
     else:
         return True
     finally:

@@ -43,17 +43,18 @@ class Outcome:
     errors: list[ApiException] = field(default_factory=list)
 
     @contextlib.contextmanager
-    def trying(self, ref: Ref, *, told: bool = True) -> Iterator[None]:
+    def trying(self, ref: Ref, value: bytes | None = None) -> Iterator[None]:
         """A failed write is noted and the plan goes on: one namespace refusing its copy (a
-        quota, a policy) must not keep the others from theirs. A refusal is told in the
-        statuses; anything else (a conflict, throttling, the apiserver failing) is retried
-        quietly, since it says nothing the user can act on."""
+        quota, a policy) must not keep the others from theirs. A refusal of a copy of `value`
+        is told in the statuses, scrubbed of it (a policy may quote what it refused);
+        anything else (a conflict, throttling, the apiserver failing, a refused delete) is
+        retried quietly, since it says nothing the user can act on."""
         try:
             yield
         except ApiException as error:
             self.errors.append(error)
-            if told and error.status in REFUSALS:
-                said = status.write_failure(error.status, error.reason, error.body)
+            if value is not None and error.status in REFUSALS:
+                said = status.write_failure(error.status, error.reason, error.body, [value])
                 self.refused.append((ref, said))
 
 
@@ -91,13 +92,13 @@ class Writer:
         """Every write of `plan` is tried; `versions` are those of the copies as we know them."""
         outcome = Outcome()
         for copy in plan.creates:
-            with outcome.trying((copy.namespace, copy.name)):
+            with outcome.trying((copy.namespace, copy.name), copy.value):
                 self._create(copy, outcome)
         for copy in plan.updates:
-            with outcome.trying((copy.namespace, copy.name)):
+            with outcome.trying((copy.namespace, copy.name), copy.value):
                 self._update(copy, versions.get((copy.namespace, copy.name)), outcome)
         for stale in plan.deletes:  # not a place the secret is meant to be: nothing to tell
-            with outcome.trying((stale.namespace, stale.name), told=False):
+            with outcome.trying((stale.namespace, stale.name)):
                 self._delete(stale, versions.get((stale.namespace, stale.name)), outcome)
         return outcome
 
@@ -152,14 +153,21 @@ class Writer:
         self._update(copy, existing["resourceVersion"], outcome, retry=False)
 
     def _delete(self, stale: ActualSecret, version: str | None, outcome: Outcome) -> None:
-        options = {"preconditions": {"resourceVersion": version}} if version else {}
+        """Deletes a copy. One with finalizers (its owner's namespace's user may put them there
+        to keep it) is first emptied and freed of them: a DELETE would otherwise only mark it,
+        and a copy on its way out is no share, value and all."""
+        path = f"{paths.secrets_in(stale.namespace)}/{stale.name}"
         try:
-            self.api.call(
-                "DELETE",
-                f"{paths.secrets_in(stale.namespace)}/{stale.name}",
-                body=options,
-                query=self.query,
-            )
+            if stale.finalizers or stale.deleting:
+                meta: dict[str, Any] = {"finalizers": None}
+                if version:
+                    meta["resourceVersion"] = version
+                emptied = {"metadata": meta, "data": None}
+                version = self.api.json(
+                    "PATCH", path, body=emptied, content_type=MERGE_PATCH, query=self.query
+                )["metadata"].get("resourceVersion")
+            options = {"preconditions": {"resourceVersion": version}} if version else {}
+            self.api.call("DELETE", path, body=options, query=self.query)
         except ApiException as error:
             if error.status != 404:
                 raise

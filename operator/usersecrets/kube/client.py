@@ -94,3 +94,21 @@ def from_kubeconfig(path: str | None, context: str | None) -> tuple[KubeApi, str
     api = config.new_client_from_config(config_file=path, context=context, persist_config=False)
     namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
     return KubeApi(api), str(namespace)
+
+
+def for_token(server: str, token: str, ca_file: str | None, pool: int = 4) -> KubeApi:
+    """A client acting as whoever `token` belongs to, and as nobody else: no kubeconfig, no
+    in-cluster ServiceAccount, no environment is read. `ca_file` None: the system's CAs.
+
+    The web UI makes one per signed-in user, so the apiserver's RBAC decides each call.
+    """
+    configuration = Configuration(
+        host=server.rstrip("/"),
+        api_key={"BearerToken": token},
+        api_key_prefix={"BearerToken": "Bearer"},
+        ssl_ca_cert=ca_file,
+    )
+    configuration.connection_pool_maxsize = pool
+    # Never a proxy from the environment: the token goes to the apiserver only.
+    configuration.proxy = None
+    return KubeApi(ApiClient(configuration))

@@ -2,6 +2,12 @@
 
 A Lease (not kopf's peering) because it is what every Kubernetes controller uses, needs only a
 namespaced Role on one object, and brings no extra CRD into the cluster.
+
+Expiry is judged as client-go's leaderelection judges it: never by comparing the holder's
+`renewTime` with this replica's wall clock (clocks of two nodes differ, and a standby whose
+clock runs ahead would take a Lease that is still being renewed), but by how long ago, on this
+replica's own monotonic clock, it last saw the Lease's record change. A holder that renews
+changes the record; one that stopped leaves it as it was for `leaseDurationSeconds`.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,42 +33,60 @@ class LeadershipLost(RuntimeError):
 
 
 @dataclass(frozen=True)
-class LeaseState:
+class LeaseRecord:
+    """What a Lease's spec says; any change of it is a sign of life of its holder."""
+
     holder: str | None
-    renewed: datetime.datetime | None
+    renew_time: str | None
+    acquire_time: str | None
     duration_seconds: int
+    transitions: int | None
 
 
-def can_take(state: LeaseState, identity: str, now: datetime.datetime) -> bool:
-    """Free, ours, or expired: a holder that stopped renewing has given it up."""
-    if state.holder in (None, "", identity) or state.renewed is None:
+@dataclass(frozen=True)
+class Observed:
+    """A record, and when (on this replica's monotonic clock) it was first seen as it is."""
+
+    record: LeaseRecord
+    since: float
+
+
+def can_take(observed: Observed, identity: str, now: float) -> bool:
+    """Free, ours, or unchanged for its whole duration since this replica first saw it so.
+
+    `now` and `observed.since` are readings of the same monotonic clock: the holder's
+    timestamps and this replica's wall clock play no part.
+    """
+    if observed.record.holder in (None, "", identity):
         return True
-    return now >= state.renewed + datetime.timedelta(seconds=state.duration_seconds)
-
-
-def _time(value: object) -> datetime.datetime | None:
-    """A MicroTime as the apiserver writes it, or None."""
-    try:
-        return datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
+    return now >= observed.since + observed.record.duration_seconds
 
 
 def _micro_time(when: datetime.datetime) -> str:
     return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _state(lease: dict[str, Any]) -> LeaseState:
+def _record(lease: dict[str, Any]) -> LeaseRecord:
     spec = lease.get("spec") or {}
-    return LeaseState(
+    return LeaseRecord(
         holder=spec.get("holderIdentity"),
-        renewed=_time(spec.get("renewTime")) or _time(spec.get("acquireTime")),
+        renew_time=spec.get("renewTime"),
+        acquire_time=spec.get("acquireTime"),
         duration_seconds=spec.get("leaseDurationSeconds") or 0,
+        transitions=spec.get("leaseTransitions"),
     )
 
 
+def _wall_clock() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
 class LeaderElector:
-    """Takes and keeps one Lease; `keep()` raises LeadershipLost when it cannot."""
+    """Takes and keeps one Lease; `keep()` raises LeadershipLost when it cannot.
+
+    `clock` (monotonic seconds) judges expiry; `wall` only writes the Lease's timestamps, which
+    people and other tools read. Both are parameters so that tests can skew them.
+    """
 
     def __init__(
         self,
@@ -70,47 +96,66 @@ class LeaderElector:
         identity: str,
         lease_seconds: int = 15,
         renew_seconds: float = 5.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime.datetime] = _wall_clock,
     ) -> None:
         self.api, self.namespace, self.name, self.identity = api, namespace, name, identity
         self.lease_seconds, self.renew_seconds = lease_seconds, renew_seconds
+        self.clock, self.wall = clock, wall
         self.path = f"{paths.leases_in(namespace)}/{name}"
+        #: The record as last read or written, and since when it has been so.
+        self.observed: Observed | None = None
 
-    def _spec(self, now: datetime.datetime, acquired: str) -> dict[str, Any]:
+    def _spec(self, acquired: str, transitions: int) -> dict[str, Any]:
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": self.lease_seconds,
             "acquireTime": acquired,
-            "renewTime": _micro_time(now),
+            "renewTime": _micro_time(self.wall()),
+            "leaseTransitions": transitions,
         }
+
+    def _observe(self, lease: dict[str, Any], now: float) -> Observed:
+        record = _record(lease)
+        if self.observed is None or self.observed.record != record:
+            self.observed = Observed(record, now)
+        return self.observed
 
     def try_acquire(self) -> bool:
         """One attempt: create the Lease, or take or renew it when `can_take` allows."""
-        now = datetime.datetime.now(datetime.UTC)
+        now = self.clock()
         try:
             lease = self.api.json("GET", self.path)
         except ApiException as error:
             if error.status != 404:
                 raise
-            body = {"metadata": {"name": self.name}, "spec": self._spec(now, _micro_time(now))}
+            created = _micro_time(self.wall())
+            body = {"metadata": {"name": self.name}, "spec": self._spec(created, 0)}
             try:
-                self.api.call("POST", paths.leases_in(self.namespace), body=body)
+                written = self.api.json("POST", paths.leases_in(self.namespace), body=body)
             except ApiException as conflict:
                 if conflict.status == 409:
                     return False
                 raise
+            self._observe(written, now)
             return True
-        state = _state(lease)
-        if not can_take(state, self.identity, now):
+        if not can_take(self._observe(lease, now), self.identity, now):
             return False
-        ours = state.holder == self.identity
-        acquired = (lease.get("spec") or {}).get("acquireTime") if ours else None
-        lease["spec"] = self._spec(now, acquired or _micro_time(now))
+        spec = lease.get("spec") or {}
+        ours = spec.get("holderIdentity") == self.identity
+        transitions = spec.get("leaseTransitions") or 0
+        lease["spec"] = self._spec(
+            (spec.get("acquireTime") if ours else None) or _micro_time(self.wall()),
+            transitions if ours else transitions + 1,
+        )
         try:  # at the resourceVersion read: whoever renewed or took it in between wins
-            self.api.call("PUT", self.path, body=lease)
+            written = self.api.json("PUT", self.path, body=lease)
         except ApiException as error:
             if error.status == 409:
                 return False
             raise
+        self._observe(written, now)
         return True
 
     async def acquire(self) -> None:

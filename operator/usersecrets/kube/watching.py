@@ -31,6 +31,8 @@ METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 WATCH_SECONDS = 60
 LIST_TIMEOUT = 300
 MAX_BACKOFF = 30.0
+#: Objects per page of a list.
+PAGE = 500
 
 Listed = Callable[[list[dict[str, Any]]], None]
 Changed = Callable[[str, dict[str, Any]], None]
@@ -39,16 +41,24 @@ Changed = Callable[[str, dict[str, Any]], None]
 def list_objects(
     core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
 ) -> tuple[list[dict[str, Any]], str]:
-    """The objects (plain dicts) and the resourceVersion to watch from."""
-    listing = core.json(
-        "GET",
-        path,
-        query={"labelSelector": label_selector},
-        headers={"Accept": METADATA_LIST} if metadata_only else {},
-        timeout=(10, LIST_TIMEOUT),
-    )
-    # An empty list is null (a nil slice in Go).
-    return listing.get("items") or [], str(listing["metadata"]["resourceVersion"])
+    """The objects (plain dicts) and the resourceVersion to watch from.
+
+    In pages of `PAGE` objects: one answer of a hundred thousand would be parsed in one go,
+    holding the GIL (and so the event loop that answers admissions) for a second or more."""
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        listing = core.json(
+            "GET",
+            path,
+            query={"labelSelector": label_selector, "limit": PAGE, "continue": token},
+            headers={"Accept": METADATA_LIST} if metadata_only else {},
+            timeout=(10, LIST_TIMEOUT),
+        )
+        items += listing.get("items") or []  # an empty list is null (a nil slice in Go)
+        token = listing["metadata"].get("continue")
+        if not token:
+            return items, str(listing["metadata"]["resourceVersion"])
 
 
 def follow(

@@ -16,7 +16,7 @@ import hmac
 import secrets as _random
 import sys
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -38,6 +38,26 @@ class OwnerKey(NamedTuple):
 NO_OWNER = ""
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one user may have materialized: bounds on what a user can make the operator hold in
+    memory and write into etcd (300 UserSecrets naming one 1 MB Secret are 300 MB of copies).
+    Past a limit, the newest (by creation time) are left out, and their statuses say so."""
+
+    #: UserSecrets in a user's namespaces.
+    secrets_per_user: int = 500
+    #: Bytes of their values, together.
+    bytes_per_user: int = 64 * 1024 * 1024
+    #: SecretGrants a user makes.
+    grants_per_user: int = 500
+    #: SecretGrants made to a user: what others may push into each of their namespaces.
+    shares_per_user: int = 500
+
+
+#: Which limit a secret or a grant is past, and its size.
+Limit = tuple[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class SecretView:
     """What the computation needs of one UserSecret.
@@ -51,6 +71,8 @@ class SecretView:
     key: str
     created: str
     value: bytes | None = field(repr=False)
+    #: The type of its valueFrom Secret, when that type is one that is never copied.
+    refused_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +81,7 @@ class GrantView:
     name: str
     secret_name: str
     user: str
+    created: str = ""
 
 
 class SecretState(StrEnum):
@@ -66,7 +89,9 @@ class SecretState(StrEnum):
 
     MATERIALIZED = "Materialized"
     SOURCE_MISSING = "SourceMissing"
+    SOURCE_REFUSED = "SourceRefused"
     CONFLICT = "Conflict"
+    LIMIT_EXCEEDED = "LimitExceeded"
     NO_OWNER = "NoOwner"
 
 
@@ -76,6 +101,7 @@ class GrantState(StrEnum):
     GRANTED = "Granted"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105  (a reason, not a password)
     SECRET_NOT_READY = "SecretNotReady"  # noqa: S105
+    LIMIT_EXCEEDED = "LimitExceeded"
     NO_OWNER = "NoOwner"
 
 
@@ -114,8 +140,14 @@ class SecretFacts:
     state: SecretState
     #: Sorted namespaces holding a copy of this UserSecret's value (empty unless materialized).
     namespaces: tuple[str, ...] = ()
+    #: Those of them that are the owner's own: the only ones a status may name.
+    owned: tuple[str, ...] = ()
     #: The namespace of the older UserSecret with the same (owner, key), when in conflict.
     conflict_with: str | None = None
+    #: The type of its valueFrom Secret, when that type is never copied.
+    refused_type: str | None = None
+    #: The limit it is past, when LIMIT_EXCEEDED.
+    limit: Limit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +163,10 @@ class GrantFacts:
     state: GrantState
     #: Sorted namespaces of the grantee where the secret can be used now.
     namespaces: tuple[str, ...] = ()
+    #: The limit it is past, when LIMIT_EXCEEDED.
+    limit: Limit | None = None
+    #: The grantee's namespaces that do not take shares from this owner.
+    declined: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +195,16 @@ class World:
         secrets: Iterable[SecretView] = (),
         grants: Iterable[GrantView] = (),
         namespaces: Mapping[str, str | None] | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or Limits()
+        #: Counts kept as objects come and go, so that a user within every limit costs nothing.
+        self._bytes_in: dict[str, int] = defaultdict(int)
+        self._grants_in: dict[str, int] = defaultdict(int)
+        #: Per ("secrets"|"grants"|"shares", user): bumped by each change of what it ranks; a
+        #: ranking of a user past a limit is kept until its generation moves.
+        self._generations: dict[tuple[str, str], int] = defaultdict(int)
+        self._ranked: dict[tuple[str, str], tuple[int, dict[tuple[str, str], Limit]]] = {}
         self._secrets: dict[tuple[str, str], SecretView] = {}
         self._secrets_by_key: dict[str, dict[str, SecretView]] = defaultdict(dict)
         self._keys_by_namespace: dict[str, set[str]] = defaultdict(set)
@@ -167,6 +212,8 @@ class World:
         self._grants_by_target: dict[tuple[str, str], dict[str, GrantView]] = defaultdict(dict)
         self._grants_by_user: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._users: dict[str, str | None] = {}
+        #: Namespaces that take shares from some users only (absent: from anyone).
+        self._accepts: dict[str, frozenset[str]] = {}
         self._namespaces_of: dict[str, set[str]] = defaultdict(set)
         for name, user in (namespaces or {}).items():
             self.set_namespace(name, user)
@@ -179,12 +226,16 @@ class World:
 
     def put_secret(self, secret: SecretView) -> None:
         self.remove_secret(secret.namespace, secret.key)
+        self._touch_namespace(secret.namespace, "secrets")
+        self._bytes_in[secret.namespace] += len(secret.value or b"")
         self._secrets[secret.namespace, secret.key] = secret
         self._secrets_by_key[secret.key][secret.namespace] = secret
         self._keys_by_namespace[secret.namespace].add(secret.key)
 
     def remove_secret(self, namespace: str, key: str) -> None:
-        if self._secrets.pop((namespace, key), None) is not None:
+        if (gone := self._secrets.pop((namespace, key), None)) is not None:
+            self._touch_namespace(namespace, "secrets")
+            self._bytes_in[namespace] -= len(gone.value or b"")
             by_namespace = self._secrets_by_key[key]
             del by_namespace[namespace]
             if not by_namespace:
@@ -196,6 +247,9 @@ class World:
 
     def put_grant(self, grant: GrantView) -> None:
         self.remove_grant(grant.namespace, grant.name)
+        self._touch_namespace(grant.namespace, "grants")
+        self._generations["shares", grant.user] += 1
+        self._grants_in[grant.namespace] += 1
         self._grants[grant.namespace, grant.name] = grant
         self._grants_by_target[grant.namespace, grant.secret_name][grant.name] = grant
         self._grants_by_user[grant.user].add((grant.namespace, grant.name))
@@ -204,6 +258,9 @@ class World:
         grant = self._grants.pop((namespace, name), None)
         if grant is None:
             return
+        self._touch_namespace(namespace, "grants")
+        self._generations["shares", grant.user] += 1
+        self._grants_in[namespace] -= 1
         target = self._grants_by_target[grant.namespace, grant.secret_name]
         del target[name]
         if not target:
@@ -213,15 +270,23 @@ class World:
         if not ids:
             del self._grants_by_user[grant.user]
 
-    def set_namespace(self, name: str, user: str | None) -> None:
-        """Record a namespace's user (None: system or unowned), as naming.user_of_namespace says."""
+    def set_namespace(
+        self, name: str, user: str | None, accepts: frozenset[str] | None = None
+    ) -> None:
+        """Record a namespace's user (None: system or unowned), as naming.user_of_namespace says,
+        and whose shares it takes (None: anyone's), as naming.accepted_owners says."""
         self.remove_namespace(name)
         self._users[name] = user
+        self._touch_namespace(name, "secrets", "grants")
+        if accepts is not None:
+            self._accepts[name] = accepts
         self._namespaces_of[user or NO_OWNER].add(name)
 
     def remove_namespace(self, name: str) -> None:
         if name not in self._users:
             return
+        self._touch_namespace(name, "secrets", "grants")
+        self._accepts.pop(name, None)
         owner = self._users.pop(name) or NO_OWNER
         members = self._namespaces_of[owner]
         members.discard(name)
@@ -235,6 +300,14 @@ class World:
 
     def user_of(self, namespace: str) -> str | None:
         return self._users.get(namespace)
+
+    def accepts(self, namespace: str, owner: str) -> bool:
+        """Whether `namespace` takes copies shared by `owner`."""
+        allowed = self._accepts.get(namespace)
+        return allowed is None or owner in allowed
+
+    def accepts_policy(self, namespace: str) -> frozenset[str] | None:
+        return self._accepts.get(namespace)
 
     def knows_namespace(self, name: str) -> bool:
         return name in self._users
@@ -292,6 +365,97 @@ class World:
                 out |= self.keys_visible_to(user)
             out.update(OwnerKey(user, key) for key in self._keys_in(name))
         return out
+
+    # Limits.
+
+    def over_secret_limits(self, owner: str) -> bool:
+        """Whether the owner has more UserSecrets, or bytes of values, than a user may."""
+        namespaces = self._namespaces_of.get(owner, ())
+        count = sum(len(self._keys_in(ns)) for ns in namespaces)
+        held = sum(self._bytes_in.get(ns, 0) for ns in namespaces)
+        return count > self.limits.secrets_per_user or held > self.limits.bytes_per_user
+
+    def over_grant_limit(self, owner: str) -> bool:
+        namespaces = self._namespaces_of.get(owner, ())
+        return sum(self._grants_in.get(ns, 0) for ns in namespaces) > self.limits.grants_per_user
+
+    def over_share_limit(self, user: str) -> bool:
+        return len(self._grants_by_user.get(user, ())) > self.limits.shares_per_user
+
+    def secrets_past(self, owner: str) -> dict[tuple[str, str], Limit]:
+        """The owner's UserSecrets past a limit, (namespace, key) -> which; oldest first, those
+        that fit are counted in order. Empty (and free) while within every limit."""
+        if not self.over_secret_limits(owner):
+            return {}
+        return self._rank(("secrets", owner), self._rank_secrets)
+
+    def grants_past(self, owner: str) -> dict[tuple[str, str], Limit]:
+        """The grants made by `owner` past the grant limit, (namespace, name) -> which."""
+        if not self.over_grant_limit(owner):
+            return {}
+        return self._rank(("grants", owner), self._rank_grants)
+
+    def shares_past(self, user: str) -> dict[tuple[str, str], Limit]:
+        """The grants made to `user` past the share limit, (namespace, name) -> which."""
+        if not self.over_share_limit(user):
+            return {}
+        return self._rank(("shares", user), self._rank_shares)
+
+    def secret_past_limit(self, secret: SecretView, owner: str) -> Limit | None:
+        return self.secrets_past(owner).get((secret.namespace, secret.key))
+
+    def grant_past_limit(self, grant: GrantView, owner: str) -> Limit | None:
+        """The limit `grant` is past: the owner's grants, or the grantee's shares."""
+        ref = (grant.namespace, grant.name)
+        return self.grants_past(owner).get(ref) or self.shares_past(grant.user).get(ref)
+
+    def _rank(
+        self, which: tuple[str, str], rank: Callable[[str], dict[tuple[str, str], Limit]]
+    ) -> dict[tuple[str, str], Limit]:
+        generation = self._generations[which]
+        cached = self._ranked.get(which)
+        if cached is None or cached[0] != generation:
+            cached = self._ranked[which] = (generation, rank(which[1]))
+        return cached[1]
+
+    def _touch_namespace(self, namespace: str, *kinds: str) -> None:
+        """What is ranked of the namespace's user changed."""
+        if (user := self._users.get(namespace)) is not None:
+            for kind in kinds:
+                self._generations[kind, user] += 1
+
+    def _rank_secrets(self, owner: str) -> dict[tuple[str, str], Limit]:
+        limits = self.limits
+        views = [
+            view
+            for ns in self._namespaces_of.get(owner, ())
+            for key in self._keys_in(ns)
+            if (view := self._secrets.get((ns, key))) is not None
+        ]
+        past: dict[tuple[str, str], Limit] = {}
+        count = held = 0
+        for view in sorted(views, key=lambda v: (*_age(v), v.key)):
+            size = len(view.value or b"")
+            if count + 1 > limits.secrets_per_user:
+                past[view.namespace, view.key] = ("secrets", limits.secrets_per_user)
+            elif held + size > limits.bytes_per_user:
+                past[view.namespace, view.key] = ("bytes", limits.bytes_per_user)
+            else:
+                count, held = count + 1, held + size
+        return past
+
+    def _rank_grants(self, owner: str) -> dict[tuple[str, str], Limit]:
+        grants = [g for (ns, _), g in self._grants.items() if self.user_of(ns) == owner]
+        return self._past(grants, ("grants", self.limits.grants_per_user))
+
+    def _rank_shares(self, user: str) -> dict[tuple[str, str], Limit]:
+        grants = [self._grants[ref] for ref in self._grants_by_user.get(user, ())]
+        return self._past(grants, ("shares", self.limits.shares_per_user))
+
+    @staticmethod
+    def _past(grants: list[GrantView], limit: Limit) -> dict[tuple[str, str], Limit]:
+        ordered = sorted(grants, key=lambda g: (g.created, g.namespace, g.name))
+        return {(g.namespace, g.name): limit for g in ordered[limit[1] :]}
 
     def _keys_in(self, namespace: str) -> Collection[str]:
         return self._keys_by_namespace.get(namespace, set())
@@ -389,7 +553,9 @@ def _compute_pair(
     uri = naming.secret_uri(cluster, owner, key)
     candidates = sorted(candidates, key=_age)
     winner = candidates[0] if candidates else None
-    value = winner.value if winner is not None else None
+    limit = world.secret_past_limit(winner, owner) if winner is not None else None
+    value = winner.value if winner is not None and limit is None else None
+    granting = {(g.namespace, g.name): world.grant_past_limit(g, owner) for g in grants}
 
     # Where copies go, and why: the owner's reason wins over a grant's.
     # A grant counts when its own namespace holds a UserSecret of that key (winner or not: the
@@ -400,9 +566,10 @@ def _compute_pair(
         for namespace in world.namespaces_of(owner):
             targets[namespace] = naming.REASON_OWNER
         for grant in grants:
-            if grant.namespace in present:
+            if grant.namespace in present and granting[grant.namespace, grant.name] is None:
                 for namespace in world.namespaces_of(grant.user):
-                    targets.setdefault(namespace, naming.REASON_GRANT)
+                    if world.accepts(namespace, owner):
+                        targets.setdefault(namespace, naming.REASON_GRANT)
 
     if value is not None:
         name = naming.copy_name(owner, key)
@@ -421,6 +588,7 @@ def _compute_pair(
                 digest=digest,
             )
     materialized = tuple(sorted(targets))
+    owned = tuple(ns for ns in materialized if targets[ns] == naming.REASON_OWNER)
 
     for secret in candidates:
         if secret is not winner:
@@ -433,25 +601,53 @@ def _compute_pair(
                 SecretState.CONFLICT,
                 conflict_with=winner.namespace,
             )
+        elif limit is not None:
+            facts = SecretFacts(
+                secret.namespace, key, owner, uri, SecretState.LIMIT_EXCEEDED, limit=limit
+            )
+        elif secret.refused_type is not None:
+            facts = SecretFacts(
+                secret.namespace,
+                key,
+                owner,
+                uri,
+                SecretState.SOURCE_REFUSED,
+                refused_type=secret.refused_type,
+            )
         elif value is None:
             facts = SecretFacts(secret.namespace, key, owner, uri, SecretState.SOURCE_MISSING)
         else:
             facts = SecretFacts(
-                secret.namespace, key, owner, uri, SecretState.MATERIALIZED, materialized
+                secret.namespace, key, owner, uri, SecretState.MATERIALIZED, materialized, owned
             )
         secret_facts[secret.namespace, key] = facts
 
     for grant in grants:
         where: tuple[str, ...] = ()
+        declined = 0
+        past = granting[grant.namespace, grant.name]
         if grant.namespace not in present:
             state = GrantState.SECRET_NOT_FOUND
+        elif past is not None:
+            state = GrantState.LIMIT_EXCEEDED
         elif value is None:
             state = GrantState.SECRET_NOT_READY
         else:
             state = GrantState.GRANTED
-            where = tuple(ns for ns in world.namespaces_of(grant.user) if ns in targets)
+            theirs = world.namespaces_of(grant.user)
+            where = tuple(ns for ns in theirs if ns in targets)
+            declined = sum(1 for ns in theirs if not world.accepts(ns, owner))
         grant_facts[grant.namespace, grant.name] = GrantFacts(
-            grant.namespace, grant.name, owner, grant.user, grant.secret_name, uri, state, where
+            grant.namespace,
+            grant.name,
+            owner,
+            grant.user,
+            grant.secret_name,
+            uri,
+            state,
+            where,
+            limit=past if state is GrantState.LIMIT_EXCEEDED else None,
+            declined=declined,
         )
 
 
@@ -494,6 +690,10 @@ class ActualSecret:
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     digest: str
+    #: Finalizers someone put on it: they would keep it, value and all, after a delete.
+    finalizers: tuple[str, ...] = ()
+    #: It has a deletionTimestamp: on its way out, and no longer anyone's copy.
+    deleting: bool = False
 
     @property
     def managed(self) -> bool:
@@ -507,9 +707,19 @@ class ActualSecret:
         labels: Mapping[str, str] | None,
         annotations: Mapping[str, str] | None,
         data: Mapping[str, bytes] | None,
+        finalizers: Iterable[str] = (),
+        deleting: bool = False,
     ) -> ActualSecret:
         digest = data_digest(data or {})
-        return cls(namespace, name, _interned(labels), _interned(annotations), digest)
+        return cls(
+            namespace,
+            name,
+            _interned(labels),
+            _interned(annotations),
+            digest,
+            tuple(finalizers),
+            deleting,
+        )
 
     @classmethod
     def of_copy(cls, copy: DesiredCopy) -> ActualSecret:
@@ -548,6 +758,8 @@ def diff(desired: Desired, actual: Iterable[ActualSecret]) -> Plan:
 
     `actual` may hold every Secret the reconciler knows of (managed or not, in scope or not):
     a scoped `desired` only deletes managed Secrets labelled with one of its (owner, key) pairs.
+    A copy of ours that is being deleted is deleted again (its finalizers taken off, see the
+    writer) whether or not it is wanted: a wanted one is created anew once it is gone.
     """
     by_name: dict[tuple[str, str], ActualSecret] = {}
     deletes: list[ActualSecret] = []
@@ -556,7 +768,7 @@ def diff(desired: Desired, actual: Iterable[ActualSecret]) -> Plan:
         by_name[ident] = secret
         if (
             secret.managed
-            and ident not in desired.copies
+            and (secret.deleting or ident not in desired.copies)
             and desired.in_scope(
                 secret.labels.get(naming.OWNER_LABEL), secret.labels.get(naming.KEY_LABEL)
             )
@@ -572,6 +784,8 @@ def diff(desired: Desired, actual: Iterable[ActualSecret]) -> Plan:
             creates.append(copy)
         elif not existing.managed:
             collisions.append(copy)
+        elif existing.deleting:
+            continue  # deleted first, created after its DELETED event
         elif _differs(copy, existing):
             updates.append(copy)
     deletes.sort(key=lambda s: (s.namespace, s.name))

@@ -32,6 +32,11 @@ MODE_GROUP = 0o440
 #: "other" can be that user, so only the container's own processes see the file.
 MODE_ALL = 0o444
 CONTAINER_FIELDS = ("initContainers", "containers")
+#: Mounts and variables one pod may get: a bound on the size of a patch (and of the memory
+#: and time it takes), far above what a job needs.
+MAX_ADDED = 4096
+#: Container names a message lists.
+LISTED = 10
 
 JsonPatch = list[dict[str, Any]]
 
@@ -149,7 +154,10 @@ def inject(pod: Mapping[str, Any], references: References) -> Injection:
         ]
     if references.containers is not None:
         known = [_name(c) for _, c in targets]
-        has = ", ".join(f"'{n}'" for n in known if n is not None) or "none"
+        named = [f"'{n}'" for n in known if n is not None]
+        has = ", ".join(named[:LISTED]) or "none"
+        if len(named) > LISTED:
+            has += f" and {len(named) - LISTED} more"
         errors.extend(
             f"Unknown container '{name}' in {CONTAINERS_ANNOTATION} (the pod has {has})"
             for name in references.containers
@@ -159,6 +167,13 @@ def inject(pod: Mapping[str, Any], references: References) -> Injection:
 
     patch: JsonPatch = []
     if not targets or not (references.files or references.env):
+        return Injection(patch, tuple(errors))
+    asked = len(references.files) + len(references.env)
+    if len(targets) * asked > MAX_ADDED:
+        errors.append(
+            f"The pod asks for {len(targets) * asked} secret files and variables ({asked} in "
+            f"each of {len(targets)} containers); at most {MAX_ADDED} are added"
+        )
         return Injection(patch, tuple(errors))
 
     mode = file_mode(_dict(spec.get("securityContext")), [c for _, c in targets])

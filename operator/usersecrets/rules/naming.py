@@ -16,6 +16,8 @@ OWNER_LABEL = "usersecrets.io/owner"
 KEY_LABEL = "usersecrets.io/key"
 REASON_LABEL = "usersecrets.io/reason"
 URI_ANNOTATION = "usersecrets.io/uri"
+#: On a Namespace, set by whoever manages namespaces: whose shares it takes.
+ACCEPT_ANNOTATION = "usersecrets.io/accept-shares-from"
 
 #: Why a copy exists in a namespace: its owner's, or a grantee's.
 REASON_OWNER = "owner"
@@ -37,6 +39,17 @@ def user_of_namespace(
     if user:
         return user
     return name if settings.namespace_name_fallback else None
+
+
+def accepted_owners(
+    annotations: Mapping[str, str] | None, settings: Settings
+) -> frozenset[str] | None:
+    """Whose shares a namespace takes: None for anyone's ('*'), else those users' (none for
+    ''). Its annotation, or the platform's default."""
+    policy = (annotations or {}).get(ACCEPT_ANNOTATION, settings.accept_shares_from).strip()
+    if policy == "*":
+        return None
+    return frozenset(user.strip() for user in policy.split(",") if user.strip())
 
 
 def secret_uri(cluster: str, user: str, key: str) -> str:

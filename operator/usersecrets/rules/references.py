@@ -6,6 +6,7 @@ webhook, whose failure policy is Fail: a crash would block pods instead of expla
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -30,7 +31,11 @@ _KEY = re.compile(
 _USER = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 # The name rule every Kubernetes version accepts.
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
-_SEPARATORS = re.compile(r"[\r\n,]")
+_ENTRY = re.compile(r"[^\r\n,]+")
+#: What one pod may ask for: far above what any job needs (a Neu.ro job takes a few), and a
+#: bound on what a review costs, since admission runs before the apiserver's own size checks.
+MAX_ANNOTATION_LENGTH = 32 * 1024
+MAX_ENTRIES = 256
 
 
 @dataclass(frozen=True, order=True)
@@ -170,15 +175,30 @@ def normalize_path(path: str) -> str | list[str]:
 
 
 def _entries(text: str) -> Iterator[str]:
-    for raw in _SEPARATORS.split(text):
-        entry = raw.strip()
+    for match in _ENTRY.finditer(text):
+        entry = match.group(0).strip()
         if entry:
             yield entry
 
 
-def _parse_files(text: str, user: str, cluster: str, errors: list[str]) -> list[FileEntry]:
+def _bounded(key: str, text: str, errors: list[str]) -> list[str]:
+    """The entries of one annotation, or none and why, past the bounds."""
+    if len(text) > MAX_ANNOTATION_LENGTH:
+        errors.append(
+            f"Annotation '{key}' is {len(text)} characters long; at most "
+            f"{MAX_ANNOTATION_LENGTH} are read"
+        )
+        return []
+    entries = list(itertools.islice(_entries(text), MAX_ENTRIES + 1))
+    if len(entries) > MAX_ENTRIES:
+        errors.append(f"Annotation '{key}' has more than {MAX_ENTRIES} entries")
+        return []
+    return entries
+
+
+def _parse_files(entries: list[str], user: str, cluster: str, errors: list[str]) -> list[FileEntry]:
     files: list[FileEntry] = []
-    for entry in _entries(text):
+    for entry in entries:
         ref_text, _, raw_path = entry.rpartition(":")
         ref_text, raw_path = ref_text.strip(), raw_path.strip()
         # A reference always has a colon: without one, the user forgot `secret:` or the path.
@@ -202,9 +222,9 @@ def _parse_files(text: str, user: str, cluster: str, errors: list[str]) -> list[
     return _without_duplicates(files, errors)
 
 
-def _parse_env(text: str, user: str, cluster: str, errors: list[str]) -> list[EnvEntry]:
+def _parse_env(entries: list[str], user: str, cluster: str, errors: list[str]) -> list[EnvEntry]:
     env: list[EnvEntry] = []
-    for entry in _entries(text):
+    for entry in entries:
         cut = min((i for i in (entry.find(":"), entry.find("=")) if i >= 0), default=-1)
         if cut < 0:
             errors.append(
@@ -252,10 +272,10 @@ def _without_duplicates(files: list[FileEntry], errors: list[str]) -> list[FileE
     return list(unique.values())
 
 
-def parse_containers(text: str) -> tuple[str, ...] | None:
+def parse_containers(entries: list[str]) -> tuple[str, ...] | None:
     """Names from the narrowing annotation in order, duplicates dropped; None when blank,
     because an empty list would silently inject nowhere."""
-    names = tuple(dict.fromkeys(_entries(text)))
+    names = tuple(dict.fromkeys(entries))
     return names or None
 
 
@@ -275,11 +295,15 @@ def parse(annotations: Mapping[str, object], *, user: str, cluster: str) -> Refe
         value = annotations.get(key)
         return value if isinstance(value, str) else ""
 
-    files = _parse_files(text(VOLUMES_ANNOTATION), user, cluster, errors)
-    env = _parse_env(text(ENV_ANNOTATION), user, cluster, errors)
+    def entries(key: str) -> list[str]:
+        return _bounded(key, text(key), errors)
+
+    files = _parse_files(entries(VOLUMES_ANNOTATION), user, cluster, errors)
+    env = _parse_env(entries(ENV_ANNOTATION), user, cluster, errors)
+    containers = parse_containers(entries(CONTAINERS_ANNOTATION))
     return References(
         files=tuple(files),
         env=tuple(env),
-        containers=parse_containers(text(CONTAINERS_ANNOTATION)),
+        containers=containers,
         errors=tuple(dict.fromkeys(errors)),
     )

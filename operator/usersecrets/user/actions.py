@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from usersecrets import API_VERSION
-from usersecrets.api.resources import SecretGrant, UserSecret
+from usersecrets.api.resources import MAX_VALUE_BYTES, SecretGrant, UserSecret
 from usersecrets.rules import naming
 from usersecrets.user.errors import Failure
 from usersecrets.user.views import Obj, at, matching_grants, readiness
@@ -20,6 +20,20 @@ if TYPE_CHECKING:
 USERSECRETS = UserSecret.NAMES.plural
 SECRETGRANTS = SecretGrant.NAMES.plural
 POLL_SECONDS = 0.5
+
+
+def value_error(size: int) -> str | None:
+    """Why a value of `size` bytes cannot be stored, or None: the CLI's and the UI's words."""
+    if size > MAX_VALUE_BYTES:
+        return f"The value is {size} bytes; a secret holds at most 1 MiB ({MAX_VALUE_BYTES})"
+    return None
+
+
+def user_error(user: str) -> str | None:
+    """Why `user` cannot be shared with, before asking the apiserver (which checks the rest)."""
+    if not user or any(c.isspace() or c == "/" for c in user):
+        return f"Invalid user '{user}'"
+    return None
 
 
 def put(space: Space, plural: str, body: Obj, what: str, timeout: float) -> Obj:

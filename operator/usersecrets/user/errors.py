@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from usersecrets.rules.scrub import scrub
+
 Kind = Literal["generic", "usage", "not_found", "forbidden", "unreachable"]
 
 
@@ -23,13 +25,10 @@ class Failure(Exception):
         self.message, self.kind, self.status = message, kind, status
 
 
-def redact(message: str, sensitive: Iterable[str]) -> str:
-    """Belt and braces: a server message must never carry a value to the terminal."""
+def redact(message: str, sensitive: Iterable[bytes]) -> str:
+    """Belt and braces: a server message must never carry a value to the user, in any form."""
     message = re.sub(r'(spec\.value: Invalid value: )"(?:[^"\\]|\\.)*"', r'\1"<redacted>"', message)
-    for value in sorted(sensitive, key=len, reverse=True):
-        if len(value) >= 4:
-            message = message.replace(value, "<redacted>")
-    return message
+    return scrub(message, sensitive)
 
 
 @dataclass(frozen=True)

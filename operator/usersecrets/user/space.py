@@ -47,6 +47,27 @@ class Space:
             op, lambda: self.api.json(method, path, timeout=REQUEST_TIMEOUT, **kwargs)
         )
 
+    def request(
+        self,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Obj:
+        """Any API call in this namespace, refused as a `Failure` that names `verb` and
+        `resource` (the web UI's Jobs, Pods and Events)."""
+        return self._json(Operation(verb, resource, self.namespace, name), method, path, **kwargs)
+
+    def text(
+        self, verb: str, resource: str, path: str, name: str | None = None, **kwargs: Any
+    ) -> str:
+        """A GET whose answer is text, such as a pod's log."""
+        op = Operation(verb, resource, self.namespace, name)
+        data = self._call(op, lambda: self.api.call("GET", path, timeout=REQUEST_TIMEOUT, **kwargs))
+        return data.decode("utf-8", "replace")
+
     def _op(self, verb: str, plural: str, name: str | None = None) -> Operation:
         return Operation(verb, f"{plural}.{GROUP}", self.namespace, name)
 

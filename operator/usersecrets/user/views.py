@@ -50,20 +50,23 @@ def readiness(obj: Mapping[str, Any]) -> Readiness:
 
 def _status_row(obj: Mapping[str, Any], key: str, uri_of: Callable[[str], str]) -> Obj:
     """What a listing shows of a UserSecret's or SecretGrant's status."""
-    namespaces = at(obj, "status", "namespaces")
+    copies = at(obj, "status", "copies")
     return {
         "uri": at(obj, "status", "uri") or uri_of(key),
         "ready": readiness(obj).state == "ready",
-        "namespaces": sorted(str(n) for n in namespaces) if isinstance(namespaces, list) else [],
+        "copies": copies if isinstance(copies, int) else 0,
     }
 
 
 def secret_rows(objs: Iterable[Mapping[str, Any]], uri_of: Callable[[str], str]) -> list[Obj]:
-    """What `secret ls` may show of UserSecrets: never spec, so never a value."""
+    """What `secret ls` may show of UserSecrets: never spec, so never a value; of the
+    namespaces, only the owner's own are named (by the operator's status)."""
     rows = []
     for obj in objs:
         key = str(at(obj, "metadata", "name"))
-        rows.append({"key": key, **_status_row(obj, key, uri_of)})
+        namespaces = at(obj, "status", "namespaces")
+        own = sorted(str(n) for n in namespaces) if isinstance(namespaces, list) else []
+        rows.append({"key": key, **_status_row(obj, key, uri_of), "namespaces": own})
     return sorted(rows, key=lambda r: str(r["key"]))
 
 
@@ -124,3 +127,25 @@ def user_from_evidence(
         ):
             return str(labels[naming.OWNER_LABEL])
     return None
+
+
+def secret_table(
+    objs: Iterable[Mapping[str, Any]],
+    grants: Iterable[Mapping[str, Any]],
+    uri_of: Callable[[str], str],
+) -> list[Obj]:
+    """The web UI's table of one's secrets: each key's URI, state in words, where it can be
+    used, and whom it is shared with. Never spec, so never a value."""
+    shares: dict[str, list[Obj]] = {}
+    for row in grant_rows(grants, uri_of):
+        shares.setdefault(str(row["key"]), []).append({"user": row["user"], "ready": row["ready"]})
+    states = {str(at(obj, "metadata", "name")): readiness(obj) for obj in objs}
+    return [
+        {
+            **row,
+            "state": states[row["key"]].state,
+            "message": states[row["key"]].message,
+            "shares": shares.get(row["key"], []),
+        }
+        for row in secret_rows(objs, uri_of)
+    ]

@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 
 class MetadataCache(Generic[T]):
-    """namespace -> name -> what `project` keeps of an object's labels, for one kind, current
+    """namespace -> name -> what `project` keeps of an object's metadata, for one kind, current
     through a metadata-only list+watch in a thread. Cluster-scoped objects sit under "".
 
     Only the projection stays in memory. Readers on other threads copy a namespace's dict
@@ -35,7 +35,7 @@ class MetadataCache(Generic[T]):
         self,
         core: KubeApi,
         path: str,
-        project: Callable[[str, Mapping[str, str]], T],
+        project: Callable[[Mapping[str, Any]], T],
         label_selector: str | None = None,
     ) -> None:
         self.core, self.path = core, path
@@ -47,7 +47,7 @@ class MetadataCache(Generic[T]):
         objects: dict[str, dict[str, T]] = {}
         for item in items:
             meta = item["metadata"]
-            kept = self.project(meta["name"], meta.get("labels", {}))
+            kept = self.project(meta)
             objects.setdefault(meta.get("namespace", ""), {})[meta["name"]] = kept
         self.objects = objects
         self.synced.set()
@@ -58,7 +58,7 @@ class MetadataCache(Generic[T]):
         if kind == "DELETED":
             names.pop(meta["name"], None)
         else:
-            names[meta["name"]] = self.project(meta["name"], meta.get("labels", {}))
+            names[meta["name"]] = self.project(meta)
 
     def start(self, name: str) -> threading.Event:
         return watching.start(
@@ -80,7 +80,7 @@ class Lookups:
         self.namespaces: MetadataCache[str | None] = MetadataCache(
             core,
             paths.NAMESPACES,
-            lambda name, labels: naming.user_of_namespace(name, labels, settings),
+            lambda meta: naming.user_of_namespace(meta["name"], meta.get("labels"), settings),
         )
         self.copies: MetadataCache[SecretRef | None] = MetadataCache(
             core, paths.SECRETS, _secret_ref, naming.MANAGED_SELECTOR
@@ -120,7 +120,12 @@ class _CopiesIn(Container[SecretRef]):
         return self.names.get(naming.copy_name(ref.owner, ref.key)) == ref
 
 
-def _secret_ref(_: str, labels: Mapping[str, str]) -> SecretRef | None:
-    if naming.OWNER_LABEL in labels and naming.KEY_LABEL in labels:
-        return SecretRef(labels[naming.OWNER_LABEL], labels[naming.KEY_LABEL])
-    return None
+def _secret_ref(meta: Mapping[str, Any]) -> SecretRef | None:
+    """The secret a copy holds; none for a copy on its way out (its finalizers may keep it for
+    ever), which is no share any more."""
+    labels = meta.get("labels") or {}
+    if meta.get("deletionTimestamp") or not (
+        naming.OWNER_LABEL in labels and naming.KEY_LABEL in labels
+    ):
+        return None
+    return SecretRef(labels[naming.OWNER_LABEL], labels[naming.KEY_LABEL])

@@ -20,6 +20,7 @@ from usersecrets.webhook.lookups import Lookups
 from usersecrets.webhook.server import JSON, Answer, Handler, Routes, ok
 
 MUTATE_PATH = "/mutate-pods"
+VALIDATE_PATH = "/validate-usersecrets"
 HEALTH_PATH = "/healthz"
 
 Review = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -65,7 +66,7 @@ def reviewer(lookups: Lookups, settings: Settings) -> Review:
 def admission_handler(review: Review) -> Handler:
     """The POST body as JSON, answered by `review`; what is not a JSON object is a 400."""
 
-    async def handle(body: bytes) -> Answer:
+    async def handle(body: bytearray) -> Answer:
         try:
             parsed = orjson.loads(body)
         except (ValueError, RecursionError):
@@ -77,9 +78,13 @@ def admission_handler(review: Review) -> Handler:
     return handle
 
 
-def routes(review: Review) -> Routes:
-    """What the apiserver may call on the webhook's port."""
-    return {
+def routes(review: Review, validate: Review | None = None) -> Routes:
+    """What the apiserver may call on the webhook's port: pods to mutate, and (with
+    `validate`) writes of UserSecrets and SecretGrants to check."""
+    found: dict[bytes, tuple[bytes, Handler]] = {
         MUTATE_PATH.encode(): (b"POST", admission_handler(review)),
         HEALTH_PATH.encode(): (b"GET", ok),
     }
+    if validate is not None:
+        found[VALIDATE_PATH.encode()] = (b"POST", admission_handler(validate))
+    return found

@@ -6,6 +6,8 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import ssl
+from collections.abc import Callable
 
 from usersecrets.kube.client import KubeApi
 from usersecrets.settings import Settings
@@ -13,6 +15,7 @@ from usersecrets.webhook import selfmanaged, tls
 from usersecrets.webhook.lookups import Lookups
 from usersecrets.webhook.review import reviewer, routes
 from usersecrets.webhook.server import Server, serve
+from usersecrets.webhook.validation import validator
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,20 @@ def _split_hosts(hosts: tuple[str, ...]) -> tuple[list[str], list[str]]:
         else:
             addresses.append(host)
     return names, addresses
+
+
+def _client_authentication(
+    context: ssl.SSLContext, settings: Settings
+) -> Callable[[tls.PeerCertificate], bool] | None:
+    """Who may call the webhook: with a client CA, only clients with a certificate it signed
+    (and, if names are set, that names one of them); else anyone who reaches the port."""
+    if settings.webhook_client_names and not settings.webhook_client_ca_file:
+        raise ValueError("webhook_client_names needs webhook_client_ca_file")
+    if settings.webhook_client_ca_file:
+        tls.require_client_certificates(context, settings.webhook_client_ca_file)
+    if settings.webhook_client_names:
+        return tls.named_client(settings.webhook_client_names)
+    return None
 
 
 async def start(
@@ -48,7 +65,19 @@ async def start(
         bundle = await asyncio.to_thread(refresh)
         context = tls.ssl_context_from_bundle(bundle)
         keeper = selfmanaged.keep_bundle_current(context, refresh, bundle)
-    review = reviewer(lookups, settings)
-    server = await serve(routes(review), context, settings.webhook_host, settings.webhook_port)
-    logger.info("webhook serving on %s:%d", settings.webhook_host, settings.webhook_port)
+    peer_check = _client_authentication(context, settings)
+    review, validate = reviewer(lookups, settings), validator(api)
+    server = await serve(
+        routes(review, validate),
+        context,
+        settings.webhook_host,
+        settings.webhook_port,
+        peer_check=peer_check,
+    )
+    logger.info(
+        "webhook serving on %s:%d%s",
+        settings.webhook_host,
+        settings.webhook_port,
+        " to clients with a certificate" if settings.webhook_client_ca_file else "",
+    )
     return server, asyncio.create_task(keeper)

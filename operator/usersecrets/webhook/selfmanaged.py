@@ -148,13 +148,18 @@ def ensure_bundle(
 
 
 def patch_ca_bundle(api: KubeApi, settings: Settings, ca_pem: bytes) -> bool:
-    """Make every webhook of our configuration trust `ca_pem`; True when something changed.
+    """Make every webhook of our configurations (mutating for pods, validating for UserSecrets
+    and grants; one name) trust `ca_pem`; True when something changed."""
+    changed = [
+        _patch_one(api, paths.webhook_configuration(settings.webhook_config_name, kind), ca_pem)
+        for kind in paths.WEBHOOK_CONFIGURATIONS
+    ]
+    return any(changed)
 
-    A JSON patch that first tests each webhook's name, so a concurrent edit of the list fails
-    the patch instead of putting the bundle on the wrong entry.
-    """
-    name = settings.webhook_config_name
-    path = paths.webhook_configuration(name)
+
+def _patch_one(api: KubeApi, path: str, ca_pem: bytes) -> bool:
+    """A JSON patch that first tests each webhook's name, so a concurrent edit of the list fails
+    the patch instead of putting the bundle on the wrong entry."""
     wanted = _b64(ca_pem)
     for _ in range(3):
         try:
@@ -162,7 +167,7 @@ def patch_ca_bundle(api: KubeApi, settings: Settings, ca_pem: bytes) -> bool:
         except ApiException as error:
             if error.status != 404:
                 raise
-            log.warning("MutatingWebhookConfiguration %s not found; caBundle not set", name)
+            log.warning("%s not found; caBundle not set", path)
             return False
         ops: list[dict[str, Any]] = []
         for i, hook in enumerate(config.get("webhooks") or []):
@@ -179,9 +184,9 @@ def patch_ca_bundle(api: KubeApi, settings: Settings, ca_pem: bytes) -> bool:
             if error.status in (409, 422):  # the list changed under us: look again
                 continue
             raise
-        log.info("updated caBundle of MutatingWebhookConfiguration %s", name)
+        log.info("updated the caBundle of %s", path)
         return True
-    raise RuntimeError(f"MutatingWebhookConfiguration {name} kept changing under us")
+    raise RuntimeError(f"{path} kept changing under us")
 
 
 def refresh_self_managed(

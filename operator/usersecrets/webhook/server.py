@@ -20,7 +20,7 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import httptools
 
@@ -48,10 +48,13 @@ class Answer:
     content_type: bytes = TEXT
 
 
-#: Answers a request's body.
-Handler = Callable[[bytes], Awaitable[Answer]]
+#: Answers a request's body (handed over as received: a copy of megabytes costs as much).
+Handler = Callable[[bytearray], Awaitable[Answer]]
 #: Path -> (method, handler).
 Routes = Mapping[bytes, tuple[bytes, Handler]]
+#: Decides, from the client's verified certificate (`SSLSocket.getpeercert()`), whether a
+#: connection may send requests at all.
+PeerCheck = Callable[[Any], bool]
 
 _REASONS = {
     100: b"Continue",
@@ -92,7 +95,7 @@ class _Refused(Exception):
 class _Request:
     method: bytes
     path: bytes
-    body: bytes
+    body: bytearray
     keep_alive: bool
     #: An error answer decided while parsing, owed after the answers before it.
     refusal: Answer | None = None
@@ -112,8 +115,10 @@ class _Connection(asyncio.Protocol):
         max_body: int,
         timeout: float,
         idle: float,
+        peer_check: PeerCheck | None = None,
     ) -> None:
         self.routes, self.connections = routes, connections
+        self.peer_check = peer_check
         self.max_body, self.timeout, self.idle = max_body, timeout, idle
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -141,13 +146,25 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        # Over TLS this comes once the handshake is done: the certificate is verified.
+        if self.peer_check is not None and not self.peer_check(
+            transport.get_extra_info("peercert")
+        ):
+            log.warning("closed a connection whose client certificate names no allowed client")
+            self.phase = Phase.REFUSED  # nothing it sent is read
+            self.transport.close()
+            return
         self.connections.add(self)
         self.deadline = self.loop.time() + self.idle
         self.timer = self.loop.call_later(self.tick, self._check_deadline)
         self.worker = self.loop.create_task(self._answer_all())
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # The parser and this protocol hold each other: until the cyclic collector runs, the
+        # object lives on, so nothing big may stay attached to it.
         self.transport = None
+        self.body = bytearray()
+        self.requests.clear()
         self.connections.discard(self)
         if self.timer is not None:
             self.timer.cancel()
@@ -220,7 +237,8 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserInvalidURLError:
             raise _Refused(400, "malformed request URI\n") from None
         keep_alive = self.parser.should_keep_alive()
-        self._owe(_Request(self.parser.get_method(), path, bytes(self.body), keep_alive))
+        self._owe(_Request(self.parser.get_method(), path, self.body, keep_alive))
+        self.body = bytearray()  # the request has it now
         if len(self.requests) > 1 and self.transport:  # pipelined: wait for the answers
             self.transport.pause_reading()
 
@@ -240,11 +258,7 @@ class _Connection(asyncio.Protocol):
                     self.arrived = self.loop.create_future()
                     await self.arrived
                     continue
-                request = self.requests[0]
-                answer = await self._answer(request)
-                self.requests.popleft()
-                close = self.closing or not request.keep_alive
-                self._send(answer, close=close)
+                close = await self._answer_first()
                 if close or not self.transport:
                     return
                 if self.requests:
@@ -259,6 +273,16 @@ class _Connection(asyncio.Protocol):
             log.error("connection failed with %s", type(error).__name__)
             if self.transport:
                 self.transport.abort()
+
+    async def _answer_first(self) -> bool:
+        """Answers the oldest request; True when the connection closes after it. Its own
+        frame: the connection's task lives on in a cycle, and must not keep a body alive."""
+        request = self.requests[0]
+        answer = await self._answer(request)
+        self.requests.popleft()
+        close = self.closing or not request.keep_alive
+        self._send(answer, close=close)
+        return close
 
     async def _answer(self, request: _Request) -> Answer:
         if request.refusal is not None:
@@ -310,7 +334,8 @@ class _Connection(asyncio.Protocol):
         self.phase = Phase.REFUSED
         if self.transport:
             self.transport.pause_reading()
-        self._owe(_Request(b"", b"", b"", keep_alive=False, refusal=Answer(status, text.encode())))
+        refusal = Answer(status, text.encode())
+        self._owe(_Request(b"", b"", bytearray(), keep_alive=False, refusal=refusal))
 
     def _check_deadline(self) -> None:
         """Every `tick`: moving a deadline is then a mere assignment on each request."""
@@ -361,11 +386,20 @@ async def serve(
     max_body: int = MAX_BODY,
     timeout: float = REQUEST_TIMEOUT,
     idle: float = IDLE_TIMEOUT,
+    peer_check: PeerCheck | None = None,
 ) -> Server:
-    """Start answering `routes` (over TLS with `ssl_context`); `Server.stop` to stop."""
+    """Start answering `routes` (over TLS with `ssl_context`); `Server.stop` to stop.
+    `peer_check` closes, before reading anything, a connection whose client it refuses."""
     connections: set[_Connection] = set()
     server = await asyncio.get_running_loop().create_server(
-        lambda: _Connection(routes, connections, max_body=max_body, timeout=timeout, idle=idle),
+        lambda: _Connection(
+            routes,
+            connections,
+            max_body=max_body,
+            timeout=timeout,
+            idle=idle,
+            peer_check=peer_check,
+        ),
         host,
         port,
         ssl=ssl_context,
@@ -373,5 +407,5 @@ async def serve(
     return Server(server, connections)
 
 
-async def ok(_: bytes) -> Answer:
+async def ok(_: bytearray) -> Answer:
     return Answer(200, b"ok")

@@ -12,8 +12,9 @@ import logging
 import os
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from usersecrets.webhook.certificates import Bundle
 
@@ -28,6 +29,33 @@ def server_ssl_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+def require_client_certificates(context: ssl.SSLContext, ca_file: str | Path) -> None:
+    """Ask every client for a certificate, and refuse during the handshake a client without
+    one that a CA in `ca_file` (PEM) signed: who cannot prove to be the apiserver gets no
+    answer at all."""
+    context.load_verify_locations(cafile=str(ca_file))
+    context.verify_mode = ssl.CERT_REQUIRED
+
+
+PeerCertificate = dict[str, Any] | None
+
+
+def certificate_names(peer: PeerCertificate) -> set[str]:
+    """The subject's common names and the DNS names of a verified peer certificate."""
+    if not peer:
+        return set()
+    names = {value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"}
+    names |= {value for kind, value in peer.get("subjectAltName", ()) if kind == "DNS"}
+    return names
+
+
+def named_client(allowed: Iterable[str]) -> Callable[[PeerCertificate], bool]:
+    """A check of the client certificate (as `SSLSocket.getpeercert()` gives it, verified):
+    true when it names one of `allowed`, by subject CN or DNS name."""
+    wanted = frozenset(allowed)
+    return lambda peer: not wanted.isdisjoint(certificate_names(peer))
 
 
 @contextlib.contextmanager

@@ -92,7 +92,7 @@ def test_status_shape() -> None:
     assert item["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
     assert set(item["required"]) == {"type", "status", "lastTransitionTime", "reason", "message"}
     grant_status = _schema("SecretGrant")["properties"]["status"]["properties"]
-    assert set(grant_status) == {"uri", "namespaces", "observedGeneration", "conditions"}
+    assert set(grant_status) == {"uri", "copies", "observedGeneration", "conditions"}
 
 
 def test_grant_spec() -> None:

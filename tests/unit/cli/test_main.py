@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from usersecrets import API_VERSION
+from usersecrets.api.resources import MAX_VALUE_BYTES
 from usersecrets.cli import main as cli
 from usersecrets.rules import naming
 from usersecrets.user import actions, errors, space, views
@@ -120,9 +121,9 @@ def test_read_value_bad_file_is_usage_error(arg: str) -> None:
 
 
 def test_read_value_refuses_more_than_one_mib() -> None:
-    assert len(cli.read_value("@-", io.BytesIO(b"x" * cli.MAX_VALUE_BYTES))) == 1 << 20
+    assert len(cli.read_value("@-", io.BytesIO(b"x" * MAX_VALUE_BYTES))) == 1 << 20
     with pytest.raises(cli.CliError, match="at most 1 MiB") as info:
-        cli.read_value("@-", io.BytesIO(b"x" * (cli.MAX_VALUE_BYTES + 1)))
+        cli.read_value("@-", io.BytesIO(b"x" * (MAX_VALUE_BYTES + 1)))
     assert info.value.exit_code == cli.EXIT_USAGE
 
 
@@ -164,7 +165,9 @@ def test_wait_ready_sees_the_change() -> None:
 
 
 SECRETS = [
-    _obj("zeta", 1, uri="secret://prod/alice/zeta", namespaces=["b", "a"], **_ready("True")),
+    _obj(
+        "zeta", 1, uri="secret://prod/alice/zeta", namespaces=["b", "a"], copies=3, **_ready("True")
+    ),
     _obj("alpha"),
 ]
 
@@ -173,8 +176,20 @@ def test_secret_rows_never_carry_values() -> None:
     objs = [dict(o, spec={"value": base64.b64encode(b"x").decode()}) for o in SECRETS]
     rows = views.secret_rows(objs, lambda key: f"secret://default/alice/{key}")
     assert rows == [
-        {"key": "alpha", "uri": "secret://default/alice/alpha", "ready": False, "namespaces": []},
-        {"key": "zeta", "uri": "secret://prod/alice/zeta", "ready": True, "namespaces": ["a", "b"]},
+        {
+            "key": "alpha",
+            "uri": "secret://default/alice/alpha",
+            "ready": False,
+            "copies": 0,
+            "namespaces": [],
+        },
+        {
+            "key": "zeta",
+            "uri": "secret://prod/alice/zeta",
+            "ready": True,
+            "copies": 3,
+            "namespaces": ["a", "b"],
+        },
     ]
 
 
@@ -262,7 +277,9 @@ def test_matching_grants_go_by_spec_not_name() -> None:
 def test_redact() -> None:
     message = 'UserSecret "k" is invalid: spec.value: Invalid value: "c2VjcmV0": bad'
     assert "c2VjcmV0" not in errors.redact(message, [])
-    assert errors.redact(f"echo {CANARY}!", [CANARY]) == "echo <redacted>!"
+    assert errors.redact(f"echo {CANARY}!", [CANARY.encode()]) == "echo <redacted>!"
+    encoded = base64.b64encode(CANARY.encode()).decode()
+    assert errors.redact(f"echo {encoded}!", [CANARY.encode()]) == "echo <redacted>!"
 
 
 # --- Error mapping ----------------------------------------------------------------------
@@ -488,7 +505,7 @@ def test_ls_formats(kube: FakeKube) -> None:
         assert CANARY not in result.stdout
         assert base64.b64encode(CANARY.encode()).decode() not in result.stdout
         rows = yaml.safe_load(result.stdout)
-        assert [sorted(r) for r in rows] == [["key", "namespaces", "ready", "uri"]] * 2
+        assert [sorted(r) for r in rows] == [["copies", "key", "namespaces", "ready", "uri"]] * 2
         assert rows[0]["uri"] == "secret://default/alice/alpha"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from usersecrets.controller.cache import Cache, Lists
-from usersecrets.rules.desired import OwnerKey
+from usersecrets.rules.desired import OwnerKey, SecretView
 from usersecrets.settings import Settings
 
 USER = "usersecrets.io/user"
@@ -158,9 +158,15 @@ def test_what_a_reconcile_found_replaces_what_the_last_one_did() -> None:
     assert found.refused == {}
 
 
+def relisted(found: Cache, lists: Lists | None) -> set[OwnerKey]:
+    return set().union(*found.end_relist(lists))
+
+
 def lists(namespaces: dict[str, str], grants: list[dict[str, Any]]) -> Lists:
-    labelled: dict[str, dict[str, str] | None] = {n: {USER: u} for n, u in namespaces.items()}
-    return Lists(labelled, copies=[], grants=grants, usersecrets=[], secrets_version="7")
+    labelled: dict[str, tuple[dict[str, str] | None, dict[str, str] | None]] = {
+        n: ({USER: u}, None) for n, u in namespaces.items()
+    }
+    return Lists(labelled, copies=[], quotas=[], grants=grants, usersecrets=[], secrets_version="7")
 
 
 def test_a_relist_forgets_what_was_deleted_unseen_but_not_what_came_back() -> None:
@@ -171,8 +177,8 @@ def test_a_relist_forgets_what_was_deleted_unseen_but_not_what_came_back() -> No
     found.begin_relist()
     # Listed after "revoked" was deleted; "late" arrives by an event meanwhile.
     found.secretgrant(grant("alice-ns", "late", "db", "dave"), deleted=False)
-    dirty = found.end_relist(
-        lists({"alice-ns": "alice"}, [grant("alice-ns", "kept", "db", "carol")])
+    dirty = relisted(
+        found, lists({"alice-ns": "alice"}, [grant("alice-ns", "kept", "db", "carol")])
     )
     assert set(found.grants) == {("alice-ns", "kept"), ("alice-ns", "late")}
     assert found.world.namespaces() == {"alice-ns"}  # bob's namespace went unseen too
@@ -184,7 +190,7 @@ def test_a_relist_keeps_what_an_event_changed_while_it_listed() -> None:
     found = cache(("alice-ns", "alice"))
     found.begin_relist()
     found.secretgrant(grant("alice-ns", "g", "db", "carol", generation=2), deleted=False)
-    found.end_relist(lists({"alice-ns": "alice"}, [grant("alice-ns", "g", "db", "bob")]))
+    relisted(found, lists({"alice-ns": "alice"}, [grant("alice-ns", "g", "db", "bob")]))
     view = found.world.grant("alice-ns", "g")
     assert view is not None
     assert view.user == "carol"
@@ -193,10 +199,10 @@ def test_a_relist_keeps_what_an_event_changed_while_it_listed() -> None:
 def test_a_relist_that_failed_stops_noting_events() -> None:
     found = cache()
     found.begin_relist()
-    assert found.end_relist(None) == set()
+    assert relisted(found, None) == set()
     found.secretgrant(grant("alice-ns", "g", "db", "bob"), deleted=False)
     found.begin_relist()
-    found.end_relist(lists({}, [grant("alice-ns", "g", "db", "bob")]))
+    relisted(found, lists({}, [grant("alice-ns", "g", "db", "bob")]))
     assert ("alice-ns", "g") in found.grants  # not mistaken for an event during this relist
 
 
@@ -205,3 +211,61 @@ def test_everything_includes_pairs_only_a_stale_copy_names() -> None:
     found.usersecret(usersecret("alice-ns", "db"), deleted=False)
     found.copy(copy_body("bob-ns", "zoe", "gone", "1"), deleted=False)
     assert found.everything() == {OwnerKey("alice", "db"), OwnerKey("zoe", "gone")}
+
+
+def test_a_copys_finalizers_and_deletion_are_remembered() -> None:
+    found = cache()
+    body = copy_body("bob-ns", "alice", "db", "1")
+    body["metadata"]["finalizers"] = ["bob.example/keep"]
+    body["metadata"]["deletionTimestamp"] = "2026-11-29T12:00:00Z"
+    found.copy(body, deleted=False)
+    [kept] = found.copies.of_pair(OwnerKey("alice", "db"))
+    assert (kept.finalizers, kept.deleting) == (("bob.example/keep",), True)
+
+
+def test_a_relist_yields_in_chunks_and_an_event_in_between_wins() -> None:
+    """The event loop answers admissions between chunks; what it records meanwhile is newer."""
+    found = cache(("alice-ns", "alice"))
+    listed = [grant("alice-ns", f"g{i}", "db", "bob") for i in range(1200)]
+    found.begin_relist()
+    steps = found.end_relist(lists({"alice-ns": "alice"}, listed))
+    while len(found.grants) < 500:  # the namespaces, the quotas, the first 500 grants
+        next(steps)
+    assert len(found.grants) == 500
+    found.secretgrant(grant("alice-ns", "g999", "db", "carol", generation=2), deleted=False)
+    for _ in steps:
+        pass
+    assert len(found.grants) == 1200
+    view = found.world.grant("alice-ns", "g999")
+    assert view is not None
+    assert view.user == "carol"
+
+
+def test_one_value_is_kept_once_however_many_usersecrets_hold_it() -> None:
+    found = cache(("alice-ns", "alice"))
+    for key in ("a", "b", "c"):
+        found.put_secret(("alice-ns", key), SecretView("alice-ns", key, "", bytes(b"x" * 1000)))
+    views = [found.world.secret("alice-ns", key) for key in ("a", "b", "c")]
+    assert all(v is not None for v in views)
+    assert views[0].value is views[1].value is views[2].value  # type: ignore[union-attr]
+    found.put_secret(("alice-ns", "a"), None)
+    found.put_secret(("alice-ns", "b"), None)
+    found.put_secret(("alice-ns", "c"), SecretView("alice-ns", "c", "", b"y"))
+    assert found._values == {b"y": (b"y", 1)}
+
+
+def test_crossing_a_limit_dirties_the_secrets_that_changed_sides_only() -> None:
+    found = Cache(Settings(limit_secrets_per_user=2))
+    found.namespace("alice-ns", {USER: "alice"}, deleted=False)
+    for key in ("a", "b"):
+        assert found.usersecret(usersecret("alice-ns", key), deleted=False) == {
+            OwnerKey("alice", key)
+        }
+    # "c" is the third: past the limit; "a" and "b" stay as they were.
+    assert found.usersecret(usersecret("alice-ns", "c"), deleted=False) == {OwnerKey("alice", "c")}
+    assert found.usersecret(usersecret("alice-ns", "d"), deleted=False) == {OwnerKey("alice", "d")}
+    # "a" goes: the oldest one past the limit comes in, and only it.
+    assert found.usersecret(usersecret("alice-ns", "a"), deleted=True) == {
+        OwnerKey("alice", "a"),
+        OwnerKey("alice", "c"),
+    }

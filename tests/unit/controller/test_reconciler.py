@@ -23,14 +23,17 @@ COPY = "usec-alice-db-9d8a53f9a3"
 
 
 def setup(
-    answer: Any = None, source: bytes | None = None, dry_run: bool = False
+    answer: Any = None,
+    source: bytes | None = None,
+    dry_run: bool = False,
+    source_type: str = "Opaque",
 ) -> tuple[Reconciler, Cache, FakeApi, list[tuple[str, str]]]:
     settings = Settings(cluster_name="c", dry_run=dry_run)
     cache, api, reads = Cache(settings), FakeApi(answer), []
 
-    def read_source(namespace: str, selector: SecretKeySelector) -> bytes | None:
+    def read_source(namespace: str, selector: SecretKeySelector) -> tuple[bytes | None, str]:
         reads.append((namespace, selector.name))
-        return source
+        return source, source_type
 
     kube = cast(Any, api)
     reconciler = Reconciler(
@@ -73,7 +76,9 @@ def test_copies_go_to_owner_and_grantee_then_statuses_say_so() -> None:
     ]
     assert api.requests[0].body["metadata"]["name"] == COPY
     assert set(cache.copies.refs()) == {("alice-ns", COPY), ("bob-ns", COPY)}
-    assert cache.usersecrets[("alice-ns", "db")].status["namespaces"] == ["alice-ns", "bob-ns"]
+    written = cache.usersecrets[("alice-ns", "db")].status
+    assert (written["namespaces"], written["copies"]) == (["alice-ns"], 2)
+    assert cache.grants[("alice-ns", "g")].status["copies"] == 1
     # In sync now: a second round writes nothing.
     asyncio.run(reconcile(reconciler))
     assert len(api.requests) == 4
@@ -104,7 +109,7 @@ def test_a_refusal_is_remembered_for_the_status_and_raised_for_a_retry() -> None
     asyncio.run(reconciler.statuses(PAIR))
     status = cache.grants[("alice-ns", "g")].status
     assert status["conditions"][0]["reason"] == "CopyFailed"
-    assert status["namespaces"] == []
+    assert status["copies"] == 0
 
 
 def test_a_dry_run_writes_no_status_and_remembers_no_copy() -> None:
@@ -114,3 +119,63 @@ def test_a_dry_run_writes_no_status_and_remembers_no_copy() -> None:
     assert api.sent() == [("POST", "/api/v1/namespaces/alice-ns/secrets")]
     assert api.requests[0].query == {"dryRun": "All"}
     assert len(cache.copies) == 0
+
+
+def test_a_service_account_token_is_not_copied() -> None:
+    reconciler, cache, api, _ = setup(
+        created, source=b"eyJhbGciOi", source_type="kubernetes.io/service-account-token"
+    )
+    spec = {"valueFrom": {"secretKeyRef": {"name": "default-token", "key": "token"}}}
+    cache.usersecret(usersecret(spec), deleted=False)
+    asyncio.run(reconcile(reconciler))
+    assert api.sent() == [
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db/status"),
+        ("POST", "/api/v1/namespaces/alice-ns/events"),  # a problem: an Event tells it
+    ]
+    condition = api.requests[0].body["status"]["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "SourceRefused")
+    assert condition["message"] == (
+        "The valueFrom Secret 'default-token' is of type kubernetes.io/service-account-token, "
+        "a credential of the cluster itself: it is not copied (the platform may allow the type "
+        "with the chart's valueFrom.refusedTypes)"
+    )
+    view = cache.world.secret("alice-ns", "db")
+    assert view is not None
+    assert view.value is None  # not even kept in memory
+
+
+def test_parallel_reconciles_share_a_quotas_room_and_hold_back_the_rest() -> None:
+    reconciler, cache, api, _ = setup(created)
+    quota = {
+        "metadata": {"namespace": "bob-ns", "name": "q"},
+        "spec": {"hard": {"count/secrets": "3"}},
+        "status": {"used": {"count/secrets": "1"}},
+    }
+    cache.quota(quota, deleted=False)  # 3 - 1 used - 1 kept back: room for one shared copy
+    for key in ("a", "b"):
+        meta = {"namespace": "alice-ns", "name": key, "uid": key, "generation": 1}
+        cache.usersecret({"metadata": meta, "spec": {"value": "dg=="}}, deleted=False)
+        grant = {
+            "metadata": {**meta, "name": f"g-{key}"},
+            "spec": {"secretName": key, "user": "bob"},
+        }
+        cache.secretgrant(grant, deleted=False)
+
+    async def both() -> None:
+        await asyncio.gather(
+            reconciler.copies(OwnerKey("alice", "a")), reconciler.copies(OwnerKey("alice", "b"))
+        )
+
+    asyncio.run(both())
+    assert api.sent("POST").count(("POST", "/api/v1/namespaces/bob-ns/secrets")) == 1
+    assert cache.refused == {
+        OwnerKey("alice", "b"): {
+            "bob-ns": (
+                "its Secret quota (2 of 3 used) keeps its last 1 slot for the user's own Secrets"
+            )
+        }
+    }
+    assert cache.held == {"bob-ns": {OwnerKey("alice", "b")}}
+    assert cache.quota({**quota, "status": {"used": {"count/secrets": "0"}}}, deleted=False) == {
+        OwnerKey("alice", "b")
+    }

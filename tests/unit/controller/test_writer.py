@@ -155,3 +155,25 @@ def test_a_refused_delete_is_retried_but_not_told() -> None:
     outcome = writer(answer)[0].apply(Plan(deletes=(stale,)), {})
     assert outcome.refused == []
     assert [e.status for e in outcome.errors] == [403]
+
+
+def test_a_copy_with_finalizers_is_emptied_and_freed_before_its_delete() -> None:
+    def answer(request: Request) -> Any:
+        if request.method == "PATCH":
+            return {"metadata": {"resourceVersion": "8"}}
+        return {}
+
+    write, api = writer(answer)
+    kept = ActualSecret("bob", NAME, LABELS, {}, "digest", ("bob.example/keep",), deleting=True)
+    outcome = write.apply(Plan(deletes=(kept,)), {("bob", NAME): "7"})
+    assert api.sent() == [
+        ("PATCH", f"/api/v1/namespaces/bob/secrets/{NAME}"),
+        ("DELETE", f"/api/v1/namespaces/bob/secrets/{NAME}"),
+    ]
+    assert api.requests[0].body == {
+        "metadata": {"finalizers": None, "resourceVersion": "7"},
+        "data": None,
+    }
+    assert api.requests[0].content_type == "application/merge-patch+json"
+    assert api.requests[1].body == {"preconditions": {"resourceVersion": "8"}}
+    assert outcome.deleted == [("bob", NAME)]

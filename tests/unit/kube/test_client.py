@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -13,7 +15,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.rest import ApiException
 
 from usersecrets.kube import paths
-from usersecrets.kube.client import MERGE_PATCH, KubeApi
+from usersecrets.kube.client import MERGE_PATCH, KubeApi, for_token
 
 
 class FakeClient:
@@ -108,3 +110,40 @@ def test_one_connection_serves_call_after_call(local_api: KubeApi) -> None:
         local_api.call("DELETE", "/x")
         assert local_api.json("POST", "/x", body={}) == {"metadata": {"resourceVersion": "1"}}
     assert _Answers.connections == 1
+
+
+class _Headers(BaseHTTPRequestHandler):
+    """Answers with the request's Authorization header, as JSON."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"authorization": self.headers.get("Authorization")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_client_for_a_token_carries_that_token_and_nothing_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: someone-elses}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Headers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = for_token(f"http://127.0.0.1:{server.server_address[1]}/", "alices-token", None)
+        assert api.json("GET", "/version") == {"authorization": "Bearer alices-token"}
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -144,3 +144,27 @@ def test_a_failing_update_logs_its_type_only(caplog: pytest.LogCaptureFixture) -
         asyncio.run(scenario())
     assert "ValueError" in caplog.text
     assert "canary-0451" not in caplog.text
+
+
+def test_a_list_comes_in_pages() -> None:
+    class Pages:
+        def __init__(self) -> None:
+            self.queries: list[dict[str, Any]] = []
+
+        def json(self, method: str, path: str, **kwargs: Any) -> Any:
+            self.queries.append(kwargs["query"])
+            if kwargs["query"]["continue"] is None:
+                return {
+                    "metadata": {"continue": "next", "resourceVersion": "5"},
+                    "items": [obj("a", "1")],
+                }
+            return {"metadata": {"resourceVersion": "5"}, "items": None}
+
+    pages = Pages()
+    items, version = watching.list_objects(cast(Any, pages), "/things", "x=y")
+    assert [i["metadata"]["name"] for i in items] == ["a"]
+    assert version == "5"
+    assert pages.queries == [
+        {"labelSelector": "x=y", "limit": 500, "continue": None},
+        {"labelSelector": "x=y", "limit": 500, "continue": "next"},
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -264,6 +265,25 @@ def test_revoke_deletes_the_grantee_copies() -> None:
     assert {s.namespace for s in plan.deletes} == {"bob", "bob-gpu"}
     assert not plan.creates
     assert not plan.updates
+
+
+def test_a_copy_on_its_way_out_is_deleted_again_and_made_anew_after() -> None:
+    """A grantee's finalizer must not keep a revoked copy, nor an owner's copy half-deleted."""
+    granted = run([secret("alice", "db")], [grant("alice", "db", "bob")])
+    kept = [
+        replace(c, finalizers=("bob.example/keep",), deleting=True)
+        if c.namespace in ("bob", "alice")
+        else c
+        for c in as_actual(granted)
+    ]
+    plan = diff(run([secret("alice", "db")]), kept)
+    assert [(s.namespace, s.finalizers) for s in plan.deletes] == [
+        ("alice", ("bob.example/keep",)),
+        ("bob", ("bob.example/keep",)),
+        ("bob-gpu", ()),
+    ]
+    assert plan.creates == ()  # alice's own copy: created once the deleted one is gone
+    assert plan.updates == ()
 
 
 def test_deleted_secret_deletes_every_copy() -> None:

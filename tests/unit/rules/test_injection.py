@@ -384,3 +384,34 @@ def test_random_pods_patch_consistently(
         annotations[CONTAINERS_ANNOTATION] = narrow
     references = parse(annotations, user="bob", cluster="c")
     run(pod, references)
+
+
+def test_a_patch_past_the_bound_is_not_built() -> None:
+    env = ",".join(f"V{i}=secret:k" for i in range(100))
+    pod = {
+        "metadata": {"annotations": {"usersecrets.io/env": env}},
+        "spec": {"containers": [{"name": f"c{i}"} for i in range(41)]},
+    }
+    result = inject(pod, parse(pod["metadata"]["annotations"], user="alice", cluster="c"))
+    assert result.patch == []
+    assert result.errors == (
+        "The pod asks for 4100 secret files and variables (100 in each of 41 containers); "
+        "at most 4096 are added",
+    )
+    pod["spec"]["containers"] = pod["spec"]["containers"][:40]
+    result = inject(pod, parse(pod["metadata"]["annotations"], user="alice", cluster="c"))
+    assert result.errors == ()
+    assert len(result.patch) == 40
+
+
+def test_an_unknown_container_message_lists_ten_names() -> None:
+    pod = {
+        "metadata": {"annotations": {}},
+        "spec": {"containers": [{"name": f"c{i:02}"} for i in range(12)]},
+    }
+    annotations = {"usersecrets.io/env": "A=secret:k", "usersecrets.io/containers": "nope"}
+    result = inject(pod, parse(annotations, user="alice", cluster="c"))
+    assert result.errors == (
+        "Unknown container 'nope' in usersecrets.io/containers (the pod has 'c00', 'c01', "
+        "'c02', 'c03', 'c04', 'c05', 'c06', 'c07', 'c08', 'c09' and 2 more)",
+    )

@@ -433,7 +433,26 @@ def test_identical_problems_are_reported_once() -> None:
 def test_containers() -> None:
     assert parse_text(containers="main, sidecar\nmain\n").containers == ("main", "sidecar")
     assert parse_text(containers=" , \n").containers is None
-    assert parse_containers("") is None
+    assert parse_containers([]) is None
+
+
+def test_an_annotation_past_the_bounds_is_not_read() -> None:
+    """Admission runs before the apiserver's size checks: one pod must not buy unbounded work."""
+    long = "secret:k:/a," * 3000  # 36,000 characters
+    assert parse_text(volumes=long).errors == (
+        "Annotation 'usersecrets.io/volumes' is 36000 characters long; at most 32768 are read",
+    )
+    assert parse_text(volumes=long).files == ()
+    many = ",".join(f"V{i}=secret:k" for i in range(257))
+    assert parse_text(env=many).errors == (
+        "Annotation 'usersecrets.io/env' has more than 256 entries",
+    )
+    enough = ",".join(f"V{i}=secret:k" for i in range(256))
+    assert len(parse_text(env=enough).env) == 256
+    names = ",".join(f"c{i}" for i in range(300))
+    assert parse_text(env="A=secret:k", containers=names).errors == (
+        "Annotation 'usersecrets.io/containers' has more than 256 entries",
+    )
 
 
 def test_requests_secrets() -> None:
@@ -493,8 +512,8 @@ def test_huge_text_never_crashes(chunk: str, repeat: int) -> None:
 
 
 def test_huge_entries() -> None:
-    deep = "/a" * 200_000
-    check_invariants(parse_text(f"secret:db:{deep}, secret:db:/a, secret:{'x' * 100_000}:/b"))
+    deep = "/a" * 8_000
+    check_invariants(parse_text(f"secret:db:{deep}, secret:db:/a, secret:{'x' * 10_000}:/b"))
     result = parse_text(f"secret:db:{deep}, secret:db:/a")
     assert result.errors == (f"destination path '{deep}' is inside the secret file '/a'",)
 

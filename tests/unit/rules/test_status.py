@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,8 +16,13 @@ URI = "secret://c/alice/db"
 HINT = "a system namespace"
 
 
-def facts(state: SecretState, namespaces: tuple[str, ...] = ()) -> SecretFacts:
-    return SecretFacts("alice", "db", "alice", URI, state, namespaces, conflict_with="alice-old")
+def facts(
+    state: SecretState, namespaces: tuple[str, ...] = (), owned: tuple[str, ...] = ("alice",)
+) -> SecretFacts:
+    own = tuple(ns for ns in namespaces if ns in owned)
+    return SecretFacts(
+        "alice", "db", "alice", URI, state, namespaces, own, conflict_with="alice-old"
+    )
 
 
 def ready(status: dict[str, Any]) -> dict[str, Any]:
@@ -43,12 +49,31 @@ def test_materialized() -> None:
     status = build(facts(SecretState.MATERIALIZED, ("alice", "bob")))
     assert status["uri"] == URI
     assert status["observedGeneration"] == 3
-    assert status["namespaces"] == ["alice", "bob"]
+    assert status["namespaces"] == ["alice"]  # bob's namespace is not alice's to know
     assert status["copies"] == 2
     condition = ready(status)
     assert condition["status"] == "True"
     assert condition["reason"] == "Materialized"
-    assert condition["message"] == "Usable in 2 namespaces: alice, bob"
+    assert condition["message"] == (
+        "Usable in 2 namespaces: alice and 1 namespace of users it is shared with"
+    )
+
+
+def test_only_the_owners_namespaces_are_named_and_listed_up_to_ten() -> None:
+    own = tuple(f"alice-{i:02}" for i in range(12))
+    status = build(facts(SecretState.MATERIALIZED, (*own, "b1", "b2"), owned=own))
+    assert status["namespaces"] == list(own)
+    assert status["copies"] == 14
+    assert ready(status)["message"] == (
+        "Usable in 14 namespaces: alice-00, alice-01, alice-02, alice-03, alice-04, alice-05, "
+        "alice-06, alice-07, alice-08, alice-09 and 2 more and 2 namespaces of users it is "
+        "shared with"
+    )
+    ten = build(facts(SecretState.MATERIALIZED, own[:10], owned=own))
+    assert ready(ten)["message"] == (
+        "Usable in 10 namespaces: alice-00, alice-01, alice-02, alice-03, alice-04, alice-05, "
+        "alice-06, alice-07, alice-08, alice-09"
+    )
 
 
 def test_each_reason_has_a_message_a_person_can_act_on() -> None:
@@ -65,12 +90,20 @@ def test_each_reason_has_a_message_a_person_can_act_on() -> None:
 
 
 def test_a_collision_leaves_out_that_namespace_and_is_not_ready() -> None:
-    status = build(facts(SecretState.MATERIALIZED, ("alice", "bob")), collisions=["bob"])
+    status = build(
+        facts(SecretState.MATERIALIZED, ("alice", "alice-2", "bob"), owned=("alice", "alice-2")),
+        collisions=["alice-2", "bob"],
+    )
     assert status["namespaces"] == ["alice"]
+    assert status["copies"] == 1
     condition = ready(status)
     assert condition["reason"] == "NameCollision"
     assert condition["status"] == "False"
-    assert "(bob)" in str(condition["message"])
+    assert condition["message"] == (
+        "A Secret not managed by usersecrets already has this secret's copy name in "
+        "2 namespaces (alice-2 and 1 namespace of users it is shared with); it was left alone. "
+        "Usable in 1 namespace."
+    )
 
 
 def test_transition_time_moves_only_when_the_status_does() -> None:
@@ -99,7 +132,10 @@ def test_grant_statuses() -> None:
         return ready(status)
 
     assert grant(GrantState.GRANTED, ("bob",))["message"] == (
-        "User 'bob' can use secret://c/alice/db in 1 namespace: bob"
+        "User 'bob' can use secret://c/alice/db in 1 namespace"
+    )
+    assert grant(GrantState.GRANTED, ("bob", "bob-gpu"))["message"] == (
+        "User 'bob' can use secret://c/alice/db in 2 namespaces"
     )
     assert "has no namespace yet" in str(grant(GrantState.GRANTED)["message"])
     assert grant(GrantState.SECRET_NOT_FOUND)["message"] == "No UserSecret 'db' in this namespace"
@@ -117,7 +153,12 @@ def test_a_refused_copy_is_told_with_what_the_apiserver_said() -> None:
     assert condition["status"] == "False"
     assert condition["reason"] == "CopyFailed"
     assert condition["message"] == (
-        f"The copy could not be written in 1 namespace (bob: {QUOTA}). Usable in 1 namespace."
+        "The copy could not be written in 1 namespace (1 namespace of users it is shared with: "
+        f"{QUOTA}). Usable in 1 namespace."
+    )
+    own = ready(build(facts(SecretState.MATERIALIZED, ("alice", "bob")), failures={"alice": QUOTA}))
+    assert own["message"] == (
+        f"The copy could not be written in 1 namespace (alice: {QUOTA}). Usable in 1 namespace."
     )
     both = ready(
         build(
@@ -127,8 +168,11 @@ def test_a_refused_copy_is_told_with_what_the_apiserver_said() -> None:
         )
     )
     assert both["reason"] == "NameCollision"
-    assert "(carol); it was left alone. The copy could not be written in 1 namespace" in str(
-        both["message"]
+    assert both["message"] == (
+        "A Secret not managed by usersecrets already has this secret's copy name in 1 namespace "
+        "(1 namespace of users it is shared with); it was left alone. The copy could not be "
+        f"written in 1 namespace (1 namespace of users it is shared with: {QUOTA}). "
+        "Usable in 1 namespace."
     )
 
 
@@ -137,12 +181,13 @@ def test_a_grant_whose_copy_was_refused_says_so() -> None:
     status = grant_status(
         f, generation=1, failures={"b2": QUOTA}, no_owner_hint=HINT, current=None, now=NOW
     )
-    assert status["namespaces"] == ["b1"]
+    assert "namespaces" not in status  # the grantee's namespace names are not alice's to know
+    assert status["copies"] == 1
     condition = ready(status)
     assert (condition["status"], condition["reason"]) == ("False", "CopyFailed")
     assert condition["message"] == (
-        f"The copy could not be written in 1 namespace (b2: {QUOTA}). "
-        "User 'bob' can use secret://c/alice/db in 1 namespace."
+        "The copy could not be written in 1 namespace (1 namespace of users it is shared with: "
+        f"{QUOTA}). User 'bob' can use secret://c/alice/db in 1 namespace."
     )
 
 
@@ -164,3 +209,11 @@ def test_a_refusal_is_told_only_in_shapes_that_cannot_quote_the_secret() -> None
     assert write_failure(500, "Oops", "<html>") == "HTTP 500 Oops"
     long = write_failure(403, "Forbidden", '{"message": "exceeded quota: ' + "q" * 500 + '"}')
     assert len(long) == len("HTTP 403 Forbidden: ") + 200
+
+
+def test_a_refusal_is_scrubbed_of_the_value_before_it_is_cut_short() -> None:
+    value = b"hunter2-hunter2-hunter2"
+    echoed = "exceeded quota: " + "q" * 180 + " " + base64.b64encode(value).decode()
+    said = write_failure(403, "Forbidden", json.dumps({"message": echoed}), [value])
+    assert said == "HTTP 403 Forbidden: exceeded quota: " + "q" * 180 + " <redacted>"[:4]
+    assert "aHVu" not in said

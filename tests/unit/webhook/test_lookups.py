@@ -42,8 +42,8 @@ def listing(*items: dict[str, Any]) -> Any:
     return FakeCore({"/things": list(items)})
 
 
-def labels_of(_: str, labels: Any) -> dict[str, str]:
-    return dict(labels)
+def labels_of(meta: Any) -> dict[str, str]:
+    return dict(meta.get("labels", {}))
 
 
 def load(cache: MetadataCache[Any]) -> str:
@@ -122,3 +122,24 @@ def test_the_webhook_caches_watch_metadata_only(monkeypatch: pytest.MonkeyPatch)
     assert started["webhook-copies"]["label_selector"] == naming.MANAGED_SELECTOR
     assert started["webhook-copies"]["path"] == paths.SECRETS
     assert started["webhook-namespaces"]["path"] == paths.NAMESPACES
+
+
+def test_a_copy_being_deleted_is_no_share() -> None:
+    name = "usec-alice-db-" + "9d8a53f9a3"
+    labels = {
+        "app.kubernetes.io/managed-by": "usersecrets",
+        "usersecrets.io/owner": "alice",
+        "usersecrets.io/key": "db",
+        "usersecrets.io/reason": "grant",
+    }
+    kept = {
+        "name": name,
+        "namespace": "bob-ns",
+        "labels": labels,
+        "finalizers": ["bob.example/keep"],
+        "deletionTimestamp": "2026-11-29T12:00:00Z",
+    }
+    found = lookups([meta("bob-ns", **{"usersecrets.io/user": "bob"})], [kept])
+    assert SecretRef("alice", "db") not in found.available("bob-ns")
+    found.copies.apply("MODIFIED", {"metadata": {**kept, "deletionTimestamp": None}})
+    assert SecretRef("alice", "db") in found.available("bob-ns")

@@ -47,7 +47,7 @@ class Req:
         return 200, hashlib.sha256(self.body).hexdigest().encode()
 
 
-async def digest(body: bytes) -> server.Answer:
+async def digest(body: bytearray) -> server.Answer:
     await asyncio.sleep(0)  # a handler that yields, as a review that looks something up does
     return server.Answer(200, hashlib.sha256(body).hexdigest().encode())
 
