@@ -1,6 +1,6 @@
 """The only way into the API: requests as plain JSON over one pool of kept-alive connections.
 
-Not the kubernetes client package: importing it costs a third of a second and 20 MiB (about
+Not the kubernetes client package: importing it costs a quarter of a second and 35 MiB (about
 a thousand generated models), and each of its calls validates and serializes through them,
 while every caller here reads and writes JSON anyway. urllib3 (its transport) does the HTTP;
 `credentials` finds the apiserver and how to authenticate, as kubectl would.

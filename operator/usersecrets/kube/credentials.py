@@ -1,8 +1,8 @@
 """Where the apiserver is and how to prove who we are: in a pod, or from a kubeconfig.
 
 Read here rather than with the kubernetes client's loader because importing that client costs
-a third of a second and 20 MiB (its thousand generated models): the CLI answers in less time
-than that, and the operator needs none of it. What kubectl users have in their kubeconfigs is
+a quarter of a second and 35 MiB (its thousand generated models): the CLI lists secrets in
+little more than that, and the operator needs none of it. What kubectl users have in their kubeconfigs is
 covered: certificates and keys (inline or files), tokens and token files, exec plugins
 (client.authentication.k8s.io, as cloud providers ship them), several files in KUBECONFIG.
 The legacy auth-provider plugins, which kubectl itself has replaced with exec plugins, are
