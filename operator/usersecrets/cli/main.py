@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from usersecrets.rules import naming
 from usersecrets.rules.references import key_error, split_ref
@@ -130,6 +129,8 @@ def render(rows: Sequence[Mapping[str, Any]], output: str, table: Callable[[], s
     if output == "json":
         return json.dumps(list(rows), indent=2, sort_keys=True) + "\n"
     if output == "yaml":
+        import yaml
+
         return yaml.safe_dump([dict(r) for r in rows], sort_keys=True, default_flow_style=False)
     return table()
 

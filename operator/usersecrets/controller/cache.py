@@ -321,9 +321,11 @@ class Cache:
         self._touch("secret", ref)
         if not deleted and self.copies.version(ref) == meta["resourceVersion"]:
             return set()  # our own write, coming back
-        # The pair it was a copy of, and the one its labels now name (someone may edit them).
+        # The pair it was a copy of, the one its labels now name (someone may edit them), any
+        # UserSecret that takes its value from it (a grantee passing a share on), and a pair
+        # waiting for its name (a look-alike with our label is someone else's too).
         cached = self.copies.get(ref)
-        dirty = {
+        dirty = self._interested(ref) | {
             pair
             for labels in (cached.labels if cached else {}, meta.get("labels") or {})
             if (pair := pair_of_labels(labels)) is not None
@@ -374,9 +376,13 @@ class Cache:
             self.rooms[namespace][name] = dataclasses.replace(room, used=room.used + 1)
 
     def secret(self, meta: Mapping[str, Any]) -> Pairs:
-        """Any Secret changed (metadata only): a valueFrom source, or a Secret of someone
-        else's holding a copy's name, whose deletion lets the copy be created at last."""
-        ref: Ref = (meta["namespace"], meta["name"])
+        """A Secret other than our copies changed (metadata only): a valueFrom source, or a
+        Secret of someone else's holding a copy's name, whose deletion (or taking our label)
+        lets the copy be written at last."""
+        return self._interested((meta["namespace"], meta["name"]))
+
+    def _interested(self, ref: Ref) -> Pairs:
+        """The pairs that take a value from `ref`, and the one waiting for its name."""
         waiting = self.collisions.get(ref)
         return self._readers([ref]) | ({waiting} if waiting is not None else set())
 

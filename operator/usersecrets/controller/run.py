@@ -80,8 +80,9 @@ class Controller:
     def follow_secrets(
         self, loop: asyncio.AbstractEventLoop, version: str
     ) -> list[threading.Event]:
-        """Our copies in full (label-selected), every Secret's metadata for valueFrom sources
-        and names held by others, from `version` on; and quotas. Set the Events to stop."""
+        """Our copies in full (label-selected), every other Secret's metadata for valueFrom
+        sources and names held by others, from `version` on; and quotas. Set the Events to
+        stop."""
         cache = self.cache
 
         def copy_changed(kind: str, body: dict[str, Any]) -> None:
@@ -114,6 +115,8 @@ class Controller:
                 paths.SECRETS,
                 listed=lambda _: watching.hand_over(loop, self.handle, cache.secrets_listed),
                 changed=secret_changed,
+                # Our copies come in full through the first watch: not twice.
+                label_selector=naming.UNMANAGED_SELECTOR,
                 metadata_only=True,
                 version=version,
             ),

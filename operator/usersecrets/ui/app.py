@@ -7,7 +7,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from usersecrets.api.resources import MAX_VALUE_BYTES
+from usersecrets.api.kinds import MAX_VALUE_BYTES
 from usersecrets.kube.client import KubeApi, for_token
 from usersecrets.settings import Settings
 from usersecrets.ui import pages

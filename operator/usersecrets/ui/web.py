@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import jinja2
 from aiohttp import web
 
-from usersecrets.api.resources import MAX_VALUE_BYTES
+from usersecrets.api.kinds import MAX_VALUE_BYTES
 from usersecrets.kube.client import KubeApi
 from usersecrets.settings import Settings
 from usersecrets.ui.config import UiSettings

@@ -9,15 +9,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from usersecrets import GROUP
 from usersecrets.kube import paths
 from usersecrets.kube.client import KubeApi, UnknownContext, from_kubeconfig
 from usersecrets.rules import naming
-from usersecrets.settings import Settings
 from usersecrets.user.errors import Failure, Operation, from_exception
 from usersecrets.user.views import Obj, user_from_evidence
+
+if TYPE_CHECKING:
+    from usersecrets.settings import Settings
 
 #: (connect, read) seconds for each API call: an unreachable cluster must fail, not hang.
 REQUEST_TIMEOUT = (10.0, 60.0)
@@ -135,6 +137,8 @@ class Space:
 
 def _settings() -> Settings:
     """The platform's settings where the user has them in their environment, else defaults."""
+    from usersecrets.settings import Settings
+
     try:
         return Settings()
     except ValueError:
