@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import threading
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import kopf
@@ -26,6 +24,7 @@ import uvloop
 
 from usersecrets import GROUP, VERSION, metrics
 from usersecrets.kube import watching
+from usersecrets.kube.credentials import in_cluster_server
 
 if TYPE_CHECKING:
     from usersecrets.controller.run import Controller
@@ -37,22 +36,14 @@ registry = kopf.OperatorRegistry()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a pod its ServiceAccount, elsewhere the kubeconfig: as the rest of the operator.
 
-    In a pod, at KUBERNETES_SERVICE_HOST/PORT, where client-go and the kubernetes client (the
-    rest of the operator) go too: kopf's own login asks DNS for kubernetes.default.svc, which
-    a cluster without DNS for it, or an apiServer.host chart value, does not give.
+    In a pod, at KUBERNETES_SERVICE_HOST/PORT, where client-go and the rest of the operator go
+    too: kopf's own login asks DNS for kubernetes.default.svc, which a cluster without DNS for
+    it, or an apiServer.host chart value, does not give.
     """
     info = kopf.login_with_service_account(**kwargs)
     if info is None:
         return kopf.login_with_kubeconfig(**kwargs)
-    return dataclasses.replace(info, server=in_cluster_server(os.environ, info.server))
-
-
-def in_cluster_server(environ: Mapping[str, str], default: str) -> str:
-    """The apiserver's URL from the variables kubelet (or the chart) sets in every pod."""
-    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
-    if not host or not port:
-        return default
-    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return dataclasses.replace(info, server=in_cluster_server() or info.server)
 
 
 def _record(memo: kopf.Memo, kind: str, *args: Any) -> None:

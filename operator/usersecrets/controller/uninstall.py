@@ -11,10 +11,8 @@ import logging
 import socket
 import time
 
-from kubernetes.client.rest import ApiException
-
 from usersecrets.kube import paths
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.kube.lease import LeaderElector
 from usersecrets.rules import naming
 from usersecrets.settings import Settings
@@ -27,7 +25,7 @@ HOLD_SECONDS = 3600
 def _delete(api: KubeApi, path: str) -> None:
     try:
         api.call("DELETE", path)
-    except ApiException as error:
+    except ApiError as error:
         if error.status != 404:
             raise
 

@@ -2,8 +2,8 @@
 
 Read here rather than with the kubernetes client's loader because importing that client costs
 a quarter of a second and 35 MiB (its thousand generated models): the CLI lists secrets in
-little more than that, and the operator needs none of it. What kubectl users have in their kubeconfigs is
-covered: certificates and keys (inline or files), tokens and token files, exec plugins
+little more than that, and the operator needs none of it. What kubectl users have in their
+kubeconfigs is covered: certificates and keys (inline or files), tokens and token files, exec plugins
 (client.authentication.k8s.io, as cloud providers ship them), several files in KUBECONFIG.
 The legacy auth-provider plugins, which kubectl itself has replaced with exec plugins, are
 refused with a message that says so.
@@ -121,19 +121,23 @@ def bearer(token: str) -> Headers:
     return lambda: dict(header)
 
 
+def in_cluster_server(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The apiserver's URL from the variables kubelet (or the chart's apiServer values) sets in
+    every pod, as client-go reads them; None outside a pod."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def in_cluster(root: Path = SERVICE_ACCOUNT) -> Credentials | None:
     """A pod's ServiceAccount, or None outside a pod."""
-    host, port = (
-        os.environ.get("KUBERNETES_SERVICE_HOST"),
-        os.environ.get("KUBERNETES_SERVICE_PORT"),
-    )
-    if not host or not port or not (root / "token").is_file():
+    server = in_cluster_server()
+    if server is None or not (root / "token").is_file():
         return None
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
     namespace = (root / "namespace").read_text().strip() if (root / "namespace").is_file() else None
     return Credentials(
-        f"https://{host}:{port}",
+        server,
         tls_context((root / "ca.crt").read_bytes()),
         _TokenFile(root / "token").headers,
         namespace,

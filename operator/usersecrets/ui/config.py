@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from usersecrets.kube.credentials import in_cluster_server
+
 IN_CLUSTER_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
-
-
-def _in_cluster_server() -> str:
-    host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    if not host:
-        return ""
-    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 class UiSettings(BaseSettings):
@@ -27,7 +20,7 @@ class UiSettings(BaseSettings):
     host: str = "0.0.0.0"  # noqa: S104  (a pod listens on its own IP)
     port: int = 8000
     api_server: str = Field(
-        default_factory=_in_cluster_server,
+        default_factory=lambda: in_cluster_server() or "",
         description="The apiserver's URL; in a pod, the kubernetes Service.",
     )
     api_ca_file: str | None = Field(

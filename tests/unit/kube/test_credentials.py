@@ -17,6 +17,7 @@ from usersecrets.kube.credentials import (
     UnknownContext,
     from_kubeconfig,
     in_cluster,
+    in_cluster_server,
 )
 from usersecrets.webhook.certificates import issue_certificate, new_ca
 
@@ -134,3 +135,27 @@ def test_in_a_pod_the_service_account(tmp_path: Path, monkeypatch: pytest.Monkey
     assert found is not None
     assert (found.server, found.namespace) == ("https://10.0.0.1:443", "usersecrets-system")
     assert found.headers() == {"Authorization": "Bearer sa-token"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "server"),
+    [
+        (
+            {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+            "https://10.96.0.1:443",
+        ),
+        (
+            {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"},
+            "https://[fd00::1]:6443",
+        ),
+        ({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, None),
+        ({"KUBERNETES_SERVICE_PORT": "443"}, None),
+        ({}, None),
+    ],
+)
+def test_in_a_pod_the_server_comes_from_its_variables(
+    environ: dict[str, str], server: str | None
+) -> None:
+    """Where kopf's login goes too (it would ask DNS for kubernetes.default.svc, which the
+    chart's apiServer.host is there to avoid)."""
+    assert in_cluster_server(environ) == server
