@@ -3,10 +3,10 @@
 Read here rather than with the kubernetes client's loader because importing that client costs
 a quarter of a second and 35 MiB (its thousand generated models): the CLI lists secrets in
 little more than that, and the operator needs none of it. What kubectl users have in their
-kubeconfigs is covered: certificates and keys (inline or files), tokens and token files, exec plugins
-(client.authentication.k8s.io, as cloud providers ship them), several files in KUBECONFIG.
-The legacy auth-provider plugins, which kubectl itself has replaced with exec plugins, are
-refused with a message that says so.
+kubeconfigs is covered: certificates and keys (inline or files), tokens and token files, exec
+plugins (client.authentication.k8s.io, as cloud providers ship them), several files in
+KUBECONFIG. The legacy auth-provider plugins, which kubectl itself has replaced with exec
+plugins, are refused with a message that says so.
 """
 
 from __future__ import annotations
