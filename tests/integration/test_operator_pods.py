@@ -242,4 +242,6 @@ def test_helm_uninstall_deletes_every_copy_and_keeps_the_usersecrets(
         == "shared"
     )
     assert lease_holder(cluster) is None
-    assert operator_pods(release) == []
+    # `helm uninstall --wait` waits for what it deleted (the Deployment), not for its pods'
+    # grace period: they end soon after, and nothing of the operator is left.
+    wait_for(lambda: operator_pods(release) == [], timeout=90, what="the operator pods to end")
