@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,34 +15,17 @@ import pytest
 import yaml
 from kubernetes import client
 
+from commands import SCRIPTS, ok, usersecrets
 from conftest import role_binding, wait_for
 from kube import USERSECRETS, copy_value, get_object
 
 pytestmark = pytest.mark.integration
 
-OPERATOR_SRC = Path(__file__).resolve().parents[2] / "operator"
 CANARY = "canary-5d1e0b-must-never-be-printed"
 BINARY = b"value\xff\x00"
 URI = re.compile(r"secret://[^/\s]+/alice/([a-z0-9.-]+)")
 
 Run = Callable[..., "subprocess.CompletedProcess[bytes]"]
-
-
-def usersecrets(
-    *args: str, input: bytes | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    """The command in a subprocess, exactly as a user runs it."""
-    environ = {**os.environ, **(env or {})}
-    path = [str(OPERATOR_SRC), environ.get("PYTHONPATH")]
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, path))
-    return subprocess.run(
-        [sys.executable, "-m", "usersecrets.cli", *args],
-        input=input,
-        capture_output=True,
-        env=environ,
-        timeout=120,
-        check=False,
-    )
 
 
 def cli_as(kubeconfig: Path, namespace: str) -> Run:
@@ -53,12 +35,6 @@ def cli_as(kubeconfig: Path, namespace: str) -> Run:
         return usersecrets("--kubeconfig", str(kubeconfig), "-n", namespace, *args, input=input)
 
     return run
-
-
-def ok(result: subprocess.CompletedProcess[bytes]) -> str:
-    assert result.returncode == 0, (result.returncode, result.stderr.decode())
-    assert b"Traceback" not in result.stderr
-    return result.stdout.decode()
 
 
 def fails(result: subprocess.CompletedProcess[bytes], code: int, message: str) -> None:
@@ -332,8 +308,8 @@ _usersecrets_completion usersecrets
 printf '%s\\n' "${{COMPREPLY[@]}}"
 complete -p usersecrets
 """
-    # The script runs `usersecrets`, as installed: the console script beside python.
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    # The script runs `usersecrets` as installed.
+    path = os.pathsep.join([str(SCRIPTS), os.environ["PATH"]])
     result = subprocess.run(
         ["bash", "--norc", "-c", shell],
         capture_output=True,
@@ -353,9 +329,8 @@ def test_the_kubectl_plugin_is_the_same_command(
 ) -> None:
     alice = users("alice")
     where = ["-n", user_namespace(alice), "--kubeconfig", str(cluster.user_kubeconfig(alice))]
-    # kubectl finds its plugins on PATH: the console scripts `pip install` put beside python.
-    scripts = Path(sys.executable).parent
-    path = os.pathsep.join([str(scripts), str(cluster.bin_dir), os.environ["PATH"]])
+    # kubectl finds its plugins on PATH.
+    path = os.pathsep.join([str(SCRIPTS), str(cluster.bin_dir), os.environ["PATH"]])
 
     def kubectl(*args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
