@@ -21,6 +21,7 @@ import click
 from usersecrets.rules import naming
 from usersecrets.rules.references import key_error, split_ref
 from usersecrets.user import actions, views
+from usersecrets.user import completion as names
 from usersecrets.user.actions import SECRETGRANTS, USERSECRETS
 from usersecrets.user.errors import Failure, Kind, from_exception, redact
 
@@ -268,61 +269,50 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: str | None) -
         setattr(session, param.name, value)
 
 
-Fetch = Callable[[Session, click.Context, str], Iterable[str]]
+Fetch = Callable[[Session, click.Context], Iterable[str]]
 
 
-def _from_cluster(fetch: Fetch) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+def _from_cluster(
+    fetch: Fetch, *, refs: bool = False
+) -> Callable[[click.Context, click.Parameter, str], list[str]]:
     """Completion read as the user; nothing at all when it cannot be had (not allowed, no
-    cluster, no kubeconfig), since a shell must never print an error mid-line."""
+    cluster, no kubeconfig), since a shell must never print an error mid-line. `refs`: keys
+    become `secret:KEY` once that is being typed (bash splits words at ':', so there the
+    bare key is the one to complete)."""
 
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
         try:
-            names = list(fetch(ctx.ensure_object(Session), ctx, incomplete))
+            names = list(fetch(ctx.ensure_object(Session), ctx))
         except Exception:
             return []
+        if refs and incomplete.startswith("secret:"):
+            names = [f"secret:{name}" for name in names]
         return [name for name in names if name.startswith(incomplete)]
 
     return complete
 
 
-def _namespaces(session: Session, ctx: click.Context, incomplete: str) -> list[str]:
-    from usersecrets.user import completion
-
-    return completion.namespaces(session.space())
+def _namespaces(session: Session, ctx: click.Context) -> list[str]:
+    return names.namespaces(session.space())
 
 
-def _contexts(session: Session, ctx: click.Context, incomplete: str) -> list[str]:
-    from usersecrets.user import completion
-
-    return completion.contexts(session.kubeconfig)
+def _contexts(session: Session, ctx: click.Context) -> list[str]:
+    return names.contexts(session.kubeconfig)
 
 
-def _keys(session: Session, ctx: click.Context, incomplete: str) -> list[str]:
-    from usersecrets.user import completion
-
-    return completion.keys(session.space())
+def _keys(session: Session, ctx: click.Context) -> list[str]:
+    return names.keys(session.space())
 
 
-def _refs(session: Session, ctx: click.Context, incomplete: str) -> list[str]:
-    """Bare keys, or `secret:KEY` once that is being typed (bash splits words at ':', so
-    there the bare key is the one to complete)."""
-    keys = _keys(session, ctx, incomplete)
-    return [f"secret:{key}" for key in keys] if incomplete.startswith("secret:") else keys
+def _users(session: Session, ctx: click.Context) -> list[str]:
+    return names.users(session.space())
 
 
-def _users(session: Session, ctx: click.Context, incomplete: str) -> list[str]:
-    from usersecrets.user import completion
-
-    return completion.users(session.space())
-
-
-def _grantees(session: Session, ctx: click.Context, incomplete: str) -> list[str]:
+def _grantees(session: Session, ctx: click.Context) -> list[str]:
     """Whom the secret being revoked is shared with."""
-    from usersecrets.user import completion
-
     typed = ctx.params.get("uri")
     key = parse_secret_ref(typed).key if isinstance(typed, str) else None
-    return completion.grantees(session.space(), key)
+    return names.grantees(session.space(), key)
 
 
 def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -469,7 +459,7 @@ Examples:
   usersecrets share secret:wandb-token bob
   usersecrets share wandb-token bob --wait""",
 )
-@click.argument("uri", metavar="secret:KEY", shell_complete=_from_cluster(_refs))
+@click.argument("uri", metavar="secret:KEY", shell_complete=_from_cluster(_keys, refs=True))
 @click.argument("user", shell_complete=_from_cluster(_users))
 @click.argument("permission", required=False, type=click.Choice(["read"]))
 @wait_options
@@ -510,7 +500,7 @@ Examples:
   usersecrets revoke secret:wandb-token bob
   usersecrets acl revoke secret:wandb-token bob""",
 )
-@click.argument("uri", metavar="secret:KEY", shell_complete=_from_cluster(_refs))
+@click.argument("uri", metavar="secret:KEY", shell_complete=_from_cluster(_keys, refs=True))
 @click.argument("user", shell_complete=_from_cluster(_grantees))
 @global_options
 @pass_session
