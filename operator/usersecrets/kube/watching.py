@@ -81,8 +81,7 @@ def follow(
     while not stop.is_set():
         try:
             if version is None:
-                items, version = list_objects(core, path, label_selector, metadata_only)
-                listed(items)
+                version = _list_into(listed, core, path, label_selector, metadata_only)
             response = core.stream(
                 "GET",
                 path,
@@ -126,6 +125,17 @@ def follow(
             continue
         jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, protects nothing
         stop.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 8)) * jitter)
+
+
+def _list_into(
+    listed: Listed, core: KubeApi, path: str, label_selector: str | None, metadata_only: bool
+) -> str:
+    """Hands a fresh list to `listed`; returns its version. A function of its own so that
+    the list is gone when the watch begins: a variable of `follow` kept every listed object,
+    all the copies' metadata on every replica, for as long as the watch lasted."""
+    items, version = list_objects(core, path, label_selector, metadata_only)
+    listed(items)
+    return version
 
 
 def _lines(response: Any) -> Iterator[bytes]:
