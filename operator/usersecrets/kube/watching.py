@@ -36,14 +36,14 @@ Listed = Callable[[list[dict[str, Any]]], None]
 Changed = Callable[[str, dict[str, Any]], None]
 
 
-def list_objects(
+def pages(
     core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
-) -> tuple[list[dict[str, Any]], str]:
-    """The objects (plain dicts) and the resourceVersion to watch from.
+) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """A list, one page of `PAGE` objects (plain dicts) at a time, each with the version of
+    the list (every page is of the same snapshot).
 
-    In pages of `PAGE` objects: one answer of a hundred thousand would be parsed in one go,
-    holding the GIL (and so the event loop that answers admissions) for a second or more."""
-    items: list[dict[str, Any]] = []
+    One answer of a hundred thousand would be parsed in one go, holding the GIL (and so the
+    event loop that answers admissions) for a second or more."""
     token: str | None = None
     while True:
         listing = core.json(
@@ -55,12 +55,24 @@ def list_objects(
         )
         page = listing.get("items") or []  # an empty list is null (a nil slice in Go)
         for item in page:
-            # A third of a listed object, kept for as long as the whole list is; unread here.
+            # A third of a listed object, and unread here.
             item["metadata"].pop("managedFields", None)
-        items += page
+        yield page, str(listing["metadata"]["resourceVersion"])
         token = listing["metadata"].get("continue")
         if not token:
-            return items, str(listing["metadata"]["resourceVersion"])
+            return
+
+
+def list_objects(
+    core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
+) -> tuple[list[dict[str, Any]], str]:
+    """The objects and the resourceVersion to watch from."""
+    items: list[dict[str, Any]] = []
+    version = ""
+    for page, page_version in pages(core, path, label_selector, metadata_only):
+        items.extend(page)
+        version = page_version
+    return items, version
 
 
 def follow(
