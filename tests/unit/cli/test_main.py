@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from fakes import copy_labels
 from usersecrets import API_VERSION
 from usersecrets.cli import main as cli
-from usersecrets.rules import naming
 from usersecrets.user import actions, errors, space, views
 
 BINARY = b"value\xff\x00"
@@ -209,12 +209,13 @@ def test_render_json_and_yaml() -> None:
     assert cli.render(rows, "table", lambda: "T") == "T"
 
 
-def _copy(owner: str, key: str, reason: str = naming.REASON_GRANT, uri: bool = True) -> Any:
-    annotations = {naming.URI_ANNOTATION: f"secret://prod/{owner}/{key}"} if uri else {}
+def _copy(owner: str, key: str, reason: str = "grant", uri: bool = True) -> Any:
+    """A copy as the operator writes it (its name does not matter here)."""
+    annotations = {"usersecrets.io/uri": f"secret://prod/{owner}/{key}"} if uri else {}
     return {
         "metadata": {
-            "name": naming.copy_name(owner, key),
-            "labels": naming.copy_labels(owner, key, reason),
+            "name": f"usec-{owner}-{key}-0123456789",
+            "labels": copy_labels(owner, key, reason),
             "annotations": annotations,
         }
     }
@@ -223,7 +224,7 @@ def _copy(owner: str, key: str, reason: str = naming.REASON_GRANT, uri: bool = T
 COPIES = [
     _copy("carol", "b"),
     _copy("alice", "z", uri=False),
-    _copy("bob", "mine", reason=naming.REASON_OWNER),
+    _copy("bob", "mine", reason="owner"),
     _copy("alice", "a"),
 ]
 
@@ -406,7 +407,9 @@ class FakeKube:
 
     def list_copies(self, reason: str) -> list[Any]:
         self._check("list", "secrets")
-        return [c for c in self.copies if c["metadata"]["labels"][naming.REASON_LABEL] == reason]
+        return [
+            c for c in self.copies if c["metadata"]["labels"]["usersecrets.io/reason"] == reason
+        ]
 
     def user(self) -> str:
         return self._user
@@ -522,8 +525,8 @@ def test_share_and_revoke(kube: FakeKube) -> None:
     for ref in ("secret:k", "k", "secret:/alice/k"):
         result = run("share", ref, "bob")
         assert result.exit_code == 0, result.output
-    assert list(kube.store["secretgrants"]) == [naming.grant_name("k", "bob")]
-    assert kube.store["secretgrants"][naming.grant_name("k", "bob")]["spec"] == {
+    assert list(kube.store["secretgrants"]) == ["k-bob-32641d"]
+    assert kube.store["secretgrants"]["k-bob-32641d"]["spec"] == {
         "secretName": "k",
         "user": "bob",
     }
@@ -622,7 +625,7 @@ def test_runs_as_a_module() -> None:
 def test_user_from_evidence() -> None:
     assert views.user_from_evidence([], []) is None
     assert views.user_from_evidence([_obj("k", uri="secret://c/alice/k")], []) == "alice"
-    copies = [_copy("carol", "x"), _copy("alice", "k", reason=naming.REASON_OWNER)]
+    copies = [_copy("carol", "x"), _copy("alice", "k", reason="owner")]
     assert views.user_from_evidence([_obj("k")], copies) == "alice"
 
 

@@ -12,8 +12,7 @@ import pytest
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.rest import ApiException
 
-from usersecrets.kube import paths
-from usersecrets.kube.client import MERGE_PATCH, KubeApi
+from usersecrets.kube.client import KubeApi
 
 
 class FakeClient:
@@ -40,26 +39,26 @@ class FakeClient:
 
 def test_a_patch_is_sent_with_its_content_type_and_without_empty_query_values() -> None:
     fake = FakeClient(200, b'{"metadata": {"resourceVersion": "3"}}')
+    path = "/apis/usersecrets.io/v1alpha1/namespaces/alice/usersecrets/db/status"
     answer = KubeApi(cast(Any, fake)).json(
         "PATCH",
-        paths.custom("usersecrets", "alice") + "/db/status",
+        path,
         body={"status": {}},
-        content_type=MERGE_PATCH,
+        content_type="application/merge-patch+json",
         query={"dryRun": None, "fieldManager": "usersecrets"},
     )
     assert answer == {"metadata": {"resourceVersion": "3"}}
     sent = fake.serialized
-    path = "/apis/usersecrets.io/v1alpha1/namespaces/alice/usersecrets/db/status"
     assert sent["resource_path"] == path
     assert sent["query_params"] == [("fieldManager", "usersecrets")]
-    assert sent["header_params"]["Content-Type"] == MERGE_PATCH
+    assert sent["header_params"]["Content-Type"] == "application/merge-patch+json"
     assert sent["auth_settings"] == ["BearerToken"]
 
 
 def test_a_refusal_is_an_api_exception_with_its_status() -> None:
     fake = FakeClient(409, b'{"kind": "Status", "reason": "AlreadyExists"}')
     with pytest.raises(ApiException) as info:
-        KubeApi(cast(Any, fake)).call("POST", paths.secrets_in("alice"), body={})
+        KubeApi(cast(Any, fake)).call("POST", "/api/v1/namespaces/alice/secrets", body={})
     assert info.value.status == 409
 
 
@@ -104,7 +103,7 @@ def test_one_connection_serves_call_after_call(local_api: KubeApi) -> None:
     """Every answer is read, even one nobody looks at, so its connection is used again."""
     _Answers.connections = 0
     for _ in range(5):
-        local_api.call("PATCH", "/x/status", body={}, content_type=MERGE_PATCH)
+        local_api.call("PATCH", "/x/status", body={}, content_type="application/merge-patch+json")
         local_api.call("DELETE", "/x")
         assert local_api.json("POST", "/x", body={}) == {"metadata": {"resourceVersion": "1"}}
     assert _Answers.connections == 1

@@ -8,9 +8,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from usersecrets.rules import naming
+from fakes import copy_labels
 from usersecrets.rules.desired import (
-    NO_OWNER,
     ActualSecret,
     Desired,
     GrantState,
@@ -23,12 +22,15 @@ from usersecrets.rules.desired import (
     data_digest,
     diff,
 )
-from usersecrets.settings import Settings
 
 CLUSTER = "test"
 CANARY = b"canary-0b5e-secret-value"
 T1 = "2024-01-01T00:00:00Z"
 T2 = "2024-01-02T00:00:00Z"
+#: The copy of alice's "db" in every namespace (rules.naming's name for it).
+ALICE_DB = "usec-alice-db-9d8a53f9a3"
+#: The owner of the pairs of namespaces without a user.
+NOBODY = ""
 
 NAMESPACES: dict[str, str | None] = {
     "alice": "alice",
@@ -84,11 +86,11 @@ def as_actual(desired: Desired) -> list[ActualSecret]:
 def test_owner_gets_a_copy_in_every_namespace() -> None:
     desired = run([secret("alice", "db")])
     assert where(desired) == {"alice": "owner", "alice-dev": "owner"}
-    name = naming.copy_name("alice", "db")
-    copy = desired.copies["alice-dev", name]
-    assert copy.labels == naming.copy_labels("alice", "db", naming.REASON_OWNER)
-    assert copy.annotations == {naming.URI_ANNOTATION: "secret://test/alice/db"}
-    assert copy.data == {naming.DATA_KEY: CANARY}
+    copy = desired.copies["alice-dev", ALICE_DB]
+    assert (copy.namespace, copy.name) == ("alice-dev", ALICE_DB)
+    assert copy.labels == copy_labels("alice", "db", "owner")
+    assert copy.annotations == {"usersecrets.io/uri": "secret://test/alice/db"}
+    assert copy.data == {"value": CANARY}
     facts = desired.secrets["alice", "db"]
     assert facts.state is SecretState.MATERIALIZED
     assert facts.namespaces == ("alice", "alice-dev")
@@ -109,8 +111,8 @@ def test_grant_reaches_every_namespace_of_the_grantee() -> None:
         "bob": "grant",
         "bob-gpu": "grant",
     }
-    copy = desired.copies["bob-gpu", naming.copy_name("alice", "db")]
-    assert copy.labels[naming.REASON_LABEL] == naming.REASON_GRANT
+    copy = desired.copies["bob-gpu", ALICE_DB]
+    assert copy.labels["usersecrets.io/reason"] == "grant"
     facts = desired.grants["alice", "db-bob"]
     assert facts.state is GrantState.GRANTED
     assert facts.namespaces == ("bob", "bob-gpu")
@@ -132,7 +134,7 @@ def test_grant_to_the_owner_is_harmless() -> None:
 
 def test_owner_reason_wins_over_grant() -> None:
     desired = run([secret("alice", "db")], [grant("alice", "db", "alice")])
-    assert set(where(desired).values()) == {naming.REASON_OWNER}
+    assert set(where(desired).values()) == {"owner"}
 
 
 def test_two_grants_to_one_user_make_one_copy_per_namespace() -> None:
@@ -165,9 +167,13 @@ def test_missing_source_means_no_copies() -> None:
 
 
 def test_system_namespaces_belong_to_nobody() -> None:
-    cfg = Settings()
-    names = ["alice", "kube-system", "kube-public", cfg.operator_namespace, "bob"]
-    namespaces = {n: naming.user_of_namespace(n, {}, cfg) for n in names}
+    namespaces = {
+        "alice": "alice",
+        "kube-system": None,
+        "kube-public": None,
+        "usersecrets-system": None,
+        "bob": "bob",
+    }
     desired = run(
         [secret("kube-system", "db"), secret("alice", "db")],
         [grant("alice", "db", "kube-system"), grant("kube-system", "db", "bob")],
@@ -178,7 +184,7 @@ def test_system_namespaces_belong_to_nobody() -> None:
     assert desired.grants["kube-system", "db-bob"].state is GrantState.NO_OWNER
     assert desired.grants["alice", "db-kube-system"].namespaces == ()
     assert all(
-        c.namespace not in {"kube-system", cfg.operator_namespace} for c in desired.copies.values()
+        c.namespace not in {"kube-system", "usersecrets-system"} for c in desired.copies.values()
     )
 
 
@@ -188,9 +194,7 @@ def test_relabelled_namespace_moves_the_copies() -> None:
     after = run([secret("alice", "db")], [], {**NAMESPACES, "team-x": "bob"})
     assert "team-x" not in where(after)
     plan = diff(after, as_actual(before))
-    assert [(s.namespace, s.name) for s in plan.deletes] == [
-        ("team-x", naming.copy_name("alice", "db"))
-    ]
+    assert [(s.namespace, s.name) for s in plan.deletes] == [("team-x", ALICE_DB)]
     assert not plan.creates
     assert not plan.updates
 
@@ -233,7 +237,7 @@ def test_same_key_of_different_owners_are_different_secrets() -> None:
     desired = run([secret("alice", "db", b"a"), secret("bob", "db", b"b")])
     assert where(desired, "alice") == {"alice": "owner", "alice-dev": "owner"}
     assert where(desired, "bob") == {"bob": "owner", "bob-gpu": "owner"}
-    assert naming.copy_name("alice", "db") != naming.copy_name("bob", "db")
+    assert {name for _, name in desired.copies} == {ALICE_DB, "usec-bob-db-1956f4097c"}
 
 
 # --- diff ------------------------------------------------------------------------------------
@@ -306,7 +310,7 @@ def test_label_change_updates_but_foreign_labels_are_kept() -> None:
     tampered = ActualSecret(
         actual[0].namespace,
         actual[0].name,
-        {**actual[0].labels, naming.REASON_LABEL: naming.REASON_GRANT},
+        {**actual[0].labels, "usersecrets.io/reason": "grant"},
         actual[0].annotations,
         actual[0].digest,
     )
@@ -330,7 +334,7 @@ def test_uri_annotation_change_updates() -> None:
 
 def test_collisions_are_never_touched() -> None:
     desired = run([secret("alice", "db")])
-    name = naming.copy_name("alice", "db")
+    name = ALICE_DB
     foreign = ActualSecret.of("alice", name, {"app": "theirs"}, {}, {"x": b"theirs"})
     unrelated = ActualSecret.of("alice", "unrelated", {}, {}, {"x": b"y"})
     plan = diff(desired, [foreign, unrelated])
@@ -344,7 +348,7 @@ def test_actual_from_kubernetes_data_matches_desired_digest() -> None:
     desired = run([secret("alice", "db")])
     copy = next(iter(desired.copies.values()))
     actual = ActualSecret.of(
-        copy.namespace, copy.name, copy.labels, copy.annotations, {naming.DATA_KEY: CANARY}
+        copy.namespace, copy.name, copy.labels, copy.annotations, {"value": CANARY}
     )
     assert diff(desired, [actual]).updates == ()
     assert data_digest({"a": b"bc"}) != data_digest({"ab": b"c"})
@@ -391,11 +395,11 @@ def test_scoped_diff_never_deletes_out_of_scope() -> None:
     world.remove_grant("alice", "db-bob")
     scoped = compute(world, CLUSTER, for_keys={OwnerKey("alice", "db")})
     plan = diff(scoped, actual)
-    assert {(s.namespace, s.labels[naming.KEY_LABEL]) for s in plan.deletes} == {
+    assert {(s.namespace, s.labels["usersecrets.io/key"]) for s in plan.deletes} == {
         ("bob", "db"),
         ("bob-gpu", "db"),
     }
-    assert all(s.labels[naming.OWNER_LABEL] == "alice" for s in plan.deletes)
+    assert all(s.labels["usersecrets.io/owner"] == "alice" for s in plan.deletes)
     assert not plan.creates
     assert not plan.updates
     nothing = compute(world, CLUSTER, for_keys=[])
@@ -418,16 +422,16 @@ def test_affected_by_namespace() -> None:
 
 
 def test_namespaces_without_a_user_have_a_pair_of_their_own() -> None:
-    """Their UserSecrets and grants get a status, never copies, through (NO_OWNER, key),
+    """Their UserSecrets and grants get a status, never copies, through (no user, key),
     scoped or not; a namespace not known yet is in no pair until its own event comes."""
     world = World(
         [secret("kube-system", "db"), secret("unseen", "db"), secret("alice", "db")],
         [grant("kube-system", "db", "bob")],
         NAMESPACES,
     )
-    assert world.pair_of("kube-system", "db") == OwnerKey(NO_OWNER, "db")
+    assert world.pair_of("kube-system", "db") == OwnerKey(NOBODY, "db")
     assert world.pair_of("unseen", "db") is None
-    scoped = compute(world, CLUSTER, for_keys=[OwnerKey(NO_OWNER, "db")])
+    scoped = compute(world, CLUSTER, for_keys=[OwnerKey(NOBODY, "db")])
     assert scoped.copies == {}
     assert {k: f.state for k, f in scoped.secrets.items()} == {
         ("kube-system", "db"): SecretState.NO_OWNER
@@ -442,22 +446,22 @@ def test_namespaces_without_a_user_have_a_pair_of_their_own() -> None:
 
 def test_a_namespace_losing_or_getting_a_user_marks_its_no_owner_pairs() -> None:
     world = World(WORLD_SECRETS, WORLD_GRANTS, NAMESPACES)
-    assert OwnerKey(NO_OWNER, "db") in world.affected_by_namespace("alice-dev", None)
+    assert OwnerKey(NOBODY, "db") in world.affected_by_namespace("alice-dev", None)
     world.set_namespace("alice-dev", None)
     assert world.namespaces_of("alice") == ("alice",)
-    assert world.pair_of("alice-dev", "db") == OwnerKey(NO_OWNER, "db")
+    assert world.pair_of("alice-dev", "db") == OwnerKey(NOBODY, "db")
     affected = world.affected_by_namespace("alice-dev", "alice")
-    assert {OwnerKey("alice", "db"), OwnerKey(NO_OWNER, "db")} <= affected
+    assert {OwnerKey("alice", "db"), OwnerKey(NOBODY, "db")} <= affected
     # Its own keys only: another namespace without a user is not affected.
     world.put_secret(secret("kube-system", "elsewhere"))
-    assert OwnerKey(NO_OWNER, "elsewhere") not in world.affected_by_namespace("alice-dev", None)
+    assert OwnerKey(NOBODY, "elsewhere") not in world.affected_by_namespace("alice-dev", None)
     world.remove_namespace("alice-dev")
     assert world.pair_of("alice-dev", "db") is None
 
 
 def test_a_grant_to_no_one_copies_nowhere() -> None:
     """The CRD refuses an empty user; were one to get through, it names no namespace."""
-    desired = run([secret("alice", "db")], [grant("alice", "db", NO_OWNER)])
+    desired = run([secret("alice", "db")], [grant("alice", "db", NOBODY)])
     assert where(desired) == {"alice": "owner", "alice-dev": "owner"}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,28 +11,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from usersecrets.rules import naming
-from usersecrets.rules.injection import (
-    MODE_GROUP,
-    MODE_OWNER,
-    Injection,
-    JsonPatch,
-    inject,
-    secret_name,
-    volume_name,
-)
-from usersecrets.rules.references import (
-    CONTAINERS_ANNOTATION,
-    ENV_ANNOTATION,
-    VOLUMES_ANNOTATION,
-    References,
-    SecretRef,
-    parse,
-)
+from usersecrets.rules.injection import Injection, JsonPatch, inject, secret_name, volume_name
+from usersecrets.rules.references import References, SecretRef, parse
 
 DB = SecretRef("bob", "db")
-DB_SECRET = naming.copy_name("bob", "db")
-DB_VOLUME = volume_name(DB_SECRET)
+#: The copies' names (rules.naming) and their volumes' ("usersecrets-" and 10 hex digits of
+#: the sha256 of the copy's name), as a pod's spec shows them.
+DB_SECRET = "usec-bob-db-1956f4097c"
+DB_VOLUME = "usersecrets-64469ef745"
+ALICE_SECRET = "usec-alice-db-9d8a53f9a3"
+VOLUMES = {DB_SECRET: DB_VOLUME, ALICE_SECRET: "usersecrets-ea4c3a2253"}
+#: File modes: owner-only, and group-readable for a non-root process that reads by fsGroup.
+OWNER_ONLY = 0o400
+GROUP_TOO = 0o440
 
 
 def make_pod(*containers: dict[str, Any], init: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
@@ -44,9 +34,9 @@ def make_pod(*containers: dict[str, Any], init: tuple[dict[str, Any], ...] = ())
 
 
 def refs(volumes: str = "", env: str = "", containers: str | None = None) -> References:
-    annotations = {VOLUMES_ANNOTATION: volumes, ENV_ANNOTATION: env}
+    annotations = {"usersecrets.io/volumes": volumes, "usersecrets.io/env": env}
     if containers is not None:
-        annotations[CONTAINERS_ANNOTATION] = containers
+        annotations["usersecrets.io/containers"] = containers
     result = parse(annotations, user="bob", cluster="c")
     assert result.errors == ()
     return result
@@ -72,9 +62,9 @@ def run(pod: dict[str, Any], references: References) -> Result:
     return Result(patched, result.patch, result.errors)
 
 
-def secret_volume(secret: str, mode: int = MODE_OWNER) -> dict[str, Any]:
+def secret_volume(secret: str, mode: int = OWNER_ONLY) -> dict[str, Any]:
     return {
-        "name": volume_name(secret),
+        "name": VOLUMES[secret],
         "secret": {
             "secretName": secret,
             "defaultMode": mode,
@@ -84,7 +74,7 @@ def secret_volume(secret: str, mode: int = MODE_OWNER) -> dict[str, Any]:
 
 
 def mount(secret: str, path: str) -> dict[str, Any]:
-    return {"name": volume_name(secret), "mountPath": path, "subPath": "value", "readOnly": True}
+    return {"name": VOLUMES[secret], "mountPath": path, "subPath": "value", "readOnly": True}
 
 
 def env_var(name: str, secret: str) -> dict[str, Any]:
@@ -120,7 +110,7 @@ def test_env_and_file_of_the_same_secret() -> None:
 
 
 def test_one_volume_per_distinct_secret() -> None:
-    alice = naming.copy_name("alice", "db")
+    alice = ALICE_SECRET
     result = run(
         make_pod(),
         refs("secret:db:/a/db, secret:db:/b/db, secret:/alice/db:/c/db, secret:db:/a/b/c/x"),
@@ -215,17 +205,17 @@ def test_appends_to_existing_lists_and_puts_env_first() -> None:
 @pytest.mark.parametrize(
     ("pod_context", "container_context", "mode"),
     [
-        ({}, {}, MODE_OWNER),
-        ({"fsGroup": 1000}, {}, MODE_OWNER),
-        ({"fsGroup": 1000, "runAsUser": 0}, {}, MODE_OWNER),
-        ({"runAsUser": 1000}, {}, MODE_OWNER),
-        ({"runAsNonRoot": True}, {}, MODE_OWNER),
-        ({"fsGroup": 1000, "runAsUser": 1000}, {}, MODE_GROUP),
-        ({"fsGroup": 0, "runAsNonRoot": True}, {}, MODE_GROUP),
-        ({"fsGroup": 1000}, {"runAsUser": 1000}, MODE_GROUP),
-        ({"fsGroup": 1000}, {"runAsNonRoot": True}, MODE_GROUP),
-        ({"fsGroup": 1000, "runAsUser": 1000}, {"runAsUser": 0}, MODE_OWNER),
-        ({"fsGroup": 1000, "runAsNonRoot": True}, {"runAsNonRoot": False}, MODE_OWNER),
+        ({}, {}, OWNER_ONLY),
+        ({"fsGroup": 1000}, {}, OWNER_ONLY),
+        ({"fsGroup": 1000, "runAsUser": 0}, {}, OWNER_ONLY),
+        ({"runAsUser": 1000}, {}, OWNER_ONLY),
+        ({"runAsNonRoot": True}, {}, OWNER_ONLY),
+        ({"fsGroup": 1000, "runAsUser": 1000}, {}, GROUP_TOO),
+        ({"fsGroup": 0, "runAsNonRoot": True}, {}, GROUP_TOO),
+        ({"fsGroup": 1000}, {"runAsUser": 1000}, GROUP_TOO),
+        ({"fsGroup": 1000}, {"runAsNonRoot": True}, GROUP_TOO),
+        ({"fsGroup": 1000, "runAsUser": 1000}, {"runAsUser": 0}, OWNER_ONLY),
+        ({"fsGroup": 1000, "runAsNonRoot": True}, {"runAsNonRoot": False}, OWNER_ONLY),
     ],
 )
 def test_file_mode(
@@ -241,10 +231,10 @@ def test_mode_considers_only_targeted_containers() -> None:
     pod = make_pod({"name": "root"}, {"name": "app", "securityContext": {"runAsUser": 7}})
     pod["spec"]["securityContext"] = {"fsGroup": 7}
     assert run(pod, refs("secret:db:/db", containers="root")).pod["spec"]["volumes"] == [
-        secret_volume(DB_SECRET, MODE_OWNER)
+        secret_volume(DB_SECRET, OWNER_ONLY)
     ]
     assert run(pod, refs("secret:db:/db")).pod["spec"]["volumes"] == [
-        secret_volume(DB_SECRET, MODE_GROUP)
+        secret_volume(DB_SECRET, GROUP_TOO)
     ]
 
 
@@ -255,7 +245,7 @@ def test_conflicts_with_what_the_pod_has() -> None:
             "env": [{"name": "A", "value": "plain"}],
             "volumeMounts": [{"name": "cfg", "mountPath": "/etc/db/"}],
         },
-        {"name": "side", "env": [env_var("A", naming.copy_name("bob", "other"))]},
+        {"name": "side", "env": [env_var("A", "usec-bob-other-d09733d7ff")]},
     )
     result = run(pod, refs("secret:db:/etc/db", "A=secret:db, B=secret:db"))
     assert result.errors == (
@@ -300,9 +290,8 @@ def test_partially_injected_pod_gets_the_rest() -> None:
 
 def test_names() -> None:
     assert secret_name(DB) == DB_SECRET
-    name = volume_name(DB_SECRET)
-    assert re.fullmatch(r"usersecrets-[0-9a-f]{10}", name)
-    assert volume_name(naming.copy_name("bob", "db2")) != name
+    assert volume_name(DB_SECRET) == DB_VOLUME
+    assert volume_name("usec-bob-db2-4d87529a62") == "usersecrets-791279ad1d"
 
 
 def test_nothing_requested_changes_nothing() -> None:
@@ -366,11 +355,11 @@ def test_random_pods_patch_consistently(
     if fs_group is not None:
         pod["spec"]["securityContext"] = {"fsGroup": fs_group}
     annotations = {
-        VOLUMES_ANNOTATION: "\n".join(f"secret:{k}:{p}" for k, p in files),
-        ENV_ANNOTATION: "\n".join(f"{n}=secret:{k}" for n, k in env),
+        "usersecrets.io/volumes": "\n".join(f"secret:{k}:{p}" for k, p in files),
+        "usersecrets.io/env": "\n".join(f"{n}=secret:{k}" for n, k in env),
     }
     if narrow is not None:
-        annotations[CONTAINERS_ANNOTATION] = narrow
+        annotations["usersecrets.io/containers"] = narrow
     references = parse(annotations, user="bob", cluster="c")
     run(pod, references)
 

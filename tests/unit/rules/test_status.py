@@ -69,10 +69,34 @@ def test_only_the_owners_namespaces_are_named_and_listed_up_to_ten() -> None:
         "alice-06, alice-07, alice-08, alice-09 and 2 more and 2 namespaces of users it is "
         "shared with"
     )
+    eleven = build(facts(SecretState.MATERIALIZED, own[:11], owned=own))
+    assert ready(eleven)["message"] == (
+        "Usable in 11 namespaces: alice-00, alice-01, alice-02, alice-03, alice-04, alice-05, "
+        "alice-06, alice-07, alice-08, alice-09 and 1 more"
+    )
     ten = build(facts(SecretState.MATERIALIZED, own[:10], owned=own))
     assert ready(ten)["message"] == (
         "Usable in 10 namespaces: alice-00, alice-01, alice-02, alice-03, alice-04, alice-05, "
         "alice-06, alice-07, alice-08, alice-09"
+    )
+
+
+def test_refusals_are_listed_up_to_ten() -> None:
+    own = tuple(f"alice-{i:02}" for i in range(11))
+
+    def failed(count: int) -> str:
+        failures = dict.fromkeys(own[:count], "HTTP 403")
+        return str(
+            ready(build(facts(SecretState.MATERIALIZED, own, own), failures=failures))["message"]
+        )
+
+    listed = "; ".join(f"alice-{i:02}: HTTP 403" for i in range(10))
+    assert failed(10) == (
+        f"The copy could not be written in 10 namespaces ({listed}). Usable in 1 namespace."
+    )
+    assert failed(11) == (
+        f"The copy could not be written in 11 namespaces ({listed}; and 1 more). "
+        "Usable in 0 namespaces."
     )
 
 
