@@ -5,7 +5,9 @@ Passed where the code takes its API client, so no method of the code under test 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,15 @@ class Request:
 
 
 Answer = Callable[[Request], Any]
+
+
+def copy_name(owner: str, key: str) -> str:
+    """The name of (owner, key)'s copies, for an owner whose name is a DNS label already:
+    "usec-OWNER-KEY-" and the first 10 hex digits of sha256("OWNER\\0KEY"), worked out here
+    rather than taken from rules.naming (test_naming pins the lossy cases)."""
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", owner), owner
+    digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:10]
+    return f"usec-{owner}-{key}-{digest}"
 
 
 def copy_labels(owner: str, key: str, reason: str = "owner") -> dict[str, str]:

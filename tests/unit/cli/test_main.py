@@ -62,7 +62,7 @@ def test_parse_secret_ref_rejects(text: str, message: str) -> None:
     with pytest.raises(cli.CliError) as info:
         cli.parse_secret_ref(text)
     assert message in info.value.message
-    assert info.value.exit_code == cli.EXIT_USAGE
+    assert info.value.exit_code == 2  # usage
 
 
 @pytest.mark.parametrize("key", ["a", "db-password", "a.b-c", "x" * 63, "0abc"])
@@ -85,7 +85,7 @@ def test_keys_we_cannot_store_say_why(key: str, why: str) -> None:
     with pytest.raises(cli.CliError) as info:
         cli.validate_key(key)
     assert why in info.value.message
-    assert info.value.exit_code == cli.EXIT_USAGE
+    assert info.value.exit_code == 2  # usage
 
 
 def test_read_value_literal() -> None:
@@ -116,14 +116,14 @@ def test_read_value_stdin() -> None:
 def test_read_value_bad_file_is_usage_error(arg: str) -> None:
     with pytest.raises(cli.CliError) as info:
         cli.read_value(arg, io.BytesIO())
-    assert info.value.exit_code == cli.EXIT_USAGE
+    assert info.value.exit_code == 2  # usage
 
 
 def test_read_value_refuses_more_than_one_mib() -> None:
-    assert len(cli.read_value("@-", io.BytesIO(b"x" * cli.MAX_VALUE_BYTES))) == 1 << 20
+    assert len(cli.read_value("@-", io.BytesIO(b"x" * (1 << 20)))) == 1 << 20
     with pytest.raises(cli.CliError, match="at most 1 MiB") as info:
-        cli.read_value("@-", io.BytesIO(b"x" * (cli.MAX_VALUE_BYTES + 1)))
-    assert info.value.exit_code == cli.EXIT_USAGE
+        cli.read_value("@-", io.BytesIO(b"x" * ((1 << 20) + 1)))
+    assert info.value.exit_code == 2  # usage
 
 
 def _obj(name: str, generation: int = 1, **status: Any) -> dict[str, Any]:
@@ -419,7 +419,7 @@ class FakeKube:
 def kube(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
     fake = FakeKube()
     monkeypatch.setattr(space, "connect", lambda kubeconfig, context, namespace: fake)
-    monkeypatch.delenv(cli.CLUSTER_ENV, raising=False)
+    monkeypatch.delenv("USERSECRETS_CLUSTER_NAME", raising=False)
     return fake
 
 
@@ -496,7 +496,7 @@ def test_ls_formats(kube: FakeKube) -> None:
     assert run("secret", "ls").stdout == "KEY\nalpha\nzeta\n"
     assert run("secret", "ls", "-q").stdout == "alpha\nzeta\n"
     result = CliRunner().invoke(
-        cli.cli, ["secret", "ls", "-q", "--full-uri"], env={cli.CLUSTER_ENV: "envc"}
+        cli.cli, ["secret", "ls", "-q", "--full-uri"], env={"USERSECRETS_CLUSTER_NAME": "envc"}
     )
     assert result.stdout == "secret://envc/alice/alpha\nsecret://prod/alice/zeta\n"
     result = run("secret", "ls", "--full-uri", "--cluster", "c1")
@@ -658,12 +658,12 @@ def _kubeconfig(tmp_path: Path, server: str) -> Path:
 def test_unreachable_cluster_and_bad_kubeconfig(tmp_path: Path) -> None:
     kubeconfig = str(_kubeconfig(tmp_path, "https://127.0.0.1:1"))
     result = CliRunner().invoke(cli.cli, ["--kubeconfig", kubeconfig, "secret", "ls"])
-    assert result.exit_code == cli.EXIT_UNREACHABLE
+    assert result.exit_code == 5  # unreachable
     assert "Cannot reach the Kubernetes API server at 127.0.0.1:1" in result.stderr
     result = CliRunner().invoke(cli.cli, ["--kubeconfig", str(tmp_path / "none"), "secret", "ls"])
-    assert result.exit_code == cli.EXIT_UNREACHABLE
+    assert result.exit_code == 5  # unreachable
     assert "kubeconfig" in result.stderr
     args = ["--kubeconfig", kubeconfig, "--context", "nope", "secret", "ls"]
     result = CliRunner().invoke(cli.cli, args)
-    assert result.exit_code == cli.EXIT_USAGE
+    assert result.exit_code == 2  # usage
     assert "Context 'nope' not found" in result.stderr

@@ -22,6 +22,7 @@ from usersecrets.rules.admission import (
 )
 from usersecrets.rules.references import SecretRef
 from usersecrets.settings import Settings
+from usersecrets_dev import pods
 
 SETTINGS = Settings(cluster_name="neuro-compute")
 BOB_DB = SecretRef("bob", "db")
@@ -29,15 +30,7 @@ UID = "705ab4f5-6393-11e8-b7cc-42010a800002"
 
 
 def make_pod(volumes: str | None = None, env: str | None = None) -> dict[str, Any]:
-    annotations = {}
-    if volumes is not None:
-        annotations["usersecrets.io/volumes"] = volumes
-    if env is not None:
-        annotations["usersecrets.io/env"] = env
-    return {
-        "metadata": {"name": "job", "annotations": annotations},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-    }
+    return pods.pod(volumes=volumes, env=env, name="job")
 
 
 def decide_for(
@@ -189,15 +182,8 @@ def test_conflicting_pod_fields() -> None:
 
 
 def review(obj: object = None, **request: object) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "uid": UID,
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "namespace": "bob-ns",
-        "operation": "CREATE",
-        "object": make_pod() if obj is None else obj,
-    }
-    base.update(request)
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": base}
+    namespace = request.pop("namespace", "bob-ns")
+    return pods.review(namespace, make_pod() if obj is None else obj, uid=UID, **request)
 
 
 def test_response_allowed_without_patch() -> None:

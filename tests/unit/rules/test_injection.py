@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from usersecrets.rules.injection import Injection, JsonPatch, inject, secret_name, volume_name
 from usersecrets.rules.references import References, SecretRef, parse
+from usersecrets_dev import pods
 
 DB = SecretRef("bob", "db")
 #: The copies' names (rules.naming) and their volumes' ("usersecrets-" and 10 hex digits of
@@ -27,10 +28,7 @@ GROUP_TOO = 0o440
 
 
 def make_pod(*containers: dict[str, Any], init: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
-    spec: dict[str, Any] = {"containers": list(containers) or [{"name": "main", "image": "x"}]}
-    if init:
-        spec["initContainers"] = list(init)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
+    return pods.pod(containers=list(containers), **({"initContainers": list(init)} if init else {}))
 
 
 def refs(volumes: str = "", env: str = "", containers: str | None = None) -> References:

@@ -14,6 +14,7 @@ from samples import Growth
 from usersecrets.settings import Settings
 from usersecrets.webhook import review, tls
 from usersecrets.webhook.lookups import Lookups
+from usersecrets_dev import pods
 
 
 @pytest.mark.parametrize(
@@ -61,14 +62,7 @@ def reviewing(answer: Answer | None = None) -> review.Review:
 
 
 def pod_review(namespace: str, env: str) -> dict[str, Any]:
-    return {"request": {"uid": "u1", "namespace": namespace, "object": pod(env)}}
-
-
-def pod(env: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": "p", "annotations": {"usersecrets.io/env": env}},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-    }
+    return pods.review(namespace, pods.pod(env=env))
 
 
 def answered(reviewer: review.Review, body: dict[str, Any]) -> dict[str, Any]:
