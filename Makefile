@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The development tooling (dev/usersecrets_dev) is importable here, never installed.
 export PYTHONPATH := $(CURDIR)/dev
 
-.PHONY: run test lint unit integration controlplane crds bench e2e-kind clean
+.PHONY: run test lint unit integration controlplane crds bench mutation e2e-kind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ crds: $(VENV)/.installed
 
 bench: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench $(ARGS)
+
+## Mutation testing of the pure modules (rules/, api/) against their unit tests; not in `test`.
+mutation: $(VENV)/.installed
+	bash hack/mutation.sh
 
 ## End-to-end on kind (needs Docker): image, cluster, chart, a Job that reads its secret.
 e2e-kind:

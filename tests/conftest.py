@@ -10,11 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from usersecrets_dev.controlplane import ControlPlane, cached_binaries
 from usersecrets_dev.operator_process import OperatorProcess
+
+#: `make mutation` (pytest --hypothesis-profile=mutation): the same examples for every mutant,
+#: and no deadline, since a mutant that is only slower is not one the tests caught.
+hypothesis_settings.register_profile("mutation", derandomize=True, deadline=None, database=None)
 
 HOW_TO_GET_BINARIES = (
     "the local control plane binaries are missing: run `make test` (it builds them from the "
