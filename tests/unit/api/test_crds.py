@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import Field
 
 from usersecrets.api import crds
 
@@ -158,3 +159,52 @@ def test_non_structural_models_are_refused() -> None:
 
     with pytest.raises(crds.SchemaError, match="union"):
         crds.structural_schema(Union)
+
+
+def test_constants_maps_and_their_paths_in_errors() -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    class Inner(BaseModel):
+        mode: Literal["a"]
+
+    class Outer(BaseModel):
+        by_name: dict[str, Inner]
+
+    schema = crds.structural_schema(Outer)
+    inner = schema["properties"]["by_name"]["additionalProperties"]
+    assert inner["properties"]["mode"] == {"type": "string", "enum": ["a"]}
+
+    class Odd(BaseModel):
+        odd: int = Field(json_schema_extra={"multipleOf": 2})
+
+    class Nested(BaseModel):
+        items: list[dict[str, Odd]]
+
+    with pytest.raises(crds.SchemaError) as refused:
+        crds.structural_schema(Nested)
+    assert str(refused.value) == (
+        "Nested.items[]{}.odd: JSON Schema keyword 'multipleOf' has no structural equivalent"
+    )
+
+    class Typeless(BaseModel):
+        anything: object
+
+    with pytest.raises(crds.SchemaError) as untyped:
+        crds.structural_schema(Typeless)
+    assert str(untyped.value) == "Typeless.anything: a structural schema needs a type"
+
+
+def test_the_cli_says_what_it_wrote_and_what_is_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = tmp_path / "a" / "b"
+    assert crds.main([str(where)]) == 0
+    names = sorted(crds.rendered())
+    assert sorted(capsys.readouterr().out.split()) == [str(where / name) for name in names]
+    (where / names[0]).write_text("changed")
+    assert crds.main(["--check", str(where)]) == 1
+    assert capsys.readouterr().err == (
+        f"stale: {where / names[0]} (run python -m usersecrets.api.crds)\n"
+    )

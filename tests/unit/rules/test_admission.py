@@ -291,3 +291,9 @@ def test_decide_on_random_annotations(
     again = decide(patched, namespace="ns", user=user, available=available, settings=SETTINGS)
     assert again == Decision(allowed=True)
     review_response(review(pod), decision)
+
+
+@pytest.mark.parametrize("metadata", [None, "x", ["annotations"], {"annotations": ["x"]}])
+def test_a_pod_without_readable_annotations_asks_for_nothing(metadata: object) -> None:
+    pod = {"metadata": metadata, "spec": {"containers": [{"name": "main"}]}}
+    assert decide_for(pod, user=None) == Decision(allowed=True)

@@ -12,9 +12,13 @@ from fakes import copy_labels
 from usersecrets.rules.desired import (
     ActualSecret,
     Desired,
+    DesiredCopy,
+    GrantFacts,
     GrantState,
     GrantView,
+    Limits,
     OwnerKey,
+    SecretFacts,
     SecretState,
     SecretView,
     World,
@@ -559,3 +563,263 @@ def test_result_does_not_depend_on_input_order(
         assert scoped.copies == {
             i: c for i, c in expected.copies.items() if (c.owner, c.key) == pair
         }
+
+
+# --- Facts, field by field -------------------------------------------------------------------
+
+
+def test_the_facts_of_every_secret_state() -> None:
+    uri = "secret://test/alice/db"
+    materialized = run([secret("alice", "db")]).secrets["alice", "db"]
+    assert materialized == SecretFacts(
+        "alice",
+        "db",
+        "alice",
+        uri,
+        SecretState.MATERIALIZED,
+        ("alice", "alice-dev"),
+        ("alice", "alice-dev"),
+    )
+    shared = run([secret("alice", "db")], [grant("alice", "db", "bob")]).secrets["alice", "db"]
+    assert (shared.namespaces, shared.owned) == (
+        ("alice", "alice-dev", "bob", "bob-gpu"),
+        ("alice", "alice-dev"),
+    )
+    missing = run([secret("alice-dev", "db", value=None)]).secrets["alice-dev", "db"]
+    assert missing == SecretFacts("alice-dev", "db", "alice", uri, SecretState.SOURCE_MISSING)
+    refused = SecretView("alice-dev", "db", T1, None, refused_type="bootstrap.kubernetes.io/token")
+    assert run([refused]).secrets["alice-dev", "db"] == SecretFacts(
+        "alice-dev",
+        "db",
+        "alice",
+        uri,
+        SecretState.SOURCE_REFUSED,
+        refused_type="bootstrap.kubernetes.io/token",
+    )
+    world = World([secret("alice", "k"), secret("alice-dev", "db", created=T2)], (), NAMESPACES)
+    world.limits = Limits(secrets_per_user=1)
+    assert compute(world, CLUSTER).secrets["alice-dev", "db"] == SecretFacts(
+        "alice-dev", "db", "alice", uri, SecretState.LIMIT_EXCEEDED, limit=("secrets", 1)
+    )
+    system = run([secret("kube-system", "db")], [grant("kube-system", "db", "bob")])
+    assert system.secrets["kube-system", "db"] == SecretFacts(
+        "kube-system", "db", None, None, SecretState.NO_OWNER
+    )
+    assert system.grants["kube-system", "db-bob"] == GrantFacts(
+        "kube-system", "db-bob", None, "bob", "db", None, GrantState.NO_OWNER
+    )
+
+
+def test_the_facts_of_a_grant() -> None:
+    world = World([secret("alice", "db")], [grant("alice", "db", "bob")], NAMESPACES)
+    world.set_namespace("bob-gpu", "bob", frozenset({"carol"}))
+    assert compute(world, CLUSTER).grants["alice", "db-bob"] == GrantFacts(
+        "alice",
+        "db-bob",
+        "alice",
+        "bob",
+        "db",
+        "secret://test/alice/db",
+        GrantState.GRANTED,
+        ("bob",),
+        declined=1,
+    )
+
+
+def test_a_grant_past_its_limit_that_names_no_secret_is_only_not_found() -> None:
+    grants = [GrantView("alice", f"g{i}", "nope", "bob", f"2024-01-0{i + 1}") for i in range(2)]
+    world = World([], grants, NAMESPACES, Limits(grants_per_user=1))
+    assert compute(world, CLUSTER).grants["alice", "g1"] == GrantFacts(
+        "alice",
+        "g1",
+        "alice",
+        "bob",
+        "nope",
+        "secret://test/alice/nope",
+        GrantState.SECRET_NOT_FOUND,
+    )
+
+
+def test_a_naive_creation_time_counts_as_utc() -> None:
+    desired = run(
+        [
+            secret("alice", "db", b"later", "2024-01-01T00:00:01"),
+            secret("alice-dev", "db", b"earlier", "2024-01-01T00:00:00Z"),
+        ]
+    )
+    assert {c.value for c in desired.copies.values()} == {b"earlier"}
+    assert desired.secrets["alice", "db"].conflict_with == "alice-dev"
+
+
+# --- What exists -----------------------------------------------------------------------------
+
+
+def test_an_actual_secret_keeps_its_labels_finalizers_and_deletion() -> None:
+    labels = copy_labels("alice", "db", "owner") | {"team": "ml"}
+    found = ActualSecret.of("alice", ALICE_DB, labels, {"a": "b"}, {"value": CANARY})
+    assert (found.labels, found.annotations, found.finalizers, found.deleting) == (
+        labels,
+        {"a": "b"},
+        (),
+        False,
+    )
+    kept = ActualSecret.of("alice", ALICE_DB, labels, None, None, ["bob.example/keep"], True)
+    assert (kept.annotations, kept.finalizers, kept.deleting) == ({}, ("bob.example/keep",), True)
+
+
+def test_a_copy_made_without_a_digest_gets_the_one_of_its_data() -> None:
+    made = DesiredCopy("alice", ALICE_DB, "alice", "db", "owner", {}, {}, CANARY)
+    same = ActualSecret.of("alice", ALICE_DB, {}, {}, {"value": CANARY})
+    other = ActualSecret.of("alice", ALICE_DB, {}, {}, {"value": b"other"})
+    assert made.digest == same.digest != other.digest
+
+
+def test_a_copy_on_its_way_out_holds_up_no_other() -> None:
+    desired = run([secret("alice", "db")])
+    first, second = as_actual(desired)
+    leaving = replace(first, deleting=True)
+    plan = diff(desired, [leaving])
+    assert [(c.namespace, c.name) for c in plan.creates] == [(second.namespace, second.name)]
+    assert plan.deletes == (leaving,)
+    assert diff(desired, [first, second]).empty
+
+
+# --- The World's queries, exactly ------------------------------------------------------------
+
+
+def test_what_each_user_sees_and_is_shared() -> None:
+    world = World(WORLD_SECRETS, WORLD_GRANTS, NAMESPACES)
+    assert world.namespaces() == set(NAMESPACES)
+    assert world.keys_visible_to("bob") == {
+        OwnerKey("bob", "db"),
+        OwnerKey("alice", "db"),
+        OwnerKey("alice", "missing"),
+    }
+    assert world.keys_visible_to("carol") == {
+        OwnerKey("carol", "key"),
+        OwnerKey("alice", "token"),
+        OwnerKey("bob", "db"),
+    }
+    assert world.pairs_shared_with("carol") == {OwnerKey("alice", "token"), OwnerKey("bob", "db")}
+    assert world.granted_pairs_of("alice") == {
+        OwnerKey("alice", "db"),
+        OwnerKey("alice", "token"),
+        OwnerKey("alice", "missing"),
+    }
+    assert world.pairs_of("alice") == {OwnerKey("alice", "db"), OwnerKey("alice", "token")}
+    for nobody in ("nobody", NOBODY):
+        assert world.keys_visible_to(nobody) == set()
+        assert world.pairs_of(nobody) == set()
+        assert world.pairs_shared_with(nobody) == set()
+        assert not world.over_secret_limits(nobody)
+        assert not world.over_grant_limit(nobody)
+        assert not world.over_share_limit(nobody)
+    assert compute(world, CLUSTER, for_keys=[OwnerKey("nobody", "db")]) == Desired(
+        {}, {}, {}, frozenset({OwnerKey("nobody", "db")})
+    )
+    world.set_namespace("bob", "bob", frozenset({"alice"}))
+    assert world.accepts_policy("bob") == frozenset({"alice"})
+    assert world.accepts_policy("bob-gpu") is None
+    world.set_namespace("bob", "bob")
+    assert world.accepts_policy("bob") is None
+
+
+_OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put_secret"),
+            st.sampled_from(["ns1", "ns2", "ns3"]),
+            _keys,
+            st.sampled_from([None, b"ab", b"abcd"]),
+            _times,
+        ),
+        st.tuples(st.just("remove_secret"), st.sampled_from(["ns1", "ns2", "ns3"]), _keys),
+        st.tuples(
+            st.just("put_grant"),
+            st.sampled_from(["ns1", "ns2", "ns3"]),
+            st.sampled_from(["g1", "g2", "g3"]),
+            _keys,
+            _users,
+            _times,
+        ),
+        st.tuples(
+            st.just("remove_grant"),
+            st.sampled_from(["ns1", "ns2", "ns3"]),
+            st.sampled_from(["g1", "g2", "g3"]),
+        ),
+        st.tuples(
+            st.just("set_namespace"),
+            st.sampled_from(["ns1", "ns2", "ns3"]),
+            st.none() | _users,
+            st.none() | st.frozensets(_users, max_size=2),
+        ),
+        st.tuples(st.just("remove_namespace"), st.sampled_from(["ns1", "ns2", "ns3"])),
+    ),
+    max_size=20,
+)
+SMALL = Limits(secrets_per_user=2, bytes_per_user=5, grants_per_user=2, shares_per_user=1)
+
+
+def observed(world: World) -> dict[str, object]:
+    """Every answer a World gives about its contents, and what it computes."""
+    users = ["alice", "bob", "carol", "dave", NOBODY]
+    found: dict[str, object] = {"compute": compute(world, CLUSTER), "all": world.namespaces()}
+    for user in users:
+        found[user] = (
+            world.namespaces_of(user),
+            world.keys_visible_to(user),
+            world.pairs_of(user),
+            world.granted_pairs_of(user),
+            world.pairs_shared_with(user),
+            world.over_secret_limits(user),
+            world.over_grant_limit(user),
+            world.over_share_limit(user),
+        )
+    for namespace in ["ns1", "ns2", "ns3"]:
+        found[namespace] = (
+            world.user_of(namespace),
+            world.accepts_policy(namespace),
+            world.affected_by_namespace(namespace, "alice"),
+        )
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(operations=_OPERATIONS)
+def test_a_world_kept_up_to_date_answers_as_one_built_afresh(
+    operations: list[tuple[object, ...]],
+) -> None:
+    """Between each change, computed answers (and the rankings past a limit they keep) must
+    be those of a World built from the end state."""
+    world = World(limits=SMALL)
+    secrets: dict[tuple[str, str], SecretView] = {}
+    grants: dict[tuple[str, str], GrantView] = {}
+    namespaces: dict[str, tuple[str | None, frozenset[str] | None]] = {}
+    for operation, *args in operations:
+        if operation == "put_secret":
+            ns, key, value, created = args
+            view = SecretView(str(ns), str(key), str(created), value)  # type: ignore[arg-type]
+            world.put_secret(view)
+            secrets[view.namespace, view.key] = view
+        elif operation == "remove_secret":
+            world.remove_secret(*args)  # type: ignore[arg-type]
+            secrets.pop((str(args[0]), str(args[1])), None)
+        elif operation == "put_grant":
+            ns, name, key, user, created = args
+            made = GrantView(str(ns), str(name), str(key), str(user), str(created))
+            world.put_grant(made)
+            grants[made.namespace, made.name] = made
+        elif operation == "remove_grant":
+            world.remove_grant(*args)  # type: ignore[arg-type]
+            grants.pop((str(args[0]), str(args[1])), None)
+        elif operation == "set_namespace":
+            ns, user, accepts = args
+            world.set_namespace(*args)  # type: ignore[arg-type]
+            namespaces[str(ns)] = (user, accepts)  # type: ignore[assignment]
+        else:
+            world.remove_namespace(*args)  # type: ignore[arg-type]
+            namespaces.pop(str(args[0]), None)
+        fresh = World(secrets.values(), grants.values(), limits=SMALL)
+        for ns, (user, accepts) in namespaces.items():
+            fresh.set_namespace(ns, user, accepts)
+        assert observed(world) == observed(fresh)

@@ -391,3 +391,31 @@ def test_an_unknown_container_message_lists_ten_names() -> None:
         "Unknown container 'nope' in usersecrets.io/containers (the pod has 'c00', 'c01', "
         "'c02', 'c03', 'c04', 'c05', 'c06', 'c07', 'c08', 'c09' and 2 more)",
     )
+
+
+def test_the_bounds_themselves_are_within() -> None:
+    """4096 additions are made; ten container names are listed without 'and 0 more'."""
+    env = ",".join(f"V{i}=secret:k" for i in range(64))
+    pod = {
+        "metadata": {"annotations": {"usersecrets.io/env": env}},
+        "spec": {"containers": [{"name": f"c{i:02}"} for i in range(64)]},
+    }
+    result = inject(pod, parse(pod["metadata"]["annotations"], user="alice", cluster="c"))
+    assert (result.errors, len(result.patch)) == ((), 64)
+    pod["spec"]["containers"] = pod["spec"]["containers"][:10]
+    narrowed = {"usersecrets.io/env": "A=secret:k", "usersecrets.io/containers": "nope"}
+    assert inject(pod, parse(narrowed, user="alice", cluster="c")).errors == (
+        "Unknown container 'nope' in usersecrets.io/containers (the pod has 'c00', 'c01', "
+        "'c02', 'c03', 'c04', 'c05', 'c06', 'c07', 'c08', 'c09')",
+    )
+
+
+def test_a_volume_of_our_name_with_other_items_is_a_conflict() -> None:
+    pod = make_pod()
+    ours = secret_volume(DB_SECRET)
+    ours["secret"]["items"] = [{"key": "value", "path": "elsewhere", "mode": OWNER_ONLY}]
+    pod["spec"]["volumes"] = [ours]
+    assert run(pod, refs("secret:db:/db")).errors == (
+        f"The pod already has a volume named '{DB_VOLUME}' that differs from the one "
+        f"usersecrets adds for Secret '{DB_SECRET}'",
+    )

@@ -100,3 +100,46 @@ def test_each_limit_is_told_in_words() -> None:
         "User 'bob' has more than the 500 shares a user may receive: the newest have no "
         "effect, and this is one of them"
     )
+
+
+def test_each_limit_is_the_most_a_user_may_have_not_one_less() -> None:
+    at = World(
+        [SecretView("alice", "a", day(1), b"xx"), SecretView("alice", "b", day(2), b"xxx")],
+        [GrantView("alice", "g", "a", "bob", day(3))],
+        {**NAMESPACES, "alice-empty": "alice"},
+        Limits(secrets_per_user=2, bytes_per_user=5, grants_per_user=1, shares_per_user=1),
+    )
+    assert not at.over_secret_limits("alice")
+    assert not at.over_grant_limit("alice")
+    assert not at.over_share_limit("bob")
+    found = compute(at, "c")
+    assert {f.state for f in found.secrets.values()} == {SecretState.MATERIALIZED}
+    assert found.grants["alice", "g"].state is GrantState.GRANTED
+    at.put_grant(GrantView("alice", "g2", "a", "bob", day(4)))
+    assert at.over_grant_limit("alice")
+    assert at.over_share_limit("bob")
+    at.put_secret(SecretView("alice-2", "c", day(5), b""))
+    assert at.over_secret_limits("alice")
+
+
+def test_the_byte_limit_is_the_most_bytes_a_user_may_hold() -> None:
+    secrets = [SecretView("alice", "a", day(1), b"x" * 600), SecretView("alice", "b", day(2), b"")]
+    secrets.append(SecretView("alice", "c", day(3), b"x" * 400))
+    found = compute(world(Limits(secrets_per_user=2, bytes_per_user=1000), secrets), "c")
+    assert found.secrets["alice", "c"].limit == ("secrets", 2)
+    found = compute(world(Limits(bytes_per_user=1000), secrets), "c")
+    assert {f.state for f in found.secrets.values()} == {SecretState.MATERIALIZED}
+
+
+def test_past_the_grant_limit_the_owners_limit_is_named() -> None:
+    secrets = [SecretView("alice", "db", day(1), b"v")]
+    grants = [GrantView("alice", f"g{i}", "db", f"u{i}", day(i + 1)) for i in range(3)]
+    found = compute(world(Limits(grants_per_user=2), secrets, grants), "c")
+    assert found.grants["alice", "g2"].limit == ("grants", 2)
+
+
+def test_a_grant_of_no_secret_of_a_user_past_the_secret_limit_is_not_found() -> None:
+    secrets = [SecretView("alice", f"k{i}", day(i + 1), b"v") for i in range(3)]
+    grants = [GrantView("alice", "g", "nothing", "bob", day(9))]
+    found = compute(world(Limits(secrets_per_user=2), secrets, grants), "c")
+    assert found.grants["alice", "g"].state is GrantState.SECRET_NOT_FOUND

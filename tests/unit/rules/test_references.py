@@ -540,3 +540,34 @@ def test_valid_entries_round_trip(files: dict[str, str], env: dict[str, str], se
     assert result.files == tuple(FileEntry(SecretRef("bob", files[p]), p) for p in paths)
     assert result.env == tuple(EnvEntry(n, SecretRef("alice", k)) for n, k in env.items())
     assert bool(result.errors) == nested
+
+
+RULE_TEXT = (
+    "keys are Kubernetes object names: lowercase letters, digits, '-' and '.', starting and "
+    "ending with a letter or digit, at most 63 characters"
+)
+
+
+def test_what_is_cut_where() -> None:
+    """An env entry is cut at its first ':' or '=', a reference at its first ':'."""
+    assert errors(env="A=b=secret:db") == ["Invalid URI scheme: 'b=secret' != 'secret'"]
+    assert parse_ref("secret:a:b", user="bob", cluster=CLUSTER) == [
+        f"Invalid secret key 'a:b': it contains ':' ({RULE_TEXT})"
+    ]
+    assert key_error("A b") == (
+        f"Invalid secret key 'A b': it contains uppercase letters, it contains ' ' ({RULE_TEXT})"
+    )
+
+
+def test_a_path_may_hold_what_is_not_printable_but_no_control_character() -> None:
+    assert normalize_path("/a\u00a0b") == "/a\u00a0b"
+    assert normalize_path("/a\u0085b") == ["Invalid path: '/a\u0085b'"]
+
+
+def test_an_annotation_at_its_bound_is_read() -> None:
+    at = "secret:db:/a" + " " * (32 * 1024 - len("secret:db:/a"))
+    assert ok(at).files == (FileEntry(BOB, "/a"),)
+    assert errors(at + " ") == [
+        f"Annotation 'usersecrets.io/volumes' is {32 * 1024 + 1} characters long; at most "
+        f"{32 * 1024} are read"
+    ]
