@@ -180,7 +180,7 @@ def test_constants_maps_and_their_paths_in_errors() -> None:
         odd: int = Field(json_schema_extra={"multipleOf": 2})
 
     class Nested(BaseModel):
-        items: list[dict[str, Odd]]
+        items: list[dict[str, Odd]] | None
 
     with pytest.raises(crds.SchemaError) as refused:
         crds.structural_schema(Nested)

@@ -123,9 +123,13 @@ def test_each_limit_is_the_most_a_user_may_have_not_one_less() -> None:
 
 
 def test_the_byte_limit_is_the_most_bytes_a_user_may_hold() -> None:
-    secrets = [SecretView("alice", "a", day(1), b"x" * 600), SecretView("alice", "b", day(2), b"")]
-    secrets.append(SecretView("alice", "c", day(3), b"x" * 400))
+    secrets = [
+        SecretView("alice", "a", day(1), b"x" * 600),
+        SecretView("alice", "b", day(2), b"x" * 400),
+        SecretView("alice", "c", day(3), b""),
+    ]
     found = compute(world(Limits(secrets_per_user=2, bytes_per_user=1000), secrets), "c")
+    assert found.secrets["alice", "b"].state is SecretState.MATERIALIZED  # 1000 bytes: all
     assert found.secrets["alice", "c"].limit == ("secrets", 2)
     found = compute(world(Limits(bytes_per_user=1000), secrets), "c")
     assert {f.state for f in found.secrets.values()} == {SecretState.MATERIALIZED}

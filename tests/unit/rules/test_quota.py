@@ -66,7 +66,7 @@ def test_quantities_with_a_suffix() -> None:
 
 
 def test_unreadable_quotas_leave_no_room_or_a_full_one() -> None:
-    assert room_of({"spec": "x", "status": []}) is None
+    assert room_of({"spec": "x", "status": ["x"]}) is None
     unreadable = {"spec": {"hard": {"secrets": "5"}}, "status": {"used": {"secrets": "lots"}}}
     assert room_of(unreadable) == Room(hard=5, used=5)
     both = {

@@ -244,9 +244,11 @@ def test_a_refusal_is_scrubbed_of_the_value_before_it_is_cut_short() -> None:
     assert "aHVu" not in said
 
 
-def grant_ready(facts: GrantFacts, current: dict[str, Any] | None = None) -> dict[str, Any]:
+def grant_ready(
+    facts: GrantFacts, current: dict[str, Any] | None = None, now: datetime = NOW
+) -> dict[str, Any]:
     status = grant_status(
-        facts, generation=4, failures={}, no_owner_hint=HINT, current=current, now=NOW
+        facts, generation=4, failures={}, no_owner_hint=HINT, current=current, now=now
     )
     assert status["uri"] == facts.uri
     assert status["observedGeneration"] == 4
@@ -322,7 +324,11 @@ def test_a_grant_status_keeps_its_transition_time_while_it_holds() -> None:
         current=None,
         now=NOW,
     )
-    later = grant_ready(grant_facts(GrantState.GRANTED, namespaces=("b1", "b2")), current=first)
+    later = grant_ready(
+        grant_facts(GrantState.GRANTED, namespaces=("b1", "b2")),
+        current=first,
+        now=NOW + timedelta(hours=1),
+    )
     assert later["lastTransitionTime"] == "2026-11-28T12:00:00Z"
 
 
