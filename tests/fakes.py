@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.rest import ApiException
+from usersecrets.kube.client import ApiError
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,11 @@ def watch_events(*events: tuple[str, dict[str, Any]]) -> Stream:
     return Stream([{"type": kind, "object": obj} for kind, obj in events], broken=True)
 
 
-def refusal(status: int, message: str = "", reason: str = "Refused") -> ApiException:
-    """An ApiException as the client raises it for a Status answer with `message`."""
-    error = ApiException(status=status, reason=reason)
-    error.body = json.dumps({"kind": "Status", "code": status, "message": message})
-    return error
+def refusal(status: int, message: str = "", reason: str = "Refused") -> ApiError:
+    """An ApiError as the client raises it for a Status answer with `message`."""
+    return ApiError(
+        status, reason, json.dumps({"kind": "Status", "code": status, "message": message})
+    )
 
 
 class FakeApi:

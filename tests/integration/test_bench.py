@@ -38,6 +38,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "webhook_direct",
         "webhook_servers",
         "pod_admission",
+        "cli",
         "memory",
     }
     assert results["materialization"]["ratio"] > 0

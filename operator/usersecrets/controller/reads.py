@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import base64
 
-from kubernetes.client.rest import ApiException
-
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Lists
 from usersecrets.kube import paths, watching
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.rules import naming
 
 
@@ -40,7 +38,7 @@ def read_source(
     Secret's type."""
     try:
         source = api.json("GET", f"{paths.secrets_in(namespace)}/{selector.name}")
-    except ApiException as error:
+    except ApiError as error:
         if error.status == 404:
             return None, ""
         raise

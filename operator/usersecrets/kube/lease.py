@@ -20,10 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-
 from usersecrets.kube import paths
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import ApiError, KubeApi
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +125,7 @@ class LeaderElector:
         now = self.clock()
         try:
             lease = self.api.json("GET", self.path)
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
             created = _micro_time(self.wall())
@@ -149,7 +147,7 @@ class LeaderElector:
         """Creates or replaces the Lease; False if another replica wrote it first (409)."""
         try:
             written = self.api.json(method, path, body=lease)
-        except ApiException as error:
+        except ApiError as error:
             if error.status == 409:
                 return False
             raise
@@ -189,5 +187,5 @@ class LeaderElector:
                 spec["holderIdentity"] = None
                 lease["spec"] = spec
                 self.api.call("PUT", self.path, body=lease)
-        except ApiException as error:
+        except ApiError as error:
             logger.warning("could not release the Lease: %s", error.reason)

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any, cast
 
 import pytest
-from kubernetes.client.rest import ApiException
 
 from fakes import FakeApi, Request, refusal
 from usersecrets.api.resources import SecretKeySelector
@@ -15,6 +14,7 @@ from usersecrets.controller.cache import Cache
 from usersecrets.controller.reconciler import Reconciler
 from usersecrets.controller.reporter import Reporter
 from usersecrets.controller.writer import Writer
+from usersecrets.kube.client import ApiError
 from usersecrets.rules.desired import OwnerKey
 from usersecrets.settings import Settings
 
@@ -102,7 +102,7 @@ def test_a_refusal_is_remembered_for_the_status_and_raised_for_a_retry() -> None
     reconciler, cache, _api, _ = setup(answer)
     cache.usersecret(usersecret({"value": "dg=="}), deleted=False)
     cache.secretgrant(grant_to_bob(), deleted=False)
-    with pytest.raises(ApiException):
+    with pytest.raises(ApiError):
         asyncio.run(reconciler.copies(PAIR))
     said = 'HTTP 403 Refused: admission webhook "deny.example" denied the request'
     assert cache.refused == {PAIR: {"bob-ns": said}}

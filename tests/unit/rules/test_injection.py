@@ -22,9 +22,6 @@ DB_SECRET = "usec-bob-db-1956f4097c"
 DB_VOLUME = "usersecrets-64469ef745"
 ALICE_SECRET = "usec-alice-db-9d8a53f9a3"
 VOLUMES = {DB_SECRET: DB_VOLUME, ALICE_SECRET: "usersecrets-ea4c3a2253"}
-#: File modes: owner-only, and group-readable for a non-root process that reads by fsGroup.
-OWNER_ONLY = 0o400
-GROUP_TOO = 0o440
 
 
 def make_pod(*containers: dict[str, Any], init: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
@@ -60,7 +57,7 @@ def run(pod: dict[str, Any], references: References) -> Result:
     return Result(patched, result.patch, result.errors)
 
 
-def secret_volume(secret: str, mode: int = OWNER_ONLY) -> dict[str, Any]:
+def secret_volume(secret: str, mode: int = 0o444) -> dict[str, Any]:
     return {
         "name": VOLUMES[secret],
         "secret": {
@@ -203,17 +200,27 @@ def test_appends_to_existing_lists_and_puts_env_first() -> None:
 @pytest.mark.parametrize(
     ("pod_context", "container_context", "mode"),
     [
-        ({}, {}, OWNER_ONLY),
-        ({"fsGroup": 1000}, {}, OWNER_ONLY),
-        ({"fsGroup": 1000, "runAsUser": 0}, {}, OWNER_ONLY),
-        ({"runAsUser": 1000}, {}, OWNER_ONLY),
-        ({"runAsNonRoot": True}, {}, OWNER_ONLY),
-        ({"fsGroup": 1000, "runAsUser": 1000}, {}, GROUP_TOO),
-        ({"fsGroup": 0, "runAsNonRoot": True}, {}, GROUP_TOO),
-        ({"fsGroup": 1000}, {"runAsUser": 1000}, GROUP_TOO),
-        ({"fsGroup": 1000}, {"runAsNonRoot": True}, GROUP_TOO),
-        ({"fsGroup": 1000, "runAsUser": 1000}, {"runAsUser": 0}, OWNER_ONLY),
-        ({"fsGroup": 1000, "runAsNonRoot": True}, {"runAsNonRoot": False}, OWNER_ONLY),
+        # Known to be root: owner-only, as on Neu.ro.
+        ({"runAsUser": 0}, {}, 0o400),
+        ({}, {"runAsUser": 0}, 0o400),
+        ({"fsGroup": 1000, "runAsUser": 0}, {}, 0o400),
+        ({"fsGroup": 1000, "runAsUser": 1000}, {"runAsUser": 0}, 0o400),
+        # The image's USER decides, or a non-root user without fsGroup: readable by "other".
+        ({}, {}, 0o444),
+        ({"runAsUser": 1000}, {}, 0o444),
+        ({"runAsNonRoot": True}, {}, 0o444),
+        ({"runAsUser": 1000, "runAsGroup": 3000}, {}, 0o444),
+        ({"runAsUser": 0}, {"runAsUser": 1000}, 0o444),
+        ({"runAsUser": "0"}, {}, 0o444),
+        ({"runAsUser": False}, {}, 0o444),
+        # With an fsGroup, the file's group: readable by the group.
+        ({"fsGroup": 1000}, {}, 0o440),
+        ({"fsGroup": 1000, "runAsUser": 1000}, {}, 0o440),
+        ({"fsGroup": 0, "runAsNonRoot": True}, {}, 0o440),
+        ({"fsGroup": 1000}, {"runAsUser": 1000}, 0o440),
+        ({"fsGroup": 1000}, {"runAsNonRoot": True}, 0o440),
+        ({"fsGroup": 1000, "runAsNonRoot": True}, {"runAsNonRoot": False}, 0o440),
+        ({"fsGroup": "1000", "runAsUser": 1000}, {}, 0o444),
     ],
 )
 def test_file_mode(
@@ -226,13 +233,16 @@ def test_file_mode(
 
 
 def test_mode_considers_only_targeted_containers() -> None:
-    pod = make_pod({"name": "root"}, {"name": "app", "securityContext": {"runAsUser": 7}})
+    pod = make_pod(
+        {"name": "root", "securityContext": {"runAsUser": 0}},
+        {"name": "app", "securityContext": {"runAsUser": 7}},
+    )
     pod["spec"]["securityContext"] = {"fsGroup": 7}
     assert run(pod, refs("secret:db:/db", containers="root")).pod["spec"]["volumes"] == [
-        secret_volume(DB_SECRET, OWNER_ONLY)
+        secret_volume(DB_SECRET, 0o400)
     ]
     assert run(pod, refs("secret:db:/db")).pod["spec"]["volumes"] == [
-        secret_volume(DB_SECRET, GROUP_TOO)
+        secret_volume(DB_SECRET, 0o440)
     ]
 
 
@@ -413,7 +423,7 @@ def test_the_bounds_themselves_are_within() -> None:
 def test_a_volume_of_our_name_with_other_items_is_a_conflict() -> None:
     pod = make_pod()
     ours = secret_volume(DB_SECRET)
-    ours["secret"]["items"] = [{"key": "value", "path": "elsewhere", "mode": OWNER_ONLY}]
+    ours["secret"]["items"] = [{"key": "value", "path": "elsewhere", "mode": 0o444}]
     pod["spec"]["volumes"] = [ours]
     assert run(pod, refs("secret:db:/db")).errors == (
         f"The pod already has a volume named '{DB_VOLUME}' that differs from the one "
