@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/dev
 
 BROWSER_TESTS := tests/browser
 
-.PHONY: run test lint unit integration controlplane node browser crds bench ui-timing mutation e2e-kind clean
+.PHONY: run test lint unit integration controlplane node browser crds bench bench-scale ui-timing mutation e2e-kind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ ui-timing: $(VENV)/.installed controlplane browser
 
 bench: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench $(ARGS)
+
+## One leader at platform size: 5,000 users, 100,000 UserSecrets, 20,000 grants (~1 h).
+bench-scale: $(VENV)/.installed controlplane
+	$(BIN)/python -m bench.scale $(ARGS)
 
 ## Mutation testing of the pure modules (rules/, api/) against their unit tests; not in `test`.
 mutation: $(VENV)/.installed

@@ -371,15 +371,16 @@ class Cache:
             self.quota(item, False)
         return set().union(*self.held.values())
 
+    def quotas_read(self, namespace: str, items: list[dict[str, Any]]) -> None:
+        """A namespace's quotas as just read: what its rooms are, whatever the watch said."""
+        self.rooms.pop(namespace, None)
+        for item in items:
+            self.quota(item, False)
+
     def room(self, namespace: str) -> Room | None:
         """The tightest room the namespace's quotas leave for Secrets, if any counts them."""
         rooms = self.rooms.get(namespace, {}).values()
         return min(rooms, key=lambda r: r.hard - r.used, default=None)
-
-    def took(self, namespace: str) -> None:
-        """A copy is being made there: until its quota's next status, count it as used."""
-        for name, room in self.rooms.get(namespace, {}).items():
-            self.rooms[namespace][name] = dataclasses.replace(room, used=room.used + 1)
 
     def secret(self, meta: Mapping[str, Any]) -> Pairs:
         """A Secret other than our copies changed (metadata only): a valueFrom source, or a

@@ -6,6 +6,7 @@ Blocking calls, made in worker threads; their results go back to the event loop.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Lists
@@ -29,6 +30,12 @@ def list_all(api: KubeApi) -> Lists:
         usersecrets=watching.list_objects(api, paths.custom("usersecrets"))[0],
         secrets_version=version,
     )
+
+
+def read_quotas(api: KubeApi, namespace: str) -> list[dict[str, Any]]:
+    """A namespace's quotas as they are now. Their watch may still be telling a status from
+    before our last copy there, and a room counted from it would give that slot away again."""
+    return watching.list_objects(api, paths.resource_quotas_in(namespace))[0]
 
 
 def read_source(

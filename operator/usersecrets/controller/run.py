@@ -44,6 +44,7 @@ class Controller:
             Writer(api, settings.dry_run),
             Reporter(api),
             functools.partial(reads.read_source, api),
+            functools.partial(reads.read_quotas, api),
             settings,
             settings.dry_run,
             requeue=self.queues.copies.add_all,

@@ -13,6 +13,10 @@ def secrets_in(namespace: str) -> str:
     return f"{NAMESPACES}/{namespace}/secrets"
 
 
+def resource_quotas_in(namespace: str) -> str:
+    return f"{NAMESPACES}/{namespace}/resourcequotas"
+
+
 def events_in(namespace: str) -> str:
     return f"{NAMESPACES}/{namespace}/events"
 

@@ -206,7 +206,6 @@ class World:
         self._generations: dict[tuple[str, str], int] = defaultdict(int)
         self._ranked: dict[tuple[str, str], tuple[int, dict[tuple[str, str], Limit]]] = {}
         self._secrets: dict[tuple[str, str], SecretView] = {}
-        self._secrets_by_key: dict[str, dict[str, SecretView]] = defaultdict(dict)
         self._keys_by_namespace: dict[str, set[str]] = defaultdict(set)
         self._grants: dict[tuple[str, str], GrantView] = {}
         self._grants_by_target: dict[tuple[str, str], dict[str, GrantView]] = defaultdict(dict)
@@ -229,17 +228,12 @@ class World:
         self._touch_namespace(secret.namespace, "secrets")
         self._bytes_in[secret.namespace] += len(secret.value or b"")
         self._secrets[secret.namespace, secret.key] = secret
-        self._secrets_by_key[secret.key][secret.namespace] = secret
         self._keys_by_namespace[secret.namespace].add(secret.key)
 
     def remove_secret(self, namespace: str, key: str) -> None:
         if (gone := self._secrets.pop((namespace, key), None)) is not None:
             self._touch_namespace(namespace, "secrets")
             self._bytes_in[namespace] -= len(gone.value or b"")
-            by_namespace = self._secrets_by_key[key]
-            del by_namespace[namespace]
-            if not by_namespace:
-                del self._secrets_by_key[key]
             keys = self._keys_by_namespace[namespace]
             keys.discard(key)
             if not keys:
@@ -461,9 +455,13 @@ class World:
         return self._keys_by_namespace.get(namespace, set())
 
     def _candidates(self, owner_key: OwnerKey) -> list[SecretView]:
-        """The UserSecrets named `key` in the owner's namespaces."""
-        by_namespace = self._secrets_by_key.get(owner_key.key, {})
-        return [s for ns, s in by_namespace.items() if self.pair_of(ns, s.key) == owner_key]
+        """The UserSecrets named `key` in the owner's namespaces (a handful: not every user's
+        secret of that name, which is every user's for a common one like `wandb-token`)."""
+        found = (
+            self._secrets.get((ns, owner_key.key))
+            for ns in self._namespaces_of.get(owner_key.owner, ())
+        )
+        return [secret for secret in found if secret is not None]
 
     def _grants_of(self, owner_key: OwnerKey) -> list[GrantView]:
         """The grants, in the owner's namespaces, that name `key`."""
