@@ -146,3 +146,35 @@ def test_a_grant_of_no_secret_of_a_user_past_the_secret_limit_is_not_found() -> 
     grants = [GrantView("alice", "g", "nothing", "bob", day(9))]
     found = compute(world(Limits(secrets_per_user=2), secrets, grants), "c")
     assert found.grants["alice", "g"].state is GrantState.SECRET_NOT_FOUND
+
+
+def test_past_a_limit_each_change_of_what_is_ranked_is_ranked_again() -> None:
+    """A ranking past a limit is kept until what it ranks changes: a UserSecret, a grant or a
+    namespace of the user's, added or removed, or a grant to them."""
+    w = world(Limits(secrets_per_user=1, grants_per_user=1, shares_per_user=1), [])
+    past = ("secrets", 1)
+    w.put_secret(SecretView("alice", "a", day(1), b"v"))
+    w.put_secret(SecretView("alice", "b", day(2), b"v"))
+    assert w.secrets_past("alice") == {("alice", "b"): past}
+    w.put_secret(SecretView("alice-2", "c", day(3), b"v"))
+    assert w.secrets_past("alice") == {("alice", "b"): past, ("alice-2", "c"): past}
+    w.remove_secret("alice", "b")
+    assert w.secrets_past("alice") == {("alice-2", "c"): past}
+    w.put_secret(SecretView("new", "d", day(4), b"v"))  # nobody's namespace, as yet
+    assert w.secrets_past("alice") == {("alice-2", "c"): past}
+    w.set_namespace("new", "alice")
+    assert w.secrets_past("alice") == {("alice-2", "c"): past, ("new", "d"): past}
+    w.remove_namespace("alice-2")
+    assert w.secrets_past("alice") == {("new", "d"): past}
+
+    granted, shared = ("grants", 1), ("shares", 1)
+    w.put_grant(GrantView("alice", "g1", "a", "carol", day(1)))
+    w.put_grant(GrantView("alice", "g2", "a", "carol", day(2)))
+    assert w.grants_past("alice") == {("alice", "g2"): granted}
+    assert w.shares_past("carol") == {("alice", "g2"): shared}
+    w.put_grant(GrantView("new", "g3", "d", "carol", day(3)))
+    assert w.grants_past("alice") == {("alice", "g2"): granted, ("new", "g3"): granted}
+    assert w.shares_past("carol") == {("alice", "g2"): shared, ("new", "g3"): shared}
+    w.remove_grant("alice", "g2")
+    assert w.grants_past("alice") == {("new", "g3"): granted}
+    assert w.shares_past("carol") == {("new", "g3"): shared}
