@@ -119,6 +119,20 @@ def refused(core: client.CoreV1Api, namespace: str, body: dict[str, Any]) -> str
     return message
 
 
+def webhook_sees_it_gone(w: World, operator: OperatorProcess) -> None:
+    """Waits until the webhook refuses bob a pod asking for alice's KEY, his copy of it gone:
+    its cache of copies hears of the deletion through its watch, after the apiserver has it."""
+    ca = webhook_ca(w.admin)
+
+    def refuses() -> bool:
+        review = pods.review(w.bobs, pod_body(volumes=f"secret:/{w.alice}/{KEY}:/s/k"))
+        status, answer = post_review(operator.webhook_port, ca, json.dumps(review).encode())
+        assert status == 200
+        return not json.loads(answer)["response"]["allowed"]
+
+    wait_for(refuses, timeout=5, interval=0.05, what="the webhook to see the copy gone")
+
+
 def forbidden(call: Callable[[], Any]) -> None:
     with pytest.raises(ApiException) as denied:
         call()
@@ -420,6 +434,7 @@ def test_a_forged_copy_is_not_a_grant(world: World, operator: OperatorProcess) -
         f"{in_the_window}"
     )
     assert took < 10
+    webhook_sees_it_gone(w, operator)
     message = refused(core, w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
     assert "is not shared with user" in message
     w.assert_bob_has_nothing()
@@ -437,7 +452,7 @@ def test_a_forged_copy_is_not_a_grant(world: World, operator: OperatorProcess) -
     w.assert_bob_has_nothing()
 
 
-def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
+def test_a_finalizer_does_not_keep_a_revoked_share(world: World, operator: OperatorProcess) -> None:
     """bob puts a finalizer on his copy, then alice revokes: a DELETE alone would only mark it,
     and it would keep her value readable and count as a share. The operator empties it and
     takes the finalizer off, so it is gone, and bob's next pod is refused."""
@@ -453,6 +468,7 @@ def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
         return read_copy(w.admin, w.bobs, w.alice, KEY) is None
 
     wait_for(gone, timeout=10, interval=0.05, what="the finalized copy to be gone for good")
+    webhook_sees_it_gone(w, operator)
     message = refused(core, w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
     assert message.endswith(
         f"Secret 'secret://{CLUSTER_NAME}/{w.alice}/{KEY}' is not shared with user '{w.bob}'"
@@ -462,7 +478,7 @@ def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
     w.assert_bob_has_nothing()
 
 
-def test_a_forged_copy_with_a_finalizer_goes_too(world: World) -> None:
+def test_a_forged_copy_with_a_finalizer_goes_too(world: World, operator: OperatorProcess) -> None:
     w = world
     core = client.CoreV1Api(w.as_bob)
     core.create_namespaced_secret(w.bobs, forged(w, finalizers=["bob.example/keep"]))
@@ -471,6 +487,7 @@ def test_a_forged_copy_with_a_finalizer_goes_too(world: World) -> None:
         return read_copy(w.admin, w.bobs, w.alice, KEY) is None
 
     wait_for(gone, timeout=10, interval=0.05, what="the finalized forgery to be gone for good")
+    webhook_sees_it_gone(w, operator)
     refused(core, w.bobs, pod_body(volumes=f"secret:/{w.alice}/{KEY}:/s/k"))
 
 
