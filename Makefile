@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/dev
 
 BROWSER_TESTS := tests/browser
 
-.PHONY: run test lint unit integration controlplane node browser crds bench bench-scale ui-timing e2e-kind clean
+.PHONY: run test lint unit integration controlplane node browser crds bench bench-scale ui-timing mutation e2e-kind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ bench: $(VENV)/.installed controlplane
 ## One leader at platform size: 5,000 users, 100,000 UserSecrets, 20,000 grants (~1 h).
 bench-scale: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench.scale $(ARGS)
+
+## Mutation testing of the pure modules (rules/, api/) against their unit tests; not in `test`.
+mutation: $(VENV)/.installed
+	bash hack/mutation.sh
 
 ## End-to-end on kind (needs Docker): image, cluster, chart, a Job that reads its secret.
 e2e-kind:

@@ -31,6 +31,7 @@ from urllib3.exceptions import ProtocolError
 
 from usersecrets import GROUP, VERSION
 from usersecrets.rules import naming
+from usersecrets_dev import pods
 from usersecrets_dev.controlplane import ControlPlane, find_binaries, free_port
 from usersecrets_dev.operator_process import OperatorProcess
 
@@ -357,32 +358,8 @@ class Bench:
         return {"users": users, "grant_all_s": round(granted, 3), "update_all_s": round(update, 3)}
 
     def admission_review(self, namespace: str, user: str) -> dict[str, Any]:
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "p",
-                "namespace": namespace,
-                "annotations": {
-                    "usersecrets.io/volumes": "secret:k0:/var/secrets/k0",
-                    "usersecrets.io/env": "K0=secret:k0",
-                },
-            },
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-        }
-        return {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": str(uuid.uuid4()),
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "resource": {"group": "", "version": "v1", "resource": "pods"},
-                "namespace": namespace,
-                "operation": "CREATE",
-                "userInfo": {"username": user},
-                "object": pod,
-            },
-        }
+        pod = pods.pod(volumes="secret:k0:/var/secrets/k0", env="K0=secret:k0")
+        return pods.review(namespace, pod, userInfo={"username": user})
 
     def webhook_direct(
         self, total: int, concurrency: int, namespace: str, user: str, runs: int = 3

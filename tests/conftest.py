@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -25,6 +26,10 @@ from usersecrets_dev.node import (
 from usersecrets_dev.operator_process import OperatorProcess
 from usersecrets_dev.sample_users import ensure_role, service_account_token
 from usersecrets_dev.ui_process import UiProcess
+
+#: `make mutation` (pytest --hypothesis-profile=mutation): the same examples for every mutant,
+#: and no deadline, since a mutant that is only slower is not one the tests caught.
+hypothesis_settings.register_profile("mutation", derandomize=True, deadline=None, database=None)
 
 HOW_TO_GET_BINARIES = (
     "the local control plane binaries are missing: run `make test` (it builds them from the "

@@ -5,8 +5,10 @@ Passed where the code takes its API client, so no method of the code under test 
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,53 @@ class Request:
 
 
 Answer = Callable[[Request], Any]
+
+
+def copy_name(owner: str, key: str) -> str:
+    """The name of (owner, key)'s copies, for an owner whose name is a DNS label already:
+    "usec-OWNER-KEY-" and the first 10 hex digits of sha256("OWNER\\0KEY"), worked out here
+    rather than taken from rules.naming (test_naming pins the lossy cases)."""
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", owner), owner
+    digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:10]
+    return f"usec-{owner}-{key}-{digest}"
+
+
+def copy_labels(owner: str, key: str, reason: str = "owner") -> dict[str, str]:
+    """The labels of a copy as the operator writes them, and as the webhook, the CLI and the
+    copies already in clusters read them: written out here, never taken from rules.naming."""
+    return {
+        "app.kubernetes.io/managed-by": "usersecrets",
+        "usersecrets.io/owner": owner,
+        "usersecrets.io/key": key,
+        "usersecrets.io/reason": reason,
+    }
+
+
+class Stream:
+    """A watch response as urllib3 gives it: chunks that split lines anywhere; `broken` ends
+    it as a dropped connection does."""
+
+    def __init__(self, events: list[dict[str, Any]], broken: bool = False) -> None:
+        text = "".join(json.dumps(e) + "\n\n" for e in events).encode()
+        self.chunks = [text[i : i + 7] for i in range(0, len(text), 7)]
+        self.broken = broken
+        self.released = False
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield from self.chunks
+        if self.broken:
+            raise ConnectionResetError("connection reset by peer")
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
+def watch_events(*events: tuple[str, dict[str, Any]]) -> Stream:
+    """A watch that sends `events` (type, object), then drops."""
+    return Stream([{"type": kind, "object": obj} for kind, obj in events], broken=True)
 
 
 def refusal(status: int, message: str = "", reason: str = "Refused") -> ApiError:

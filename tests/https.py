@@ -56,7 +56,7 @@ async def served(
 
 
 async def post(
-    url: str, client: ssl.SSLContext, data: bytes, path: str = review.MUTATE_PATH
+    url: str, client: ssl.SSLContext, data: bytes, path: str = "/mutate-pods"
 ) -> tuple[int, str]:
     async with (
         aiohttp.ClientSession() as session,

@@ -8,14 +8,15 @@ import http.client
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import wait_for
+from fakes import copy_name
 from usersecrets import GROUP, VERSION
-from usersecrets.rules import naming
 
 USERSECRETS = "usersecrets"
 SECRETGRANTS = "secretgrants"
@@ -134,7 +135,7 @@ def read_copy(
 ) -> client.V1Secret | None:
     try:
         secret: client.V1Secret = client.CoreV1Api(api).read_namespaced_secret(
-            naming.copy_name(owner, key), namespace
+            copy_name(owner, key), namespace
         )
     except ApiException as error:
         if error.status == 404:
@@ -147,7 +148,7 @@ def copy_value(api: client.ApiClient, namespace: str, owner: str, key: str) -> b
     secret = read_copy(api, namespace, owner, key)
     if secret is None:
         return None
-    return base64.b64decode((secret.data or {}).get(naming.DATA_KEY, ""))
+    return base64.b64decode((secret.data or {}).get("value", ""))
 
 
 def wait_copy(
@@ -170,14 +171,65 @@ def wait_copy(
 def managed_copies(api: client.ApiClient, owner: str) -> dict[tuple[str, str], str]:
     """Every copy of `owner`'s secrets in the cluster: (namespace, key) -> sha256 of the value."""
     secrets = client.CoreV1Api(api).list_secret_for_all_namespaces(
-        label_selector=f"{naming.MANAGED_SELECTOR},{naming.OWNER_LABEL}={owner}"
+        label_selector=f"app.kubernetes.io/managed-by=usersecrets,usersecrets.io/owner={owner}"
     )
     return {
-        (s.metadata.namespace, s.metadata.labels[naming.KEY_LABEL]): hashlib.sha256(
-            base64.b64decode((s.data or {}).get(naming.DATA_KEY, ""))
+        (s.metadata.namespace, s.metadata.labels["usersecrets.io/key"]): hashlib.sha256(
+            base64.b64decode((s.data or {}).get("value", ""))
         ).hexdigest()
         for s in secrets.items
     }
+
+
+def objects(api: client.ApiClient, namespace: str, plural: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = custom(api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural
+    )["items"]
+    return found
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    """Ready, for the object's current generation."""
+    status = obj.get("status") or {}
+    generation = obj["metadata"]["generation"]
+    return status.get("observedGeneration") == generation and any(
+        c["type"] == "Ready" and c["status"] == "True" and c.get("observedGeneration") == generation
+        for c in status.get("conditions") or []
+    )
+
+
+def wait_converged(
+    api: client.ApiClient,
+    owner: str,
+    values: Mapping[tuple[str, str], bytes],
+    timeout: float,
+    what: str,
+) -> dict[tuple[str, str], str]:
+    """Waits until `owner`'s copies in the whole cluster are exactly `values`, by (namespace,
+    key): none missing, none stale, none left over. Returns them as `managed_copies` gives
+    them, for checking that they stay so."""
+    expected = {where: hashlib.sha256(value).hexdigest() for where, value in values.items()}
+    wait_for(
+        lambda: managed_copies(api, owner) == expected,
+        timeout=timeout,
+        interval=0.25,
+        what=f"exactly {len(expected)} current copies {what}",
+    )
+    return expected
+
+
+def settled(
+    api: client.ApiClient, namespace: str, plural: str, expected: Mapping[str, Mapping[str, Any]]
+) -> bool:
+    """Whether the objects of `plural` in `namespace` are those named in `expected`, no more,
+    each Ready for its current generation with the status fields `expected` gives it."""
+    found = objects(api, namespace, plural)
+    return sorted(o["metadata"]["name"] for o in found) == sorted(expected) and all(
+        is_ready(o)
+        and all(o["status"].get(field) == value for field, value in expected[name].items())
+        for o in found
+        if (name := o["metadata"]["name"])
+    )
 
 
 def events_of(api: client.ApiClient, namespace: str, name: str) -> list[client.CoreV1Event]:

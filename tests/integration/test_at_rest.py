@@ -18,9 +18,9 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
+from fakes import copy_name
 from kube import create_usersecret, get_object, wait_copy
 from usersecrets import GROUP
-from usersecrets.rules import naming
 from usersecrets_dev.controlplane import ENCRYPTED_PREFIX, ControlPlane
 from usersecrets_dev.operator_process import OperatorProcess
 
@@ -79,7 +79,7 @@ def test_usersecrets_and_secrets_are_stored_encrypted_and_read_back_in_clear(
     assert_encrypted(cluster, f"/registry/secrets/{home}/source", sourced)
     for namespace in (home, other):
         for key, value in (("inline", inline), ("sourced", sourced)):
-            copy = naming.copy_name(alice, key)
+            copy = copy_name(alice, key)
             assert_encrypted(cluster, f"/registry/secrets/{namespace}/{copy}", value)
 
     # What the configuration does not cover is stored as it is: the same reading sees it.

@@ -25,6 +25,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import CLUSTER_NAME
+from fakes import copy_name
 from kube import (
     SECRETGRANTS,
     USERSECRETS,
@@ -38,7 +39,7 @@ from kube import (
     webhook_healthy,
 )
 from usersecrets import GROUP, VERSION
-from usersecrets.rules import naming
+from usersecrets_dev import pods
 from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -95,36 +96,11 @@ class Endpoint:
         return response
 
     def pod(self, annotations: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        body = review_body(namespace or self.namespace, pod(annotations))
+        body = pods.review(namespace or self.namespace, pods.pod(asks=annotations))
         response = self.review(json.dumps(body).encode())
         assert response is not None
         assert response["uid"] == body["request"]["uid"]
         return response
-
-
-def pod(annotations: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "p", "annotations": annotations},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-    }
-
-
-def review_body(namespace: Any, obj: Any, **request: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": namespace,
-            "object": obj,
-            **request,
-        },
-    }
 
 
 @pytest.fixture
@@ -297,7 +273,7 @@ def test_annotation_grammar_fuzz(endpoint: Endpoint) -> None:
         )
         if response["allowed"] and "patch" in response:
             # The only copy in the namespace is alice's `k`: whatever was admitted uses it.
-            assert referenced_secrets(response) == {naming.copy_name(user, KEY)}
+            assert referenced_secrets(response) == {copy_name(user, KEY)}
 
     fuzz()
     print(f"annotation grammar: {endpoint.tried} inputs")
@@ -318,13 +294,13 @@ def test_review_envelope_fuzz(endpoint: Endpoint) -> None:
     namespaces = st.sampled_from([home, "default", "kube-system", "usersecrets-system"]) | (
         json_values.filter(lambda v: not isinstance(v, str))
     )
-    good_pod = pod({ENV: f"X=secret:{KEY}"})
+    good_pod = pods.pod(env=f"X=secret:{KEY}")
     objects = (
         st.just(good_pod)
         | json_values
         | st.builds(lambda meta, spec: {"metadata": meta, "spec": spec}, json_values, json_values)
         | st.builds(
-            lambda annotations: pod(annotations),
+            lambda annotations: pods.pod(asks=annotations),
             st.dictionaries(st.sampled_from([VOLUMES, ENV, "other"]), json_values, max_size=3),
         )
     )
@@ -338,15 +314,15 @@ def test_review_envelope_fuzz(endpoint: Endpoint) -> None:
     @given(
         st.one_of(
             json_values,
-            st.builds(review_body, namespaces, objects),
+            st.builds(pods.review, namespaces, objects),
             st.builds(
-                lambda ns, obj, extra: {**review_body(ns, obj), **extra},
+                lambda ns, obj, extra: {**pods.review(ns, obj), **extra},
                 namespaces,
                 objects,
                 st.dictionaries(TEXT, json_values, max_size=2),
             ),
             st.builds(
-                lambda ns, obj, field, value: _replace(review_body(ns, obj), field, value),
+                lambda ns, obj, field, value: _replace(pods.review(ns, obj), field, value),
                 namespaces,
                 objects,
                 st.sampled_from(["uid", "kind", "object", "namespace", "operation", "request"]),
@@ -372,7 +348,7 @@ def _replace(body: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
 
 def test_fixed_hostile_bodies_and_paths(endpoint: Endpoint) -> None:
     home = endpoint.namespace
-    good = review_body(home, pod({ENV: f"X=secret:{KEY}"}))
+    good = pods.review(home, pods.pod(env=f"X=secret:{KEY}"))
     raw_bodies: list[bytes] = [
         b"",
         b"{",
@@ -484,10 +460,10 @@ def test_hostile_reviews_neither_grow_memory_nor_delay_others(endpoint: Endpoint
         ENV: ",".join(f"V{i}=secret:{KEY}" for i in range(100_000)),
         VOLUMES: ",".join(f"secret:{KEY}:/s/{i}" for i in range(30_000)),
     }
-    hostile_pod = {**pod(flood), "spec": {"containers": containers}}
-    hostile = json.dumps(review_body(endpoint.namespace, hostile_pod)).encode()
+    hostile_pod = {**pods.pod(asks=flood), "spec": {"containers": containers}}
+    hostile = json.dumps(pods.review(endpoint.namespace, hostile_pod)).encode()
     assert 2 * MIB < len(hostile) < 3 * MIB
-    ordinary = json.dumps(review_body(endpoint.namespace, pod({ENV: f"X=secret:{KEY}"}))).encode()
+    ordinary = json.dumps(pods.review(endpoint.namespace, pods.pod(env=f"X=secret:{KEY}"))).encode()
     endpoint.post(ordinary)
     denials: list[str] = []
     latencies: list[float] = []

@@ -16,7 +16,6 @@ test_lease.py.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -39,20 +38,21 @@ from kube import (
     USERSECRETS,
     create_grant,
     create_usersecret,
-    custom,
     delete_object,
     managed_copies,
     metric,
+    objects,
     post_review,
     probe_status,
     set_value,
+    settled,
+    wait_converged,
     wait_copy,
     webhook_ca,
     webhook_healthy,
 )
-from usersecrets import GROUP, VERSION
-from usersecrets.rules import naming
 from usersecrets.settings import Settings
+from usersecrets_dev import pods
 from usersecrets_dev.chart import RELEASE_NAMESPACE, install_chart
 from usersecrets_dev.controlplane import ControlPlane, ControlPlaneError
 from usersecrets_dev.operator_process import OperatorProcess
@@ -108,26 +108,6 @@ def lease_holder(admin: client.ApiClient) -> str:
     lease = client.CoordinationV1Api(admin).read_namespaced_lease(LEASE, RELEASE_NAMESPACE)
     holder: str = lease.spec.holder_identity or ""
     return holder
-
-
-def sha(value: bytes) -> str:
-    return hashlib.sha256(value).hexdigest()
-
-
-def items(api: client.ApiClient, namespace: str, plural: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = custom(api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural
-    )["items"]
-    return found
-
-
-def is_ready(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    generation = obj["metadata"]["generation"]
-    return status.get("observedGeneration") == generation and any(
-        c["type"] == "Ready" and c["status"] == "True" and c.get("observedGeneration") == generation
-        for c in status.get("conditions") or []
-    )
 
 
 def no_operator_metadata(meta: dict[str, Any]) -> bool:
@@ -255,43 +235,32 @@ def test_kill_9_at_random_moments_during_bursts_converges_exactly(
     )
     assert sum(kills.values()) == ROUNDS + ROUNDS // 4
 
-    expected = {
-        (namespace, key): sha(value)
+    copies = {
+        (namespace, key): value
         for key, value in values.items()
         for namespace in [home, other] + ([bobs] if key in granted else [])
     }
+    expected = wait_converged(admin, alice, copies, timeout=60, what=f"after {ROUNDS} kills")
+    # alice's namespaces by name; bob's only counted.
+    secrets = {
+        key: {"namespaces": sorted([home, other]), "copies": 3 if key in granted else 2}
+        for key in values
+    }
+    grants = {grant_name(key): {"copies": 1} for key in granted}
     wait_for(
-        lambda: managed_copies(admin, alice) == expected,
-        timeout=60,
+        lambda: (
+            settled(as_alice, home, USERSECRETS, secrets)
+            and settled(as_alice, home, SECRETGRANTS, grants)
+        ),
+        timeout=30,
         interval=0.25,
-        what=f"exactly {len(expected)} current copies after {ROUNDS} kills",
+        what="every status Ready and current",
     )
-
-    def where(key: str) -> tuple[list[str], int]:
-        """alice's namespaces by name; bob's only counted."""
-        return sorted([home, other]), 3 if key in granted else 2
-
-    def statuses_settled() -> bool:
-        secrets, grants = items(as_alice, home, USERSECRETS), items(as_alice, home, SECRETGRANTS)
-        return (
-            sorted(s["metadata"]["name"] for s in secrets) == sorted(values)
-            and all(
-                is_ready(s)
-                and (s["status"]["namespaces"], s["status"]["copies"])
-                == where(s["metadata"]["name"])
-                for s in secrets
-            )
-            and sorted(g["metadata"]["name"] for g in grants)
-            == sorted(grant_name(k) for k in granted)
-            and all(is_ready(g) and g["status"]["copies"] == 1 for g in grants)
-        )
-
-    wait_for(statuses_settled, timeout=30, interval=0.25, what="every status Ready and current")
     assert managed_copies(admin, alice) == expected  # and it stays so
-    for obj in items(as_alice, home, USERSECRETS) + items(as_alice, home, SECRETGRANTS):
+    for obj in objects(as_alice, home, USERSECRETS) + objects(as_alice, home, SECRETGRANTS):
         assert no_operator_metadata(obj["metadata"]), obj["metadata"]
     copies = client.CoreV1Api(admin).list_secret_for_all_namespaces(
-        label_selector=f"{naming.MANAGED_SELECTOR},{naming.OWNER_LABEL}={alice}"
+        label_selector=f"app.kubernetes.io/managed-by=usersecrets,usersecrets.io/owner={alice}"
     )
     for copy in copies.items:
         assert no_operator_metadata(admin.sanitize_for_serialization(copy.metadata))
@@ -301,29 +270,11 @@ def test_kill_9_at_random_moments_during_bursts_converges_exactly(
 # -- kube-apiserver and etcd restart ----------------------------------------------------------
 
 
-def pod_review(namespace: str, env: str) -> bytes:
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": str(uuid.uuid4()),
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "namespace": namespace,
-                "operation": "CREATE",
-                "object": {
-                    "metadata": {"name": "p", "annotations": {"usersecrets.io/env": env}},
-                    "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-                },
-            },
-        }
-    ).encode()
-
-
 def review_allowed(port: int, ca: str, namespace: str, env: str) -> bool | None:
     """The webhook's answer for a pod asking for `env`; None when it did not answer."""
+    review = pods.review(namespace, pods.pod(env=env))
     try:
-        status, body = post_review(port, ca, pod_review(namespace, env))
+        status, body = post_review(port, ca, json.dumps(review).encode())
     except OSError:
         return None
     assert status == 200, body

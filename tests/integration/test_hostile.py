@@ -21,6 +21,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import CLUSTER_NAME, bind_user, wait_for
+from fakes import copy_labels, copy_name
 from kube import (
     SECRETGRANTS,
     USERSECRETS,
@@ -39,7 +40,7 @@ from kube import (
     webhook_ca,
 )
 from usersecrets import GROUP, VERSION
-from usersecrets.rules import naming
+from usersecrets_dev import pods
 from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -92,19 +93,17 @@ def world(
 
 
 def pod_body(env: str | None = None, volumes: str | None = None) -> dict[str, Any]:
-    annotations = {"usersecrets.io/env": env, "usersecrets.io/volumes": volumes}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": f"p-{uuid.uuid4().hex[:8]}",
-            "annotations": {k: v for k, v in annotations.items() if v is not None},
-        },
-        "spec": {
-            "containers": [{"name": "main", "image": "busybox"}],
-            "restartPolicy": "Never",
-        },
-    }
+    return pods.pod(env=env, volumes=volumes, name=pods.unique_name(), restartPolicy="Never")
+
+
+def forged(w: World, **metadata: Any) -> client.V1Secret:
+    """A Secret of bob's that looks like a copy of alice's KEY: its name, its labels."""
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(
+            name=copy_name(w.alice, KEY), labels=copy_labels(w.alice, KEY, "grant"), **metadata
+        ),
+        data={"value": base64.b64encode(b"forged by bob").decode()},
+    )
 
 
 def refused(core: client.CoreV1Api, namespace: str, body: dict[str, Any]) -> str:
@@ -120,6 +119,20 @@ def refused(core: client.CoreV1Api, namespace: str, body: dict[str, Any]) -> str
     return message
 
 
+def webhook_sees_it_gone(w: World, operator: OperatorProcess) -> None:
+    """Waits until the webhook refuses bob a pod asking for alice's KEY, his copy of it gone:
+    its cache of copies hears of the deletion through its watch, after the apiserver has it."""
+    ca = webhook_ca(w.admin)
+
+    def refuses() -> bool:
+        review = pods.review(w.bobs, pod_body(volumes=f"secret:/{w.alice}/{KEY}:/s/k"))
+        status, answer = post_review(operator.webhook_port, ca, json.dumps(review).encode())
+        assert status == 200
+        return not json.loads(answer)["response"]["allowed"]
+
+    wait_for(refuses, timeout=5, interval=0.05, what="the webhook to see the copy gone")
+
+
 def forbidden(call: Callable[[], Any]) -> None:
     with pytest.raises(ApiException) as denied:
         call()
@@ -132,7 +145,7 @@ def forbidden(call: Callable[[], Any]) -> None:
 def test_bob_cannot_read_list_overwrite_or_delete_alices_objects(world: World) -> None:
     w = world
     objects, core = custom(w.as_bob), client.CoreV1Api(w.as_bob)
-    copy = naming.copy_name(w.alice, KEY)
+    copy = copy_name(w.alice, KEY)
     patch = {"spec": {"value": base64.b64encode(b"bob's").decode()}}
 
     forbidden(
@@ -202,7 +215,7 @@ def test_pod_annotations_in_every_reference_form_are_refused(world: World) -> No
         (pod_body(env=f"X=secret: /{a}/{KEY}"), "Invalid secret"),
         (pod_body(env=f"X=secret:/{a}/{KEY}#"), "'#' and '?' are not allowed"),
         (pod_body(env=f"X=secret:/{a.upper()}/{KEY}"), "is not shared with user"),
-        (pod_body(env=f"X=secret:/{a}/{naming.copy_name(a, KEY)}"), "is not shared with user"),
+        (pod_body(env=f"X=secret:/{a}/{copy_name(a, KEY)}"), "is not shared with user"),
     ]
     for body, problem in attempts:
         message = refused(core, w.bobs, body)
@@ -397,28 +410,12 @@ def test_a_forged_copy_is_not_a_grant(world: World, operator: OperatorProcess) -
     """
     w = world
     core = client.CoreV1Api(w.as_bob)
-    name = naming.copy_name(w.alice, KEY)
-    forged = client.V1Secret(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            labels=naming.copy_labels(w.alice, KEY, naming.REASON_GRANT),
-            annotations={naming.URI_ANNOTATION: f"secret://{CLUSTER_NAME}/{w.alice}/{KEY}"},
-        ),
-        data={naming.DATA_KEY: base64.b64encode(b"forged by bob").decode()},
-    )
+    name = copy_name(w.alice, KEY)
+    uri = {"usersecrets.io/uri": f"secret://{CLUSTER_NAME}/{w.alice}/{KEY}"}
     ca = webhook_ca(w.admin)
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "forged",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "namespace": w.bobs,
-            "object": pod_body(env=f"X=secret:/{w.alice}/{KEY}"),
-        },
-    }
+    review = pods.review(w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"), uid="forged")
     created = time.monotonic()
-    core.create_namespaced_secret(w.bobs, forged)
+    core.create_namespaced_secret(w.bobs, forged(w, annotations=uri))
     status, answer = post_review(operator.webhook_port, ca, json.dumps(review).encode())
     assert status == 200
     response = json.loads(answer)["response"]
@@ -437,14 +434,15 @@ def test_a_forged_copy_is_not_a_grant(world: World, operator: OperatorProcess) -
         f"{in_the_window}"
     )
     assert took < 10
+    webhook_sees_it_gone(w, operator)
     message = refused(core, w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
     assert "is not shared with user" in message
     w.assert_bob_has_nothing()
 
     # Without our label: his own Secret, left alone; still no share.
     mine = client.V1Secret(
-        metadata=client.V1ObjectMeta(name=name, labels={naming.OWNER_LABEL: w.alice}),
-        data={naming.DATA_KEY: base64.b64encode(b"bob's own").decode()},
+        metadata=client.V1ObjectMeta(name=name, labels={"usersecrets.io/owner": w.alice}),
+        data={"value": base64.b64encode(b"bob's own").decode()},
     )
     version = core.create_namespaced_secret(w.bobs, mine).metadata.resource_version
     refused(core, w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
@@ -454,7 +452,7 @@ def test_a_forged_copy_is_not_a_grant(world: World, operator: OperatorProcess) -
     w.assert_bob_has_nothing()
 
 
-def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
+def test_a_finalizer_does_not_keep_a_revoked_share(world: World, operator: OperatorProcess) -> None:
     """bob puts a finalizer on his copy, then alice revokes: a DELETE alone would only mark it,
     and it would keep her value readable and count as a share. The operator empties it and
     takes the finalizer off, so it is gone, and bob's next pod is refused."""
@@ -462,7 +460,7 @@ def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
     create_grant(w.as_alice, w.alices, "to-bob", KEY, w.bob)
     wait_copy(w.admin, w.bobs, w.alice, KEY, w.treasure)
     core = client.CoreV1Api(w.as_bob)
-    name = naming.copy_name(w.alice, KEY)
+    name = copy_name(w.alice, KEY)
     core.patch_namespaced_secret(name, w.bobs, {"metadata": {"finalizers": ["bob.example/keep"]}})
     delete_object(w.as_alice, SECRETGRANTS, w.alices, "to-bob")
 
@@ -470,6 +468,7 @@ def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
         return read_copy(w.admin, w.bobs, w.alice, KEY) is None
 
     wait_for(gone, timeout=10, interval=0.05, what="the finalized copy to be gone for good")
+    webhook_sees_it_gone(w, operator)
     message = refused(core, w.bobs, pod_body(env=f"X=secret:/{w.alice}/{KEY}"))
     assert message.endswith(
         f"Secret 'secret://{CLUSTER_NAME}/{w.alice}/{KEY}' is not shared with user '{w.bob}'"
@@ -479,24 +478,16 @@ def test_a_finalizer_does_not_keep_a_revoked_share(world: World) -> None:
     w.assert_bob_has_nothing()
 
 
-def test_a_forged_copy_with_a_finalizer_goes_too(world: World) -> None:
+def test_a_forged_copy_with_a_finalizer_goes_too(world: World, operator: OperatorProcess) -> None:
     w = world
     core = client.CoreV1Api(w.as_bob)
-    name = naming.copy_name(w.alice, KEY)
-    forged = client.V1Secret(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            labels=naming.copy_labels(w.alice, KEY, naming.REASON_GRANT),
-            finalizers=["bob.example/keep"],
-        ),
-        data={naming.DATA_KEY: base64.b64encode(b"forged by bob").decode()},
-    )
-    core.create_namespaced_secret(w.bobs, forged)
+    core.create_namespaced_secret(w.bobs, forged(w, finalizers=["bob.example/keep"]))
 
     def gone() -> bool:
         return read_copy(w.admin, w.bobs, w.alice, KEY) is None
 
     wait_for(gone, timeout=10, interval=0.05, what="the finalized forgery to be gone for good")
+    webhook_sees_it_gone(w, operator)
     refused(core, w.bobs, pod_body(volumes=f"secret:/{w.alice}/{KEY}:/s/k"))
 
 

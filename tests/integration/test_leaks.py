@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 
 import policy_webhook
+from fakes import copy_name
 from kube import (
     SECRETGRANTS,
     USERSECRETS,
@@ -32,7 +33,6 @@ from kube import (
     wait_reason,
 )
 from usersecrets import GROUP, VERSION
-from usersecrets.rules import naming
 from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -131,7 +131,7 @@ def test_values_appear_nowhere_but_in_secrets(
     create_usersecret(as_alice, home, key, value_of(created))
     wait_copy(admin, second, alice, key, value_of(created))
     # The detector finds the value where it must be: in the copy and in the UserSecret.
-    copy = client.CoreV1Api(admin).read_namespaced_secret(naming.copy_name(alice, key), second)
+    copy = client.CoreV1Api(admin).read_namespaced_secret(copy_name(alice, key), second)
     assert found_in(json.dumps(copy.data), [created])
     stored = custom(as_alice).get_namespaced_custom_object(GROUP, VERSION, home, USERSECRETS, key)
     assert found_in(json.dumps(stored["spec"]), [created])
@@ -171,7 +171,7 @@ def test_values_appear_nowhere_but_in_secrets(
     core.create_namespaced_secret(
         second,
         client.V1Secret(
-            metadata=client.V1ObjectMeta(name=naming.copy_name(alice, collision_key)),
+            metadata=client.V1ObjectMeta(name=copy_name(alice, collision_key)),
             data={"v": base64.b64encode(b"hers").decode()},
         ),
     )

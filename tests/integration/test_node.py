@@ -14,9 +14,9 @@ import pytest
 from kubernetes import client
 
 from conftest import CLUSTER_NAME, api_client, wait_for
+from fakes import copy_name
 from kube import create_grant, create_usersecret, delete_object, set_value, wait_copy
 from pods import REPORT, digest, job_body, kubectl_exec, name, refusal, run_job, wait_running
-from usersecrets.rules import naming
 from usersecrets_dev.controlplane import ControlPlane
 from usersecrets_dev.images import BUSYBOX_NONROOT
 from usersecrets_dev.node import Node
@@ -132,10 +132,9 @@ def test_bob_reads_alices_shared_secret_until_she_revokes_it(
     client.BatchV1Api(bob_api).create_namespaced_job(
         bob_namespace, job_body(refused, REPORT, shared, env={"FILE": FILE})
     )
-    uri = naming.secret_uri(CLUSTER_NAME, owner, "token")
     assert refusal(bob_api, bob_namespace, refused) == (
         'Error creating: admission webhook "pods.usersecrets.io" denied the request: '
-        f"Secret '{uri}' is not shared with user '{bob}'"
+        f"Secret 'secret://{CLUSTER_NAME}/{owner}/token' is not shared with user '{bob}'"
     )
 
 
@@ -167,7 +166,7 @@ def test_a_running_container_keeps_what_it_read_at_start(
     )["spec"]["template"]
     body["metadata"]["name"] = pod
     body["spec"]["volumes"] = [
-        {"name": "control", "secret": {"secretName": naming.copy_name(owner, "token")}}
+        {"name": "control", "secret": {"secretName": copy_name(owner, "token")}}
     ]
     body["spec"]["containers"][0]["volumeMounts"] = [{"name": "control", "mountPath": "/control"}]
     core.create_namespaced_pod(bob_namespace, {"apiVersion": "v1", "kind": "Pod", **body})

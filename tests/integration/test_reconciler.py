@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import CLUSTER_NAME, wait_for
+from fakes import copy_labels, copy_name
 from kube import (
     SECRETGRANTS,
     USERSECRETS,
@@ -34,13 +34,14 @@ from kube import (
     ready_condition,
     scrape,
     set_value,
+    settled,
     usersecret_body,
+    wait_converged,
     wait_copy,
     wait_reason,
 )
 from usersecrets import GROUP, VERSION
 from usersecrets.api.resources import MAX_VALUE_BYTES, VALUE_TOO_LARGE_MESSAGE
-from usersecrets.rules import naming
 from usersecrets_dev.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -96,12 +97,12 @@ def test_create_materializes_a_copy_with_status(
         wait_copy(admin, namespace, alice.name, key, value)
         copy = read_copy(alice.api, namespace, alice.name, key)
         assert copy is not None
-        assert copy.metadata.labels == naming.copy_labels(alice.name, key, naming.REASON_OWNER)
+        assert copy.metadata.labels == copy_labels(alice.name, key, "owner")
         assert copy.metadata.annotations == {
-            naming.URI_ANNOTATION: f"secret://{CLUSTER_NAME}/{alice.name}/{key}"
+            "usersecrets.io/uri": f"secret://{CLUSTER_NAME}/{alice.name}/{key}"
         }
         assert copy.type == "Opaque"
-        assert list(copy.data) == [naming.DATA_KEY]
+        assert list(copy.data) == ["value"]
         assert not copy.metadata.finalizers
         assert not copy.metadata.owner_references  # owner may live in another namespace
     obj = wait_reason(
@@ -277,7 +278,7 @@ def test_grant_then_revoke(
         )  # bob reads it with his own rights
         copy = read_copy(bob.api, namespace, alice.name, key)
         assert copy is not None
-        assert copy.metadata.labels == naming.copy_labels(alice.name, key, naming.REASON_GRANT)
+        assert copy.metadata.labels == copy_labels(alice.name, key, "grant")
     bobs = sorted([bob_first, bob_second])
     grant = wait_reason(alice.api, SECRETGRANTS, home, "to-bob", "Granted", copies=len(bobs))
     assert grant["status"]["uri"] == f"secret://{CLUSTER_NAME}/{alice.name}/{key}"
@@ -392,7 +393,7 @@ def test_a_namespace_without_a_user_is_told_so(
         events = wait_for(warned, what="an Event NoOwner")
         assert isinstance(events, list)
         assert [(e.type, e.reason, e.message) for e in events] == [("Warning", "NoOwner", why)]
-        selector = f"{naming.MANAGED_SELECTOR},{naming.KEY_LABEL}={key}"
+        selector = f"app.kubernetes.io/managed-by=usersecrets,usersecrets.io/key={key}"
         secrets = client.CoreV1Api(admin).list_secret_for_all_namespaces(label_selector=selector)
         assert secrets.items == []
     finally:
@@ -460,9 +461,7 @@ def test_a_users_own_secret_with_the_copy_name_is_left_alone(
     mine = core.create_namespaced_secret(
         taken,
         client.V1Secret(
-            metadata=client.V1ObjectMeta(
-                name=naming.copy_name(alice.name, key), labels={"mine": "yes"}
-            ),
+            metadata=client.V1ObjectMeta(name=copy_name(alice.name, key), labels={"mine": "yes"}),
             string_data={"hers": "untouched"},
         ),
     )
@@ -474,13 +473,13 @@ def test_a_users_own_secret_with_the_copy_name_is_left_alone(
     ready = ready_condition(obj)
     assert ready["status"] == "False"
     assert taken in ready["message"]
-    after = core.read_namespaced_secret(naming.copy_name(alice.name, key), taken)
+    after = core.read_namespaced_secret(copy_name(alice.name, key), taken)
     assert after.metadata.resource_version == mine.metadata.resource_version
     assert after.metadata.labels == {"mine": "yes"}
     assert after.data == {"hers": base64.b64encode(b"untouched").decode()}
 
     # Once she removes hers, the copy takes its place.
-    core.delete_namespaced_secret(naming.copy_name(alice.name, key), taken)
+    core.delete_namespaced_secret(copy_name(alice.name, key), taken)
     wait_copy(admin, taken, alice.name, key, b"operator's")
     wait_reason(alice.api, USERSECRETS, home, key, MATERIALIZED, namespaces=sorted([home, taken]))
 
@@ -647,21 +646,21 @@ def test_kill_during_a_burst_converges_exactly(
     copies_now = managed_copies(admin, alice.name)
     drifted = [key for key in live if (other, key) in copies_now][:2]
     if drifted:
-        core.delete_namespaced_secret(naming.copy_name(alice.name, drifted[0]), other)
+        core.delete_namespaced_secret(copy_name(alice.name, drifted[0]), other)
         core.patch_namespaced_secret(
-            naming.copy_name(alice.name, drifted[-1]),
+            copy_name(alice.name, drifted[-1]),
             other,
-            {"data": {naming.DATA_KEY: base64.b64encode(b"tampered").decode()}},
+            {"data": {"value": base64.b64encode(b"tampered").decode()}},
         )
     ghost = f"{prefix}-ghost"
     core.create_namespaced_secret(
         other,
         client.V1Secret(
             metadata=client.V1ObjectMeta(
-                name=naming.copy_name(alice.name, ghost),
-                labels=naming.copy_labels(alice.name, ghost, naming.REASON_OWNER),
+                name=copy_name(alice.name, ghost),
+                labels=copy_labels(alice.name, ghost, "owner"),
             ),
-            data={naming.DATA_KEY: base64.b64encode(b"left over").decode()},
+            data={"value": base64.b64encode(b"left over").decode()},
         ),
     )
 
@@ -669,33 +668,17 @@ def test_kill_during_a_burst_converges_exactly(
     for key in keys[BURST * 3 // 4 :]:
         create_usersecret(alice.api, home, key, values[key])
 
-    expected = {
-        (namespace, key): hashlib.sha256(value).hexdigest()
-        for key, value in values.items()
-        for namespace in (home, other)
+    copies = {
+        (namespace, key): value for key, value in values.items() for namespace in (home, other)
     }
+    expected = wait_converged(admin, alice.name, copies, timeout=90, what="after the restart")
+    statuses = {key: {"namespaces": sorted([home, other])} for key in values}
     wait_for(
-        lambda: managed_copies(admin, alice.name) == expected,
-        timeout=90,
+        lambda: settled(alice.api, home, USERSECRETS, statuses),
+        timeout=30,
         interval=0.25,
-        what=f"exactly {len(expected)} current copies after the restart",
+        what="every UserSecret Ready after the restart",
     )
-
-    def all_ready() -> bool:
-        items = custom(alice.api).list_namespaced_custom_object(GROUP, VERSION, home, USERSECRETS)[
-            "items"
-        ]
-        return sorted(i["metadata"]["name"] for i in items) == sorted(values) and all(
-            (i.get("status") or {}).get("observedGeneration") == i["metadata"]["generation"]
-            and (i.get("status") or {}).get("namespaces") == sorted([home, other])
-            and any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in (i.get("status") or {}).get("conditions") or []
-            )
-            for i in items
-        )
-
-    wait_for(all_ready, timeout=30, interval=0.25, what="every UserSecret Ready after the restart")
     assert managed_copies(admin, alice.name) == expected  # and it stays so
     metrics = scrape(restartable.metrics_port)
     assert "usersecrets_materialized_secrets" in metrics

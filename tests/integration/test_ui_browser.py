@@ -22,8 +22,8 @@ from kubernetes.client.rest import ApiException
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from conftest import CLUSTER_NAME, wait_for
+from fakes import copy_name
 from kube import copy_value, create_usersecret, wait_copy
-from usersecrets.rules import naming
 from usersecrets_dev import ui_process
 from usersecrets_dev.controlplane import REPO, ControlPlane
 from usersecrets_dev.operator_process import OperatorProcess
@@ -246,7 +246,7 @@ def test_alice_shares_bob_runs_a_job_alice_revokes(
     assert list(mounts) == ["/var/secrets/pw"]
     assert mounts["/var/secrets/pw"].read_only is True
     env = {e.name: e.value_from.secret_key_ref.name for e in container.env or []}
-    assert env == {"PW": naming.copy_name(alice, "db-password")}
+    assert env == {"PW": copy_name(alice, "db-password")}
     b.accessible()
     b.screenshot("job")
     bpage.click("nav >> text=Run a job")

@@ -28,12 +28,14 @@ from conftest import (
     delete_namespace,
     wait_for,
 )
+from fakes import copy_name
 from usersecrets import GROUP, VERSION
-from usersecrets.rules import naming
 from usersecrets.rules.references import key_error
+from usersecrets_dev import pods
 from usersecrets_dev.chart import RELEASE_NAMESPACE
 from usersecrets_dev.controlplane import ControlPlane
 from usersecrets_dev.operator_process import OperatorProcess
+from usersecrets_dev.pods import asking
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +61,6 @@ def uid() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def annotations(volumes: str | None = None, env: str | None = None) -> dict[str, str]:
-    found = {VOLUMES: volumes, ENV: env}
-    return {k: v for k, v in found.items() if v is not None}
-
-
 def container(name: str = "main", **extra: Any) -> dict[str, Any]:
     return {"name": name, "image": "busybox", "command": ["sleep", "3600"], **extra}
 
@@ -74,16 +71,14 @@ def pod_body(
     name: str | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name or f"p-{uid()}", "annotations": annotations or {}},
-        "spec": {
-            "containers": containers or [container(env=list(OWN_ENV))],
-            "restartPolicy": "Never",
-            **spec,
-        },
-    }
+    """A pod that keeps running, with a variable of its own, as a user's job would be."""
+    return pods.pod(
+        asks=annotations,
+        name=name or f"p-{uid()}",
+        containers=containers or [container(env=list(OWN_ENV))],
+        restartPolicy="Never",
+        **spec,
+    )
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -126,7 +121,7 @@ def user_secret_body(key: str, value: bytes) -> dict[str, Any]:
 
 def copy_exists(core: client.CoreV1Api, namespace: str, owner: str, key: str) -> bool:
     try:
-        core.read_namespaced_secret(naming.copy_name(owner, key), namespace)
+        core.read_namespaced_secret(copy_name(owner, key), namespace)
     except ApiException as error:
         if error.status == 404:
             return False
@@ -143,7 +138,7 @@ def wait_for_copy(core: client.CoreV1Api, namespace: str, owner: str, key: str) 
 
 def webhook_answers(core: client.CoreV1Api, namespace: str) -> bool:
     """Whether the webhook itself (not the failure policy) answers for `namespace`."""
-    body = pod_body(annotations(env=f"X=secret:probe-{uid()}"))
+    body = pod_body(asking(env=f"X=secret:probe-{uid()}"))
     try:
         core.create_namespaced_pod(namespace, body, dry_run="All")
     except ApiException as error:
@@ -175,14 +170,14 @@ def assert_injected(
 ) -> None:
     """`files` are (owner, key, path), `env` (name, owner, key), in annotation order."""
     volumes = our_volumes(pod)
-    secrets = list(dict.fromkeys(naming.copy_name(owner, key) for owner, key, _ in files))
+    secrets = list(dict.fromkeys(copy_name(owner, key) for owner, key, _ in files))
     # One volume per Secret, however many files and containers use it.
     assert [v["secret"]["secretName"] for v in volumes] == secrets
     for volume in volumes:
         assert volume["secret"] == {
             "secretName": volume["secret"]["secretName"],
             "defaultMode": mode,
-            "items": [{"key": naming.DATA_KEY, "path": naming.DATA_KEY, "mode": mode}],
+            "items": [{"key": "value", "path": "value", "mode": mode}],
         }
         assert set(volume) == {"name", "secret"}
     secret_of = {v["name"]: v["secret"]["secretName"] for v in volumes}
@@ -195,22 +190,20 @@ def assert_injected(
             assert ours == [], c["name"]
             continue
         assert [(secret_of[m["name"]], m["mountPath"]) for m in mounts] == [
-            (naming.copy_name(owner, key), path) for owner, key, path in files
+            (copy_name(owner, key), path) for owner, key, path in files
         ]
         for mount in mounts:
             assert mount == {
                 "name": mount["name"],
                 "mountPath": mount["mountPath"],
-                "subPath": naming.DATA_KEY,
+                "subPath": "value",
                 "readOnly": True,
             }
         # Ours first, so that the pod's own variables may use them in $(NAME).
         assert (c.get("env") or []) == [
             {
                 "name": name,
-                "valueFrom": {
-                    "secretKeyRef": {"name": naming.copy_name(owner, key), "key": naming.DATA_KEY}
-                },
+                "valueFrom": {"secretKeyRef": {"name": copy_name(owner, key), "key": "value"}},
             }
             for name, owner, key in env
         ] + (own if c["name"] == "main" else [])
@@ -387,14 +380,12 @@ def assert_scenario(pod: dict[str, Any], scenario: Scenario) -> None:
         env=[(name, scenario.owner, key) for name, key in scenario.variables],
     )
     # The annotations stay as the user wrote them.
-    assert pod["metadata"]["annotations"] == annotations(scenario.volumes, scenario.env)
+    assert pod["metadata"]["annotations"] == asking(scenario.volumes, scenario.env)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.id)
 def test_pod_created_by_the_user(alice: User, scenario: Scenario) -> None:
-    pod = create_pod(
-        alice.core, alice.namespace, pod_body(annotations(scenario.volumes, scenario.env))
-    )
+    pod = create_pod(alice.core, alice.namespace, pod_body(asking(scenario.volumes, scenario.env)))
     assert_scenario(pod, scenario)
 
 
@@ -420,7 +411,7 @@ def test_pod_created_by_the_job_controller(
     alice: User, admin: client.ApiClient, scenario: Scenario
 ) -> None:
     name = f"j-{uid()}"
-    body = job_body(pod_body(annotations(scenario.volumes, scenario.env)), name)
+    body = job_body(pod_body(asking(scenario.volumes, scenario.env)), name)
     alice.batch.create_namespaced_job(alice.namespace, body)
     core = client.CoreV1Api(admin)
     pods = wait_for(
@@ -435,7 +426,7 @@ def test_pod_created_by_the_job_controller(
 
 def test_job_whose_pod_is_refused_says_why(alice: User, admin: client.ApiClient) -> None:
     name = f"j-{uid()}"
-    body = job_body(pod_body(annotations(env="A=secret:not-there")), name)
+    body = job_body(pod_body(asking(env="A=secret:not-there")), name)
     alice.batch.create_namespaced_job(alice.namespace, body)
     core = client.CoreV1Api(admin)
 
@@ -454,7 +445,7 @@ def test_job_whose_pod_is_refused_says_why(alice: User, admin: client.ApiClient)
 def test_every_container_and_init_container_gets_them(alice: User) -> None:
     containers = [container("main", env=list(OWN_ENV)), container("sidecar")]
     body = pod_body(
-        annotations("secret:aws-key:/root/.aws/credentials", "TOKEN=secret:wandb-token"),
+        asking("secret:aws-key:/root/.aws/credentials", "TOKEN=secret:wandb-token"),
         containers=containers,
         initContainers=[container("init")],
     )
@@ -468,7 +459,7 @@ def test_every_container_and_init_container_gets_them(alice: User) -> None:
 
 
 def test_the_containers_annotation_narrows_the_injection(alice: User) -> None:
-    meta = annotations("secret:aws-key:/root/.aws/credentials", "TOKEN=secret:wandb-token")
+    meta = asking("secret:aws-key:/root/.aws/credentials", "TOKEN=secret:wandb-token")
     body = pod_body(
         meta | {CONTAINERS: "sidecar"},
         containers=[container("main", env=list(OWN_ENV)), container("sidecar")],
@@ -485,7 +476,7 @@ def test_the_containers_annotation_narrows_the_injection(alice: User) -> None:
 
 def test_non_root_with_fs_group_gets_group_readable_files(alice: User) -> None:
     body = pod_body(
-        annotations("secret:aws-key:/home/user/.aws/credentials"),
+        asking("secret:aws-key:/home/user/.aws/credentials"),
         securityContext={"runAsUser": 1000, "runAsNonRoot": True, "fsGroup": 2000},
     )
     pod = create_pod(alice.core, alice.namespace, body)
@@ -651,7 +642,7 @@ DENIALS = [
 @pytest.mark.parametrize("case", DENIALS, ids=lambda d: d.id)
 def test_denied_with_a_message_a_person_can_act_on(alice: User, case: Denial) -> None:
     body = pod_body(
-        annotations(case.volumes, case.env) | case.extra,
+        asking(case.volumes, case.env) | case.extra,
         containers=[container(env=list(OWN_ENV), **case.main)],
         **case.spec,
     )
@@ -664,11 +655,9 @@ def test_a_namespace_without_any_copy_is_answered_too(
     """No copy at all is an empty list to the webhook (the API server sends `items: null`),
     and an unlabelled namespace belongs to the user of its name."""
     core = client.CoreV1Api(admin)
-    body = pod_body(annotations(env="A=secret:nothing-here"))
+    body = pod_body(asking(env="A=secret:nothing-here"))
     assert_denied(denial(core, namespace, body), "Missing secrets: 'nothing-here'")
-    body = pod_body(
-        annotations(env=f"A=secret:/{namespace}/mine\nB=secret:/{ALICE}/secret-password")
-    )
+    body = pod_body(asking(env=f"A=secret:/{namespace}/mine\nB=secret:/{ALICE}/secret-password"))
     assert_denied(
         denial(core, namespace, body),
         f"Missing secrets: 'mine'; Secret 'secret://{CLUSTER_NAME}/{ALICE}/secret-password' "
@@ -688,7 +677,7 @@ def test_a_secret_is_usable_by_another_user_exactly_while_granted(
     bob = client.CoreV1Api(api_client(cluster.user_kubeconfig(BOB)))
     core = client.CoreV1Api(admin)
     uri = f"secret://{CLUSTER_NAME}/{ALICE}/{key}"
-    refs = annotations(f"secret:/{ALICE}/{key}:/etc/alice/{key}", f"KEY={uri}")
+    refs = asking(f"secret:/{ALICE}/{key}:/etc/alice/{key}", f"KEY={uri}")
     not_shared = f"Secret '{uri}' is not shared with user '{BOB}'"
     wait_for_copy(core, alice.namespace, ALICE, key)
 
@@ -696,7 +685,7 @@ def test_a_secret_is_usable_by_another_user_exactly_while_granted(
     # Bob learns nothing about which keys alice has: an absent key reads the same.
     absent = f"secret://{CLUSTER_NAME}/{ALICE}/no-such-key"
     assert_denied(
-        denial(bob, bob_namespace, pod_body(annotations(env=f"K={absent}"))),
+        denial(bob, bob_namespace, pod_body(asking(env=f"K={absent}"))),
         f"Secret '{absent}' is not shared with user '{BOB}'",
     )
 
@@ -738,7 +727,7 @@ def test_an_annotation_that_asks_for_nothing_changes_nothing(
 def test_a_pod_copied_from_a_mutated_pod_is_admitted_unchanged(alice: User) -> None:
     """What `kubectl get pod -o yaml | kubectl create -f -` does, and what a reinvocation sees:
     the second pass finds everything in place and adds nothing."""
-    asked = annotations(
+    asked = asking(
         "secret:secret-password:/var/secrets/password\nsecret:aws-key:/root/.aws/credentials",
         "PASSWORD=secret:secret-password\nTOKEN=secret:wandb-token",
     )
@@ -768,7 +757,7 @@ def test_system_namespaces_are_not_sent_to_the_webhook(
 ) -> None:
     # Were it sent, this pod would be refused: the namespace has no user, the secret no copy.
     core = client.CoreV1Api(admin)
-    body = pod_body(annotations("secret:nowhere:/var/secrets/x", "X=secret:nowhere"))
+    body = pod_body(asking("secret:nowhere:/var/secrets/x", "X=secret:nowhere"))
     pod = create_pod(core, namespace_name, body)
     try:
         assert_untouched(pod)
@@ -780,7 +769,7 @@ def test_server_side_dry_run_shows_the_mutation_and_creates_nothing(
     alice: User, cluster: ControlPlane
 ) -> None:
     scenario = SCENARIOS[2]  # env and file
-    body = pod_body(annotations(scenario.volumes, scenario.env))
+    body = pod_body(asking(scenario.volumes, scenario.env))
     kubectl = [
         str(cluster.bin_dir / "kubectl"),
         f"--kubeconfig={alice.kubeconfig}",
@@ -805,7 +794,7 @@ def test_server_side_dry_run_shows_the_mutation_and_creates_nothing(
     assert absent.value.status == 404
 
     # A refusal reads the same through kubectl.
-    refused = pod_body(annotations(env="A=secret:missing-a"))
+    refused = pod_body(asking(env="A=secret:missing-a"))
     result = subprocess.run(
         [*kubectl, "apply", "--dry-run=server", "-f", "-"],
         input=yaml.safe_dump(refused),
@@ -830,7 +819,7 @@ def test_only_pods_that_ask_depend_on_the_webhook(
         )
         assert_untouched(other)
 
-        asked = pod_body(annotations("secret:secret-password:/var/secrets/password"))
+        asked = pod_body(asking("secret:secret-password:/var/secrets/password"))
         error = denial(alice.core, alice.namespace, asked)
         assert error.status == 500, error.body
         assert f'failed calling webhook "{WEBHOOK}"' in message(error)

@@ -24,9 +24,10 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import CLUSTER_NAME, wait_for
+from fakes import copy_name
 from kube import create_usersecret, post_review, scrape, wait_copy, webhook_ca
-from usersecrets.rules import naming
 from usersecrets.webhook.certificates import Bundle, issue_certificate
+from usersecrets_dev import pods
 from usersecrets_dev.chart import install_chart
 from usersecrets_dev.controlplane import WEBHOOK_CLIENT, ControlPlane
 from usersecrets_dev.operator_process import OperatorProcess
@@ -40,22 +41,7 @@ DENIED = 'admission webhook "pods.usersecrets.io" denied the request: '
 
 def review(namespace: str, env: str) -> bytes:
     """What an attacker POSTs: a pod of `namespace` asking for `env`."""
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": str(uuid.uuid4()),
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "namespace": namespace,
-                "operation": "CREATE",
-                "object": {
-                    "metadata": {"name": "probe", "annotations": {"usersecrets.io/env": env}},
-                    "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-                },
-            },
-        }
-    ).encode()
+    return json.dumps(pods.review(namespace, pods.pod(env=env, name="probe"))).encode()
 
 
 def post_as(
@@ -83,15 +69,7 @@ def post_as(
 
 
 def pod(env: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": f"p-{uuid.uuid4().hex[:8]}",
-            "annotations": {"usersecrets.io/env": env},
-        },
-        "spec": {"containers": [{"name": "main", "image": "busybox"}], "restartPolicy": "Never"},
-    }
+    return pods.pod(env=env, name=pods.unique_name(), restartPolicy="Never")
 
 
 def refusal(core: client.CoreV1Api, namespace: str, body: dict[str, Any]) -> str:
@@ -191,9 +169,7 @@ def test_with_client_auth_only_the_apiserver_is_answered(
     assert created["spec"]["containers"][0]["env"] == [
         {
             "name": "A",
-            "valueFrom": {
-                "secretKeyRef": {"name": naming.copy_name(alice, "token"), "key": naming.DATA_KEY}
-            },
+            "valueFrom": {"secretKeyRef": {"name": copy_name(alice, "token"), "key": "value"}},
         }
     ]
     log = verifying.log.read_text(errors="replace")

@@ -79,6 +79,15 @@ def _chunks(items: list[T]) -> Iterator[list[T]]:
         yield items[start : start + RELIST_CHUNK]
 
 
+def _status_only(tracked: Tracked | None, body: Mapping[str, Any]) -> bool:
+    """Whether `body` is what we track at the same spec, its status aside (our own status
+    write, coming back): the status is noted, and nothing else changed."""
+    if tracked is None or not tracked.same_spec(body["metadata"]):
+        return False
+    tracked.status = body.get("status")
+    return True
+
+
 def _changed_sides(owner: str, before: Mapping[Ref, object], after: Mapping[Ref, object]) -> Pairs:
     """The owner's pairs that went past a limit or came back under it."""
     return {OwnerKey(owner, key) for _, key in before.keys() ^ after.keys()}
@@ -219,8 +228,7 @@ class Cache:
         ref = ref_of(body)
         self._touch("usersecret", ref)
         old = self.usersecrets.get(ref)
-        if not deleted and old is not None and old.same_spec(meta):
-            old.status = body.get("status")  # our own status write, coming back
+        if not deleted and _status_only(old, body):
             return set()
         if old and old.value_from:
             self.sources.get((ref[0], old.value_from.name), set()).discard(ref)
@@ -273,9 +281,7 @@ class Cache:
         meta, spec = body["metadata"], body.get("spec") or {}
         ref = ref_of(body)
         self._touch("grant", ref)
-        old = self.grants.get(ref)
-        if not deleted and old is not None and old.same_spec(meta):
-            old.status = body.get("status")  # our own status write, coming back
+        if not deleted and _status_only(self.grants.get(ref), body):
             return set()
         world = self.world
         dirty: Pairs = set()

@@ -130,14 +130,7 @@ class LeaderElector:
                 raise
             created = _micro_time(self.wall())
             body = {"metadata": {"name": self.name}, "spec": self._spec(created, 0)}
-            try:
-                written = self.api.json("POST", paths.leases_in(self.namespace), body=body)
-            except ApiError as conflict:
-                if conflict.status == 409:
-                    return False
-                raise
-            self._observe(written, now)
-            return True
+            return self._write("POST", paths.leases_in(self.namespace), body, now)
         if not can_take(self._observe(lease, now), self.identity, now):
             return False
         spec = lease.get("spec") or {}
@@ -147,8 +140,13 @@ class LeaderElector:
             (spec.get("acquireTime") if ours else None) or _micro_time(self.wall()),
             transitions if ours else transitions + 1,
         )
-        try:  # at the resourceVersion read: whoever renewed or took it in between wins
-            written = self.api.json("PUT", self.path, body=lease)
+        # At the resourceVersion read: whoever renewed or took it in between wins.
+        return self._write("PUT", self.path, lease, now)
+
+    def _write(self, method: str, path: str, lease: dict[str, Any], now: float) -> bool:
+        """Creates or replaces the Lease; False if another replica wrote it first (409)."""
+        try:
+            written = self.api.json(method, path, body=lease)
         except ApiError as error:
             if error.status == 409:
                 return False

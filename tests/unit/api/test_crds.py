@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import Field
 
 from usersecrets.api import crds
-from usersecrets.api.resources import BASE64_PATTERN, UserSecret
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO / "crds"
@@ -71,7 +71,7 @@ def test_usersecret_rules() -> None:
     value = spec["properties"]["value"]
     # format: byte would make CEL decode with the URL-safe alphabet (kube-openapi#633).
     assert "format" not in value
-    assert value["pattern"] == BASE64_PATTERN
+    assert value["pattern"] == "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
     assert value["maxLength"] == 1398104
     # A rule on the string itself would make the API server quote the secret in its error.
     assert "x-kubernetes-validations" not in value
@@ -123,8 +123,12 @@ def test_names_columns_and_subresources() -> None:
     assert columns(grant) == ["Secret", "User", "Ready", "Age"]
 
 
-def test_names_come_from_the_models() -> None:
-    assert _by_kind()["UserSecret"]["spec"]["names"]["plural"] == UserSecret.NAMES.plural
+def test_names_the_api_is_reached_by() -> None:
+    names = {kind: crd["spec"]["names"] for kind, crd in _by_kind().items()}
+    assert {kind: (n["plural"], n["singular"], n["listKind"]) for kind, n in names.items()} == {
+        "UserSecret": ("usersecrets", "usersecret", "UserSecretList"),
+        "SecretGrant": ("secretgrants", "secretgrant", "SecretGrantList"),
+    }
 
 
 def test_committed_files_are_generated() -> None:
@@ -155,3 +159,52 @@ def test_non_structural_models_are_refused() -> None:
 
     with pytest.raises(crds.SchemaError, match="union"):
         crds.structural_schema(Union)
+
+
+def test_constants_maps_and_their_paths_in_errors() -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    class Inner(BaseModel):
+        mode: Literal["a"]
+
+    class Outer(BaseModel):
+        by_name: dict[str, Inner]
+
+    schema = crds.structural_schema(Outer)
+    inner = schema["properties"]["by_name"]["additionalProperties"]
+    assert inner["properties"]["mode"] == {"type": "string", "enum": ["a"]}
+
+    class Odd(BaseModel):
+        odd: int = Field(json_schema_extra={"multipleOf": 2})
+
+    class Nested(BaseModel):
+        items: list[dict[str, Odd]] | None
+
+    with pytest.raises(crds.SchemaError) as refused:
+        crds.structural_schema(Nested)
+    assert str(refused.value) == (
+        "Nested.items[]{}.odd: JSON Schema keyword 'multipleOf' has no structural equivalent"
+    )
+
+    class Typeless(BaseModel):
+        anything: object
+
+    with pytest.raises(crds.SchemaError) as untyped:
+        crds.structural_schema(Typeless)
+    assert str(untyped.value) == "Typeless.anything: a structural schema needs a type"
+
+
+def test_the_cli_says_what_it_wrote_and_what_is_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = tmp_path / "a" / "b"
+    assert crds.main([str(where)]) == 0
+    names = sorted(crds.rendered())
+    assert sorted(capsys.readouterr().out.split()) == [str(where / name) for name in names]
+    (where / names[0]).write_text("changed")
+    assert crds.main(["--check", str(where)]) == 1
+    assert capsys.readouterr().err == (
+        f"stale: {where / names[0]} (run python -m usersecrets.api.crds)\n"
+    )

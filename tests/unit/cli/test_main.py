@@ -18,11 +18,10 @@ import urllib3.exceptions
 import yaml
 from click.testing import CliRunner
 
+from fakes import copy_labels
 from usersecrets import API_VERSION
-from usersecrets.api.resources import MAX_VALUE_BYTES
 from usersecrets.cli import main as cli
 from usersecrets.kube.client import ApiError, CredentialsError
-from usersecrets.rules import naming
 from usersecrets.user import actions, errors, space, views
 
 BINARY = b"value\xff\x00"
@@ -62,7 +61,7 @@ def test_parse_secret_ref_rejects(text: str, message: str) -> None:
     with pytest.raises(cli.CliError) as info:
         cli.parse_secret_ref(text)
     assert message in info.value.message
-    assert info.value.exit_code == cli.EXIT_USAGE
+    assert info.value.exit_code == 2  # usage
 
 
 @pytest.mark.parametrize("key", ["a", "db-password", "a.b-c", "x" * 63, "0abc"])
@@ -85,7 +84,7 @@ def test_keys_we_cannot_store_say_why(key: str, why: str) -> None:
     with pytest.raises(cli.CliError) as info:
         cli.validate_key(key)
     assert why in info.value.message
-    assert info.value.exit_code == cli.EXIT_USAGE
+    assert info.value.exit_code == 2  # usage
 
 
 def test_read_value_literal() -> None:
@@ -116,14 +115,14 @@ def test_read_value_stdin() -> None:
 def test_read_value_bad_file_is_usage_error(arg: str) -> None:
     with pytest.raises(cli.CliError) as info:
         cli.read_value(arg, io.BytesIO())
-    assert info.value.exit_code == cli.EXIT_USAGE
+    assert info.value.exit_code == 2  # usage
 
 
 def test_read_value_refuses_more_than_one_mib() -> None:
-    assert len(cli.read_value("@-", io.BytesIO(b"x" * MAX_VALUE_BYTES))) == 1 << 20
+    assert len(cli.read_value("@-", io.BytesIO(b"x" * (1 << 20)))) == 1 << 20
     with pytest.raises(cli.CliError, match="at most 1 MiB") as info:
-        cli.read_value("@-", io.BytesIO(b"x" * (MAX_VALUE_BYTES + 1)))
-    assert info.value.exit_code == cli.EXIT_USAGE
+        cli.read_value("@-", io.BytesIO(b"x" * ((1 << 20) + 1)))
+    assert info.value.exit_code == 2  # usage
 
 
 def _obj(name: str, generation: int = 1, **status: Any) -> dict[str, Any]:
@@ -209,12 +208,13 @@ def test_render_json_and_yaml() -> None:
     assert cli.render(rows, "table", lambda: "T") == "T"
 
 
-def _copy(owner: str, key: str, reason: str = naming.REASON_GRANT, uri: bool = True) -> Any:
-    annotations = {naming.URI_ANNOTATION: f"secret://prod/{owner}/{key}"} if uri else {}
+def _copy(owner: str, key: str, reason: str = "grant", uri: bool = True) -> Any:
+    """A copy as the operator writes it (its name does not matter here)."""
+    annotations = {"usersecrets.io/uri": f"secret://prod/{owner}/{key}"} if uri else {}
     return {
         "metadata": {
-            "name": naming.copy_name(owner, key),
-            "labels": naming.copy_labels(owner, key, reason),
+            "name": f"usec-{owner}-{key}-0123456789",
+            "labels": copy_labels(owner, key, reason),
             "annotations": annotations,
         }
     }
@@ -223,7 +223,7 @@ def _copy(owner: str, key: str, reason: str = naming.REASON_GRANT, uri: bool = T
 COPIES = [
     _copy("carol", "b"),
     _copy("alice", "z", uri=False),
-    _copy("bob", "mine", reason=naming.REASON_OWNER),
+    _copy("bob", "mine", reason="owner"),
     _copy("alice", "a"),
 ]
 
@@ -406,7 +406,9 @@ class FakeKube:
 
     def list_copies(self, reason: str) -> list[Any]:
         self._check("list", "secrets")
-        return [c for c in self.copies if c["metadata"]["labels"][naming.REASON_LABEL] == reason]
+        return [
+            c for c in self.copies if c["metadata"]["labels"]["usersecrets.io/reason"] == reason
+        ]
 
     def user(self) -> str:
         return self._user
@@ -416,7 +418,7 @@ class FakeKube:
 def kube(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
     fake = FakeKube()
     monkeypatch.setattr(space, "connect", lambda kubeconfig, context, namespace: fake)
-    monkeypatch.delenv(cli.CLUSTER_ENV, raising=False)
+    monkeypatch.delenv("USERSECRETS_CLUSTER_NAME", raising=False)
     return fake
 
 
@@ -493,7 +495,7 @@ def test_ls_formats(kube: FakeKube) -> None:
     assert run("secret", "ls").stdout == "KEY\nalpha\nzeta\n"
     assert run("secret", "ls", "-q").stdout == "alpha\nzeta\n"
     result = CliRunner().invoke(
-        cli.cli, ["secret", "ls", "-q", "--full-uri"], env={cli.CLUSTER_ENV: "envc"}
+        cli.cli, ["secret", "ls", "-q", "--full-uri"], env={"USERSECRETS_CLUSTER_NAME": "envc"}
     )
     assert result.stdout == "secret://envc/alice/alpha\nsecret://prod/alice/zeta\n"
     result = run("secret", "ls", "--full-uri", "--cluster", "c1")
@@ -522,8 +524,8 @@ def test_share_and_revoke(kube: FakeKube) -> None:
     for ref in ("secret:k", "k", "secret:/alice/k"):
         result = run("share", ref, "bob")
         assert result.exit_code == 0, result.output
-    assert list(kube.store["secretgrants"]) == [naming.grant_name("k", "bob")]
-    assert kube.store["secretgrants"][naming.grant_name("k", "bob")]["spec"] == {
+    assert list(kube.store["secretgrants"]) == ["k-bob-32641d"]
+    assert kube.store["secretgrants"]["k-bob-32641d"]["spec"] == {
         "secretName": "k",
         "user": "bob",
     }
@@ -622,7 +624,7 @@ def test_runs_as_a_module() -> None:
 def test_user_from_evidence() -> None:
     assert views.user_from_evidence([], []) is None
     assert views.user_from_evidence([_obj("k", uri="secret://c/alice/k")], []) == "alice"
-    copies = [_copy("carol", "x"), _copy("alice", "k", reason=naming.REASON_OWNER)]
+    copies = [_copy("carol", "x"), _copy("alice", "k", reason="owner")]
     assert views.user_from_evidence([_obj("k")], copies) == "alice"
 
 
@@ -655,14 +657,14 @@ def _kubeconfig(tmp_path: Path, server: str) -> Path:
 def test_unreachable_cluster_and_bad_kubeconfig(tmp_path: Path) -> None:
     kubeconfig = str(_kubeconfig(tmp_path, "https://127.0.0.1:1"))
     result = CliRunner().invoke(cli.cli, ["--kubeconfig", kubeconfig, "secret", "ls"])
-    assert result.exit_code == cli.EXIT_UNREACHABLE
+    assert result.exit_code == 5  # unreachable
     assert "Cannot reach the Kubernetes API server at 127.0.0.1:1" in result.stderr
     result = CliRunner().invoke(cli.cli, ["--kubeconfig", str(tmp_path / "none"), "secret", "ls"])
-    assert result.exit_code == cli.EXIT_UNREACHABLE
+    assert result.exit_code == 5  # unreachable
     assert "kubeconfig" in result.stderr
     args = ["--kubeconfig", kubeconfig, "--context", "nope", "secret", "ls"]
     result = CliRunner().invoke(cli.cli, args)
-    assert result.exit_code == cli.EXIT_USAGE
+    assert result.exit_code == 2  # usage
     assert "Context 'nope' not found" in result.stderr
 
 

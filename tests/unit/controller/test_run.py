@@ -1,45 +1,64 @@
-"""The controller's wiring: what the Secret watches ask for, and events queue what they dirty."""
+"""The controller's wiring: what the Secret watches ask for, and that each event they and
+kopf's handlers bring is counted and queues what it dirtied."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from typing import Any, cast
 
-from fakes import FakeApi
+import kopf
+
+from fakes import FakeApi, copy_labels, watch_events
+from samples import Growth
+from usersecrets.controller import handlers
 from usersecrets.controller.run import Controller
 from usersecrets.rules.desired import OwnerKey
 from usersecrets.settings import Settings
 
 
 class Watches(FakeApi):
-    """Records each watch the controller opens; the connection then drops."""
+    """Records each watch the controller opens: the first one of each kind sends the event
+    given for it (by path and Accept header), then every connection drops. A list (the
+    quotas are listed first) is empty, at version 7."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, events: dict[tuple[str, str | None], dict[str, Any]] | None = None) -> None:
+        super().__init__(lambda _: {"metadata": {"resourceVersion": "7"}, "items": []})
+        self.events = dict(events or {})
         self.watched: list[tuple[str, str | None, str | None, str]] = []
-        self.both = threading.Event()
+        self.all = threading.Event()
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         query, headers = kwargs["query"], kwargs["headers"]
-        self.watched.append(
-            (path, query.get("labelSelector"), headers.get("Accept"), query["resourceVersion"])
-        )
-        if len(self.watched) >= 2:
-            self.both.set()
+        accept = headers.get("Accept")
+        self.watched.append((path, query.get("labelSelector"), accept, query["resourceVersion"]))
+        kinds = Counter((p, a) for p, _, a, _ in self.watched)
+        if len(kinds) == 3 and min(kinds.values()) >= 2:  # each thread is done with its first
+            self.all.set()
+        if (event := self.events.pop((path, accept), None)) is not None:
+            return watch_events(("ADDED", event))
         raise ConnectionResetError("dropped")
+
+
+def following(api: Watches) -> Controller:
+    """The controller's Secret and quota watches, from version 42, until each was opened
+    twice."""
+    controller = Controller(cast(Any, api), Settings())
+    stops = controller.follow_secrets(asyncio.new_event_loop(), "42")
+    try:
+        assert api.all.wait(5)
+    finally:
+        for stop in stops:
+            stop.set()
+    return controller
 
 
 def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata() -> None:
     api = Watches()
-    controller = Controller(cast(Any, api), Settings())
-    stops = controller.follow_secrets(asyncio.new_event_loop(), "42")
-    try:
-        assert api.both.wait(5)
-    finally:
-        for stop in stops:
-            stop.set()
-    assert sorted(api.watched[:2], key=str) == [
+    following(api)
+    assert sorted(set(api.watched), key=str) == [
+        ("/api/v1/resourcequotas", None, None, "7"),
         (
             "/api/v1/secrets",
             "app.kubernetes.io/managed-by!=usersecrets",
@@ -48,6 +67,32 @@ def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata() ->
         ),
         ("/api/v1/secrets", "app.kubernetes.io/managed-by=usersecrets", None, "42"),
     ]
+
+
+def test_each_secret_and_quota_event_is_counted_and_handed_to_the_controllers_loop() -> None:
+    meta = {"namespace": "alice-ns", "resourceVersion": "43"}
+    api = Watches(
+        {
+            ("/api/v1/secrets", None): {
+                "metadata": {
+                    **meta,
+                    "name": "usec-alice-db-9d8a53f9a3",
+                    "labels": copy_labels("alice", "db"),
+                }
+            },
+            ("/api/v1/secrets", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"): {
+                "metadata": {**meta, "name": "tokens"}
+            },
+            ("/api/v1/resourcequotas", None): {
+                "metadata": {**meta, "name": "q"},
+                "spec": {"hard": {"count/secrets": "10"}},
+            },
+        }
+    )
+    events = Growth("usersecrets_watch_events_total")
+    controller = following(api)
+    assert events() == {'{kind="copy"}': 1.0, '{kind="secret"}': 1.0, '{kind="quota"}': 1.0}
+    assert controller.cache.room("alice-ns") is None  # handed over, not applied in the thread
 
 
 def test_an_event_queues_the_pairs_it_dirtied() -> None:
@@ -63,3 +108,32 @@ def test_an_event_queues_the_pairs_it_dirtied() -> None:
         return set(controller.queues.copies.queued)
 
     assert asyncio.run(scenario()) == {OwnerKey("alice", "db")}
+
+
+def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None:
+    async def scenario() -> set[OwnerKey]:
+        controller = Controller(cast(Any, FakeApi()), Settings())
+        memo = kopf.Memo(controller=controller, loop=asyncio.get_running_loop())
+        namespace = {"metadata": {"name": "alice-ns", "labels": {"usersecrets.io/user": "bob"}}}
+        await handlers.namespace(type="ADDED", body=kopf.Body(namespace), memo=memo)
+        usersecret = {
+            "metadata": {"namespace": "alice-ns", "name": "db", "uid": "u1", "generation": 1},
+            "spec": {"value": "dg=="},
+        }
+        await handlers.usersecret(type=None, body=kopf.Body(usersecret), memo=memo)
+        grant = {
+            "metadata": {"namespace": "alice-ns", "name": "g", "uid": "u2", "generation": 1},
+            "spec": {"secretName": "db", "user": "carol"},
+        }
+        await handlers.secretgrant(type="ADDED", body=kopf.Body(grant), memo=memo)
+        assert controller.queues.copies.queued == set()  # not yet: on the loop, in order
+        await asyncio.sleep(0)
+        return set(controller.queues.copies.queued)
+
+    events = Growth("usersecrets_watch_events_total")
+    assert asyncio.run(scenario()) == {OwnerKey("bob", "db")}
+    assert events() == {
+        '{kind="namespace"}': 1.0,
+        '{kind="usersecret"}': 1.0,
+        '{kind="secretgrant"}': 1.0,
+    }

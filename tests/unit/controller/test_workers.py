@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import REGISTRY
-
+from samples import Growth
 from usersecrets.controller.workers import Queues, copy_worker, report_worker
 from usersecrets.kube.client import ApiError
 from usersecrets.rules.desired import OwnerKey
@@ -78,12 +77,12 @@ def test_refused_copies_are_reported_while_the_pair_waits_for_its_retry() -> Non
         await until(lambda: len(reported) == 2, workers)
         return attempts, reported
 
-    def errors(kind: str) -> float:
-        found = REGISTRY.get_sample_value("usersecrets_reconcile_errors_total", {"kind": kind})
-        return found or 0.0
-
-    before = errors("copies"), errors("status")
+    errors = Growth("usersecrets_reconcile_errors_total")
+    durations = Growth("usersecrets_reconcile_duration_seconds_count")
+    synced = Growth("usersecrets_sync_duration_seconds_count")
     attempts, reported = asyncio.run(scenario())
-    assert (errors("copies"), errors("status")) == (before[0] + 1, before[1])
     assert attempts == [A, A]
     assert reported == [{"full": "HTTP 403 Forbidden"}, {}]
+    assert errors() == {'{kind="copies"}': 1.0}
+    assert durations() == {'{kind="copies"}': 2.0, '{kind="status"}': 2.0}
+    assert synced() == {"{}": 1.0}  # once in sync, not when refused

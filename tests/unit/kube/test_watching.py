@@ -4,37 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
 
+from fakes import Stream
 from usersecrets.kube import watching
-
-
-class Stream:
-    """A watch response as urllib3 gives it: chunks that split lines anywhere; `broken` ends
-    it as a dropped connection does."""
-
-    def __init__(self, events: list[dict[str, Any]], broken: bool = False) -> None:
-        text = "".join(json.dumps(e) + "\n\n" for e in events).encode()
-        self.chunks = [text[i : i + 7] for i in range(0, len(text), 7)]
-        self.broken = broken
-        self.released = False
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield from self.chunks
-        if self.broken:
-            raise ConnectionResetError("connection reset by peer")
-
-    def close(self) -> None:
-        pass
-
-    def release_conn(self) -> None:
-        self.released = True
 
 
 def obj(name: str, version: str) -> dict[str, Any]:
@@ -104,8 +81,12 @@ def test_events_in_order_then_a_new_list_after_gone() -> None:
     assert changed == [("ADDED", "11"), ("MODIFIED", "13")]  # DELETED came after stop
     assert [w["resourceVersion"] for w in api.watches] == ["10", "20"]
     assert all(w["labelSelector"] == "x=y" for w in api.lists + api.watches)
-    assert api.lists[0]["headers"] == {"Accept": watching.METADATA_LIST}
-    assert api.watches[0]["headers"] == {"Accept": watching.METADATA}
+    assert api.lists[0]["headers"] == {
+        "Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+    }
+    assert api.watches[0]["headers"] == {
+        "Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+    }
     assert all(s.released for s in api.streams)
 
 

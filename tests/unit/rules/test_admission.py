@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from usersecrets.rules import naming
 from usersecrets.rules.admission import (
     Decision,
     PodReview,
@@ -21,13 +20,9 @@ from usersecrets.rules.admission import (
     read_review,
     review_response,
 )
-from usersecrets.rules.references import (
-    CONTAINERS_ANNOTATION,
-    ENV_ANNOTATION,
-    VOLUMES_ANNOTATION,
-    SecretRef,
-)
+from usersecrets.rules.references import SecretRef
 from usersecrets.settings import Settings
+from usersecrets_dev import pods
 
 SETTINGS = Settings(cluster_name="neuro-compute")
 BOB_DB = SecretRef("bob", "db")
@@ -35,15 +30,7 @@ UID = "705ab4f5-6393-11e8-b7cc-42010a800002"
 
 
 def make_pod(volumes: str | None = None, env: str | None = None) -> dict[str, Any]:
-    annotations = {}
-    if volumes is not None:
-        annotations[VOLUMES_ANNOTATION] = volumes
-    if env is not None:
-        annotations[ENV_ANNOTATION] = env
-    return {
-        "metadata": {"name": "job", "annotations": annotations},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-    }
+    return pods.pod(volumes=volumes, env=env, name="job")
 
 
 def decide_for(
@@ -62,9 +49,10 @@ def allowed(pod: dict[str, Any], available: Collection[SecretRef] = (BOB_DB,)) -
     return patched
 
 
-def denied(pod: dict[str, Any], available: Collection[SecretRef] = (BOB_DB,)) -> str:
+def denied(pod: dict[str, Any], reason: str, available: Collection[SecretRef] = (BOB_DB,)) -> str:
+    """Denied for `reason` (the metric's label: the first kind of problem); the message."""
     decision = decide_for(pod, available)
-    assert not decision.allowed
+    assert (decision.allowed, decision.reason) == (False, reason)
     assert decision.patch == []
     return decision.message
 
@@ -81,16 +69,17 @@ def test_blank_annotations_ask_for_nothing() -> None:
 
 
 def test_namespace_without_user() -> None:
-    assert not decide_for(make_pod("secret:db:/db"), user=None).allowed
-    assert decide_for(make_pod("secret:db:/db"), user=None).message == (
-        "Namespace 'bob-ns' belongs to no user, so its pods cannot use user secrets"
+    assert decide_for(make_pod("secret:db:/db"), user=None) == Decision(
+        allowed=False,
+        message="Namespace 'bob-ns' belongs to no user, so its pods cannot use user secrets",
+        reason="no_user",
     )
 
 
 def test_one_env_and_one_file() -> None:
     patched = allowed(make_pod("secret:db:/etc/db", "DB=secret:db"))
     container = patched["spec"]["containers"][0]
-    secret = naming.copy_name("bob", "db")
+    secret = "usec-bob-db-1956f4097c"
     assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "value"}
     assert container["volumeMounts"][0]["mountPath"] == "/etc/db"
     assert patched["spec"]["volumes"][0]["secret"]["secretName"] == secret
@@ -99,13 +88,13 @@ def test_one_env_and_one_file() -> None:
 def test_another_users_shared_secret() -> None:
     alice = SecretRef("alice", "db")
     patched = allowed(make_pod("secret:/alice/db:/a", "X=secret://neuro-compute/alice/db"), [alice])
-    secret = naming.copy_name("alice", "db")
+    secret = "usec-alice-db-9d8a53f9a3"
     assert patched["spec"]["volumes"][0]["secret"]["secretName"] == secret
 
 
 def test_another_users_secret_without_copy() -> None:
     pod = make_pod("secret:/alice/db:/a, secret:/alice/zz:/b", "X=secret:/carol/k")
-    assert denied(pod) == (
+    assert denied(pod, "not_shared") == (
         "Secret 'secret://neuro-compute/alice/db' is not shared with user 'bob'; "
         "Secret 'secret://neuro-compute/alice/zz' is not shared with user 'bob'; "
         "Secret 'secret://neuro-compute/carol/k' is not shared with user 'bob'"
@@ -113,17 +102,28 @@ def test_another_users_secret_without_copy() -> None:
 
 
 def test_own_secret_by_full_uri_is_missing_not_unshared() -> None:
-    assert denied(make_pod(env="A=secret://neuro-compute/bob/zz")) == "Missing secrets: 'zz'"
+    assert (
+        denied(make_pod(env="A=secret://neuro-compute/bob/zz"), "missing")
+        == "Missing secrets: 'zz'"
+    )
 
 
 def test_all_missing() -> None:
     pod = make_pod("secret:b:/b, secret:a:/a", "C=secret:c, B=secret:b")
-    assert denied(pod, []) == "Missing secrets: 'a', 'b', 'c'"
+    assert denied(pod, "missing", []) == "Missing secrets: 'a', 'b', 'c'"
 
 
 def test_some_missing() -> None:
     pod = make_pod("secret:zeta:/z, secret:db:/db", "A=secret:alpha")
-    assert denied(pod) == "Missing secrets: 'alpha', 'zeta'"
+    assert denied(pod, "missing") == "Missing secrets: 'alpha', 'zeta'"
+
+
+def test_missing_comes_before_not_shared() -> None:
+    pod = make_pod("secret:/alice/db:/a, secret:zeta:/z")
+    assert denied(pod, "missing") == (
+        "Missing secrets: 'zeta'; "
+        "Secret 'secret://neuro-compute/alice/db' is not shared with user 'bob'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,15 +147,15 @@ def test_some_missing() -> None:
     ],
 )
 def test_refused(volumes: str | None, env: str | None, message: str) -> None:
-    assert denied(make_pod(volumes, env)) == message
+    assert denied(make_pod(volumes, env), "invalid") == message
 
 
 def test_every_problem_is_listed() -> None:
     pod = make_pod("secret:db:rel, secret:gone:/gone, secret:/alice/x:/x", "1=secret:db")
-    pod["metadata"]["annotations"][CONTAINERS_ANNOTATION] = "main, nope"
+    pod["metadata"]["annotations"]["usersecrets.io/containers"] = "main, nope"
     pod["spec"]["containers"][0]["env"] = [{"name": "Z", "value": "1"}]
-    pod["metadata"]["annotations"][ENV_ANNOTATION] += ", Z=secret:db"
-    assert denied(pod).split("; ") == [
+    pod["metadata"]["annotations"]["usersecrets.io/env"] += ", Z=secret:db"
+    assert denied(pod, "invalid").split("; ") == [
         "Mount path must be absolute: 'rel'",
         "Invalid environment variable name '1' in '1=secret:db': letters, digits, '_', '-' "
         "and '.', not starting with a digit",
@@ -168,29 +168,22 @@ def test_every_problem_is_listed() -> None:
 
 def test_unshared_looks_the_same_whether_or_not_it_exists() -> None:
     """Bob's pods learn nothing about alice's keys: `available` only has bob's namespace."""
-    exists = denied(make_pod("secret:/alice/db:/a"), [BOB_DB])
+    exists = denied(make_pod("secret:/alice/db:/a"), "not_shared", [BOB_DB])
     assert exists == "Secret 'secret://neuro-compute/alice/db' is not shared with user 'bob'"
 
 
 def test_conflicting_pod_fields() -> None:
     pod = make_pod("secret:db:/etc/db")
     pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "x", "mountPath": "/etc/db"}]
-    assert denied(pod) == "Container 'main' already mounts a volume at '/etc/db'"
+    assert denied(pod, "invalid") == "Container 'main' already mounts a volume at '/etc/db'"
 
 
 # AdmissionReview
 
 
 def review(obj: object = None, **request: object) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "uid": UID,
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "namespace": "bob-ns",
-        "operation": "CREATE",
-        "object": make_pod() if obj is None else obj,
-    }
-    base.update(request)
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": base}
+    namespace = request.pop("namespace", "bob-ns")
+    return pods.review(namespace, make_pod() if obj is None else obj, uid=UID, **request)
 
 
 def test_response_allowed_without_patch() -> None:
@@ -288,7 +281,7 @@ def test_decide_on_random_annotations(
 ) -> None:
     pod = make_pod(volumes, env)
     if containers is not None:
-        pod["metadata"]["annotations"][CONTAINERS_ANNOTATION] = containers
+        pod["metadata"]["annotations"]["usersecrets.io/containers"] = containers
     decision = decide(pod, namespace="ns", user=user, available=available, settings=SETTINGS)
     if not decision.allowed:
         assert decision.message
@@ -298,3 +291,9 @@ def test_decide_on_random_annotations(
     again = decide(patched, namespace="ns", user=user, available=available, settings=SETTINGS)
     assert again == Decision(allowed=True)
     review_response(review(pod), decision)
+
+
+@pytest.mark.parametrize("metadata", [None, "x", ["annotations"], {"annotations": ["x"]}])
+def test_a_pod_without_readable_annotations_asks_for_nothing(metadata: object) -> None:
+    pod = {"metadata": metadata, "spec": {"containers": [{"name": "main"}]}}
+    assert decide_for(pod, user=None) == Decision(allowed=True)

@@ -69,3 +69,9 @@ def test_refusals_say_what_to_do() -> None:
     )
     assert value_source(FROM_TOKENS) == "tokens"
     assert value_source(INLINE) is None
+
+
+def test_what_is_not_a_name_or_a_uid_is_none() -> None:
+    for name in ("", 5, None, ["tokens"]):
+        assert value_source({"spec": {"valueFrom": {"secretKeyRef": {"name": name}}}}) is None
+    assert Author.of({"username": "bob", "uid": 5}) == Author("bob", None, (), {})

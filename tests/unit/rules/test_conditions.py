@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -103,3 +104,49 @@ def test_find() -> None:
     assert found.status == "True"
     assert conditions.find([{"type": "Ready"}]) is None
     assert conditions.find(None, "Other") is None
+
+
+def test_the_time_written_does_not_depend_on_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        naive = conditions.ready(True, "Ok", "", 1, datetime(2024, 5, 1, 12, 0))
+        aware = conditions.ready(True, "Ok", "", 1, datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert naive.to_json()["lastTransitionTime"] == "2024-05-01T12:00:00Z"
+    assert aware.to_json()["lastTransitionTime"] == "2024-05-01T12:00:00Z"
+
+
+def test_a_message_at_the_api_limit_is_kept_whole() -> None:
+    assert conditions.ready(False, "Failed", "x" * 32768, 1, T0).message == "x" * 32768
+
+
+def test_merge_keeps_every_other_condition_around_the_replaced_one() -> None:
+    before = {"type": "Before", "status": "True"}
+    after = conditions.condition("After", True, "Fine", "", 1, T0)
+    old = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Old",
+        "message": "",
+        "lastTransitionTime": "2020-01-01T00:00:00Z",
+    }
+    merged = conditions.merge(
+        [before, old, {**old, "reason": "Twice"}, after],
+        conditions.ready(True, "Materialized", "ok", 1, T0),
+    )
+    assert [(c["type"], c.get("reason")) for c in merged] == [
+        ("Before", None),
+        ("Ready", "Materialized"),
+        ("After", "Fine"),
+    ]
+    assert merged[1]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert merged[2] == after.to_json()
+    again = conditions.merge(
+        [conditions.ready(True, "A", "", 1, T0)], conditions.ready(True, "B", "", 2, T1)
+    )
+    assert again == [{**conditions.ready(True, "B", "", 2, T0).to_json()}]

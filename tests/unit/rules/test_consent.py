@@ -48,3 +48,14 @@ def test_only_the_namespaces_that_accept_the_owner_get_a_copy() -> None:
         "User 'bob' can use secret://c/alice/db in 0 namespaces (2 namespaces of theirs do not "
         "take shares from 'alice')"
     )
+
+
+def test_a_namespace_that_names_the_owner_takes_her_shares() -> None:
+    world = World(
+        [SecretView("alice", "db", "2026-01-01T00:00:00Z", b"v")],
+        [GrantView("alice", "g", "db", "bob")],
+    )
+    world.set_namespace("alice", "alice")
+    world.set_namespace("bob", "bob", frozenset({"alice", "carol"}))
+    facts = compute(world, "c").grants["alice", "g"]
+    assert (facts.namespaces, facts.declined) == (("bob",), 0)

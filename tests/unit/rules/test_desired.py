@@ -8,14 +8,17 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from usersecrets.rules import naming
+from fakes import copy_labels
 from usersecrets.rules.desired import (
-    NO_OWNER,
     ActualSecret,
     Desired,
+    DesiredCopy,
+    GrantFacts,
     GrantState,
     GrantView,
+    Limits,
     OwnerKey,
+    SecretFacts,
     SecretState,
     SecretView,
     World,
@@ -23,12 +26,15 @@ from usersecrets.rules.desired import (
     data_digest,
     diff,
 )
-from usersecrets.settings import Settings
 
 CLUSTER = "test"
 CANARY = b"canary-0b5e-secret-value"
 T1 = "2024-01-01T00:00:00Z"
 T2 = "2024-01-02T00:00:00Z"
+#: The copy of alice's "db" in every namespace (rules.naming's name for it).
+ALICE_DB = "usec-alice-db-9d8a53f9a3"
+#: The owner of the pairs of namespaces without a user.
+NOBODY = ""
 
 NAMESPACES: dict[str, str | None] = {
     "alice": "alice",
@@ -84,11 +90,11 @@ def as_actual(desired: Desired) -> list[ActualSecret]:
 def test_owner_gets_a_copy_in_every_namespace() -> None:
     desired = run([secret("alice", "db")])
     assert where(desired) == {"alice": "owner", "alice-dev": "owner"}
-    name = naming.copy_name("alice", "db")
-    copy = desired.copies["alice-dev", name]
-    assert copy.labels == naming.copy_labels("alice", "db", naming.REASON_OWNER)
-    assert copy.annotations == {naming.URI_ANNOTATION: "secret://test/alice/db"}
-    assert copy.data == {naming.DATA_KEY: CANARY}
+    copy = desired.copies["alice-dev", ALICE_DB]
+    assert (copy.namespace, copy.name) == ("alice-dev", ALICE_DB)
+    assert copy.labels == copy_labels("alice", "db", "owner")
+    assert copy.annotations == {"usersecrets.io/uri": "secret://test/alice/db"}
+    assert copy.data == {"value": CANARY}
     facts = desired.secrets["alice", "db"]
     assert facts.state is SecretState.MATERIALIZED
     assert facts.namespaces == ("alice", "alice-dev")
@@ -109,8 +115,8 @@ def test_grant_reaches_every_namespace_of_the_grantee() -> None:
         "bob": "grant",
         "bob-gpu": "grant",
     }
-    copy = desired.copies["bob-gpu", naming.copy_name("alice", "db")]
-    assert copy.labels[naming.REASON_LABEL] == naming.REASON_GRANT
+    copy = desired.copies["bob-gpu", ALICE_DB]
+    assert copy.labels["usersecrets.io/reason"] == "grant"
     facts = desired.grants["alice", "db-bob"]
     assert facts.state is GrantState.GRANTED
     assert facts.namespaces == ("bob", "bob-gpu")
@@ -132,7 +138,7 @@ def test_grant_to_the_owner_is_harmless() -> None:
 
 def test_owner_reason_wins_over_grant() -> None:
     desired = run([secret("alice", "db")], [grant("alice", "db", "alice")])
-    assert set(where(desired).values()) == {naming.REASON_OWNER}
+    assert set(where(desired).values()) == {"owner"}
 
 
 def test_two_grants_to_one_user_make_one_copy_per_namespace() -> None:
@@ -165,9 +171,13 @@ def test_missing_source_means_no_copies() -> None:
 
 
 def test_system_namespaces_belong_to_nobody() -> None:
-    cfg = Settings()
-    names = ["alice", "kube-system", "kube-public", cfg.operator_namespace, "bob"]
-    namespaces = {n: naming.user_of_namespace(n, {}, cfg) for n in names}
+    namespaces = {
+        "alice": "alice",
+        "kube-system": None,
+        "kube-public": None,
+        "usersecrets-system": None,
+        "bob": "bob",
+    }
     desired = run(
         [secret("kube-system", "db"), secret("alice", "db")],
         [grant("alice", "db", "kube-system"), grant("kube-system", "db", "bob")],
@@ -178,7 +188,7 @@ def test_system_namespaces_belong_to_nobody() -> None:
     assert desired.grants["kube-system", "db-bob"].state is GrantState.NO_OWNER
     assert desired.grants["alice", "db-kube-system"].namespaces == ()
     assert all(
-        c.namespace not in {"kube-system", cfg.operator_namespace} for c in desired.copies.values()
+        c.namespace not in {"kube-system", "usersecrets-system"} for c in desired.copies.values()
     )
 
 
@@ -188,9 +198,7 @@ def test_relabelled_namespace_moves_the_copies() -> None:
     after = run([secret("alice", "db")], [], {**NAMESPACES, "team-x": "bob"})
     assert "team-x" not in where(after)
     plan = diff(after, as_actual(before))
-    assert [(s.namespace, s.name) for s in plan.deletes] == [
-        ("team-x", naming.copy_name("alice", "db"))
-    ]
+    assert [(s.namespace, s.name) for s in plan.deletes] == [("team-x", ALICE_DB)]
     assert not plan.creates
     assert not plan.updates
 
@@ -233,7 +241,7 @@ def test_same_key_of_different_owners_are_different_secrets() -> None:
     desired = run([secret("alice", "db", b"a"), secret("bob", "db", b"b")])
     assert where(desired, "alice") == {"alice": "owner", "alice-dev": "owner"}
     assert where(desired, "bob") == {"bob": "owner", "bob-gpu": "owner"}
-    assert naming.copy_name("alice", "db") != naming.copy_name("bob", "db")
+    assert {name for _, name in desired.copies} == {ALICE_DB, "usec-bob-db-1956f4097c"}
 
 
 # --- diff ------------------------------------------------------------------------------------
@@ -306,7 +314,7 @@ def test_label_change_updates_but_foreign_labels_are_kept() -> None:
     tampered = ActualSecret(
         actual[0].namespace,
         actual[0].name,
-        {**actual[0].labels, naming.REASON_LABEL: naming.REASON_GRANT},
+        {**actual[0].labels, "usersecrets.io/reason": "grant"},
         actual[0].annotations,
         actual[0].digest,
     )
@@ -330,7 +338,7 @@ def test_uri_annotation_change_updates() -> None:
 
 def test_collisions_are_never_touched() -> None:
     desired = run([secret("alice", "db")])
-    name = naming.copy_name("alice", "db")
+    name = ALICE_DB
     foreign = ActualSecret.of("alice", name, {"app": "theirs"}, {}, {"x": b"theirs"})
     unrelated = ActualSecret.of("alice", "unrelated", {}, {}, {"x": b"y"})
     plan = diff(desired, [foreign, unrelated])
@@ -344,7 +352,7 @@ def test_actual_from_kubernetes_data_matches_desired_digest() -> None:
     desired = run([secret("alice", "db")])
     copy = next(iter(desired.copies.values()))
     actual = ActualSecret.of(
-        copy.namespace, copy.name, copy.labels, copy.annotations, {naming.DATA_KEY: CANARY}
+        copy.namespace, copy.name, copy.labels, copy.annotations, {"value": CANARY}
     )
     assert diff(desired, [actual]).updates == ()
     assert data_digest({"a": b"bc"}) != data_digest({"ab": b"c"})
@@ -391,11 +399,11 @@ def test_scoped_diff_never_deletes_out_of_scope() -> None:
     world.remove_grant("alice", "db-bob")
     scoped = compute(world, CLUSTER, for_keys={OwnerKey("alice", "db")})
     plan = diff(scoped, actual)
-    assert {(s.namespace, s.labels[naming.KEY_LABEL]) for s in plan.deletes} == {
+    assert {(s.namespace, s.labels["usersecrets.io/key"]) for s in plan.deletes} == {
         ("bob", "db"),
         ("bob-gpu", "db"),
     }
-    assert all(s.labels[naming.OWNER_LABEL] == "alice" for s in plan.deletes)
+    assert all(s.labels["usersecrets.io/owner"] == "alice" for s in plan.deletes)
     assert not plan.creates
     assert not plan.updates
     nothing = compute(world, CLUSTER, for_keys=[])
@@ -418,16 +426,16 @@ def test_affected_by_namespace() -> None:
 
 
 def test_namespaces_without_a_user_have_a_pair_of_their_own() -> None:
-    """Their UserSecrets and grants get a status, never copies, through (NO_OWNER, key),
+    """Their UserSecrets and grants get a status, never copies, through (no user, key),
     scoped or not; a namespace not known yet is in no pair until its own event comes."""
     world = World(
         [secret("kube-system", "db"), secret("unseen", "db"), secret("alice", "db")],
         [grant("kube-system", "db", "bob")],
         NAMESPACES,
     )
-    assert world.pair_of("kube-system", "db") == OwnerKey(NO_OWNER, "db")
+    assert world.pair_of("kube-system", "db") == OwnerKey(NOBODY, "db")
     assert world.pair_of("unseen", "db") is None
-    scoped = compute(world, CLUSTER, for_keys=[OwnerKey(NO_OWNER, "db")])
+    scoped = compute(world, CLUSTER, for_keys=[OwnerKey(NOBODY, "db")])
     assert scoped.copies == {}
     assert {k: f.state for k, f in scoped.secrets.items()} == {
         ("kube-system", "db"): SecretState.NO_OWNER
@@ -442,22 +450,22 @@ def test_namespaces_without_a_user_have_a_pair_of_their_own() -> None:
 
 def test_a_namespace_losing_or_getting_a_user_marks_its_no_owner_pairs() -> None:
     world = World(WORLD_SECRETS, WORLD_GRANTS, NAMESPACES)
-    assert OwnerKey(NO_OWNER, "db") in world.affected_by_namespace("alice-dev", None)
+    assert OwnerKey(NOBODY, "db") in world.affected_by_namespace("alice-dev", None)
     world.set_namespace("alice-dev", None)
     assert world.namespaces_of("alice") == ("alice",)
-    assert world.pair_of("alice-dev", "db") == OwnerKey(NO_OWNER, "db")
+    assert world.pair_of("alice-dev", "db") == OwnerKey(NOBODY, "db")
     affected = world.affected_by_namespace("alice-dev", "alice")
-    assert {OwnerKey("alice", "db"), OwnerKey(NO_OWNER, "db")} <= affected
+    assert {OwnerKey("alice", "db"), OwnerKey(NOBODY, "db")} <= affected
     # Its own keys only: another namespace without a user is not affected.
     world.put_secret(secret("kube-system", "elsewhere"))
-    assert OwnerKey(NO_OWNER, "elsewhere") not in world.affected_by_namespace("alice-dev", None)
+    assert OwnerKey(NOBODY, "elsewhere") not in world.affected_by_namespace("alice-dev", None)
     world.remove_namespace("alice-dev")
     assert world.pair_of("alice-dev", "db") is None
 
 
 def test_a_grant_to_no_one_copies_nowhere() -> None:
     """The CRD refuses an empty user; were one to get through, it names no namespace."""
-    desired = run([secret("alice", "db")], [grant("alice", "db", NO_OWNER)])
+    desired = run([secret("alice", "db")], [grant("alice", "db", NOBODY)])
     assert where(desired) == {"alice": "owner", "alice-dev": "owner"}
 
 
@@ -555,3 +563,244 @@ def test_result_does_not_depend_on_input_order(
         assert scoped.copies == {
             i: c for i, c in expected.copies.items() if (c.owner, c.key) == pair
         }
+
+
+# --- Facts, field by field -------------------------------------------------------------------
+
+
+def test_the_facts_of_every_secret_state() -> None:
+    uri = "secret://test/alice/db"
+    materialized = run([secret("alice", "db")]).secrets["alice", "db"]
+    assert materialized == SecretFacts(
+        "alice",
+        "db",
+        "alice",
+        uri,
+        SecretState.MATERIALIZED,
+        ("alice", "alice-dev"),
+        ("alice", "alice-dev"),
+    )
+    shared = run([secret("alice", "db")], [grant("alice", "db", "bob")]).secrets["alice", "db"]
+    assert (shared.namespaces, shared.owned) == (
+        ("alice", "alice-dev", "bob", "bob-gpu"),
+        ("alice", "alice-dev"),
+    )
+    conflict = run([secret("alice", "db"), secret("alice-dev", "db", created=T2)])
+    assert conflict.secrets["alice-dev", "db"] == SecretFacts(
+        "alice-dev", "db", "alice", uri, SecretState.CONFLICT, conflict_with="alice"
+    )
+    missing = run([secret("alice-dev", "db", value=None)]).secrets["alice-dev", "db"]
+    assert missing == SecretFacts("alice-dev", "db", "alice", uri, SecretState.SOURCE_MISSING)
+    refused = SecretView("alice-dev", "db", T1, None, refused_type="bootstrap.kubernetes.io/token")
+    assert run([refused]).secrets["alice-dev", "db"] == SecretFacts(
+        "alice-dev",
+        "db",
+        "alice",
+        uri,
+        SecretState.SOURCE_REFUSED,
+        refused_type="bootstrap.kubernetes.io/token",
+    )
+    world = World([secret("alice", "k"), secret("alice-dev", "db", created=T2)], (), NAMESPACES)
+    world.limits = Limits(secrets_per_user=1)
+    assert compute(world, CLUSTER).secrets["alice-dev", "db"] == SecretFacts(
+        "alice-dev", "db", "alice", uri, SecretState.LIMIT_EXCEEDED, limit=("secrets", 1)
+    )
+    system = run([secret("kube-system", "db")], [grant("kube-system", "db", "bob")])
+    assert system.secrets["kube-system", "db"] == SecretFacts(
+        "kube-system", "db", None, None, SecretState.NO_OWNER
+    )
+    assert system.grants["kube-system", "db-bob"] == GrantFacts(
+        "kube-system", "db-bob", None, "bob", "db", None, GrantState.NO_OWNER
+    )
+
+
+def test_the_facts_of_a_grant() -> None:
+    world = World([secret("alice", "db")], [grant("alice", "db", "bob")], NAMESPACES)
+    world.set_namespace("bob-gpu", "bob", frozenset({"carol"}))
+    assert compute(world, CLUSTER).grants["alice", "db-bob"] == GrantFacts(
+        "alice",
+        "db-bob",
+        "alice",
+        "bob",
+        "db",
+        "secret://test/alice/db",
+        GrantState.GRANTED,
+        ("bob",),
+        declined=1,
+    )
+
+
+def test_a_grant_past_its_limit_that_names_no_secret_is_only_not_found() -> None:
+    grants = [GrantView("alice", f"g{i}", "nope", "bob", f"2024-01-0{i + 1}") for i in range(2)]
+    world = World([], grants, NAMESPACES, Limits(grants_per_user=1))
+    assert compute(world, CLUSTER).grants["alice", "g1"] == GrantFacts(
+        "alice",
+        "g1",
+        "alice",
+        "bob",
+        "nope",
+        "secret://test/alice/nope",
+        GrantState.SECRET_NOT_FOUND,
+    )
+
+
+def test_a_naive_creation_time_counts_as_utc() -> None:
+    desired = run(
+        [
+            secret("alice", "db", b"later", "2024-01-01T00:00:01"),
+            secret("alice-dev", "db", b"earlier", "2024-01-01T00:00:00Z"),
+        ]
+    )
+    assert {c.value for c in desired.copies.values()} == {b"earlier"}
+    assert desired.secrets["alice", "db"].conflict_with == "alice-dev"
+
+
+# --- What exists -----------------------------------------------------------------------------
+
+
+def test_an_actual_secret_keeps_its_labels_finalizers_and_deletion() -> None:
+    labels = copy_labels("alice", "db", "owner") | {"team": "ml"}
+    found = ActualSecret.of("alice", ALICE_DB, labels, {"a": "b"}, {"value": CANARY})
+    assert (found.labels, found.annotations, found.finalizers, found.deleting) == (
+        labels,
+        {"a": "b"},
+        (),
+        False,
+    )
+    kept = ActualSecret.of("alice", ALICE_DB, labels, None, None, ["bob.example/keep"], True)
+    assert (kept.annotations, kept.finalizers, kept.deleting) == ({}, ("bob.example/keep",), True)
+
+
+def test_a_copy_made_without_a_digest_gets_the_one_of_its_data() -> None:
+    made = DesiredCopy("alice", ALICE_DB, "alice", "db", "owner", {}, {}, CANARY)
+    same = ActualSecret.of("alice", ALICE_DB, {}, {}, {"value": CANARY})
+    other = ActualSecret.of("alice", ALICE_DB, {}, {}, {"value": b"other"})
+    assert made.digest == same.digest != other.digest
+
+
+def test_a_copy_on_its_way_out_holds_up_no_other() -> None:
+    desired = run([secret("alice", "db")])
+    first, second = as_actual(desired)
+    leaving = replace(first, deleting=True)
+    plan = diff(desired, [leaving])
+    assert [(c.namespace, c.name) for c in plan.creates] == [(second.namespace, second.name)]
+    assert plan.deletes == (leaving,)
+    assert diff(desired, [first, second]).empty
+
+
+# --- The World's queries, exactly ------------------------------------------------------------
+
+
+def test_what_each_user_sees_and_is_shared() -> None:
+    world = World(WORLD_SECRETS, WORLD_GRANTS, NAMESPACES)
+    assert world.namespaces() == set(NAMESPACES)
+    assert world.keys_visible_to("bob") == {
+        OwnerKey("bob", "db"),
+        OwnerKey("alice", "db"),
+        OwnerKey("alice", "missing"),
+    }
+    assert world.keys_visible_to("carol") == {
+        OwnerKey("carol", "key"),
+        OwnerKey("alice", "token"),
+        OwnerKey("bob", "db"),
+    }
+    for nobody in ("nobody", NOBODY):
+        assert world.keys_visible_to(nobody) == set()
+        assert world.secrets_past(nobody) == {}
+        assert world.grants_past(nobody) == {}
+        assert world.shares_past(nobody) == {}
+        assert not world.over_secret_limits(nobody)
+        assert not world.over_grant_limit(nobody)
+        assert not world.over_share_limit(nobody)
+    assert compute(world, CLUSTER, for_keys=[OwnerKey("nobody", "db")]) == Desired(
+        {}, {}, {}, frozenset({OwnerKey("nobody", "db")})
+    )
+    world.set_namespace("bob", "bob", frozenset({"alice"}))
+    assert world.accepts_policy("bob") == frozenset({"alice"})
+    assert world.accepts_policy("bob-gpu") is None
+    world.set_namespace("bob", "bob")
+    assert world.accepts_policy("bob") is None
+
+
+_NS = st.sampled_from(["ns1", "ns2"])
+_GRANT_NAMES = st.sampled_from(["g1", "g2"])
+SMALL = Limits(secrets_per_user=1, bytes_per_user=3, grants_per_user=1, shares_per_user=1)
+
+
+def observed(world: World) -> dict[str, object]:
+    """Every answer a World gives about its contents, and what it computes."""
+    users = ["alice", "bob", "carol", "dave"]
+    found: dict[object, object] = {"compute": compute(world, CLUSTER), "all": world.namespaces()}
+    for user in [*users, NOBODY]:
+        found[user] = (
+            world.namespaces_of(user),
+            world.keys_visible_to(user),
+            world.grants_past(user),
+            world.shares_past(user),
+            world.over_secret_limits(user),
+            world.over_grant_limit(user),
+            world.over_share_limit(user),
+        )
+    # Only a user's UserSecrets are ranked: compute gives nobody's NoOwner facts first, and the
+    # cache asks of the users of namespaces only.
+    for user in users:
+        found[user, "secrets past"] = world.secrets_past(user)
+    for namespace in ["ns1", "ns2", "ns3"]:
+        found[namespace] = (
+            world.user_of(namespace),
+            world.accepts_policy(namespace),
+            world.affected_by_namespace(namespace, "alice"),
+        )
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_world_kept_up_to_date_answers_as_one_built_afresh(data: st.DataObject) -> None:
+    """Between each change, computed answers (and the rankings past a limit they keep) must
+    be those of a World built from the end state. Removals pick what is there."""
+    world = World(limits=SMALL)
+    secrets: dict[tuple[str, str], SecretView] = {}
+    grants: dict[tuple[str, str], GrantView] = {}
+    namespaces: dict[str, tuple[str | None, frozenset[str] | None]] = {}
+    for _ in range(data.draw(st.integers(1, 25))):
+        operation = data.draw(st.sampled_from(["secret", "grant", "namespace", "remove"]))
+        if operation == "secret":
+            view = SecretView(
+                data.draw(_NS),
+                data.draw(_keys),
+                data.draw(_times),
+                data.draw(st.sampled_from([None, b"ab", b"abcd"])),
+            )
+            world.put_secret(view)
+            secrets[view.namespace, view.key] = view
+        elif operation == "grant":
+            made = GrantView(
+                data.draw(_NS), data.draw(_GRANT_NAMES), data.draw(_keys), data.draw(_users)
+            )
+            world.put_grant(made)
+            grants[made.namespace, made.name] = made
+        elif operation == "namespace":
+            ns, user = data.draw(_NS), data.draw(st.none() | _users)
+            accepts = data.draw(st.none() | st.frozensets(_users, max_size=2))
+            world.set_namespace(ns, user, accepts)
+            namespaces[ns] = (user, accepts)
+        elif (
+            present := [("secret", *k) for k in secrets]
+            + [("grant", *k) for k in grants]
+            + [("namespace", k) for k in namespaces]
+        ):
+            kind, *ident = data.draw(st.sampled_from(present))
+            if kind == "secret":
+                world.remove_secret(*ident)
+                del secrets[ident[0], ident[1]]
+            elif kind == "grant":
+                world.remove_grant(*ident)
+                del grants[ident[0], ident[1]]
+            else:
+                world.remove_namespace(ident[0])
+                del namespaces[ident[0]]
+        fresh = World(secrets.values(), grants.values(), limits=SMALL)
+        for ns, (user, accepts) in namespaces.items():
+            fresh.set_namespace(ns, user, accepts)
+        assert observed(world) == observed(fresh)

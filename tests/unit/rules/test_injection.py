@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,39 +11,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from usersecrets.rules import naming
-from usersecrets.rules.injection import (
-    Injection,
-    JsonPatch,
-    inject,
-    secret_name,
-    volume_name,
-)
-from usersecrets.rules.references import (
-    CONTAINERS_ANNOTATION,
-    ENV_ANNOTATION,
-    VOLUMES_ANNOTATION,
-    References,
-    SecretRef,
-    parse,
-)
+from usersecrets.rules.injection import Injection, JsonPatch, inject, secret_name, volume_name
+from usersecrets.rules.references import References, SecretRef, parse
+from usersecrets_dev import pods
 
 DB = SecretRef("bob", "db")
-DB_SECRET = naming.copy_name("bob", "db")
-DB_VOLUME = volume_name(DB_SECRET)
+#: The copies' names (rules.naming) and their volumes' ("usersecrets-" and 10 hex digits of
+#: the sha256 of the copy's name), as a pod's spec shows them.
+DB_SECRET = "usec-bob-db-1956f4097c"
+DB_VOLUME = "usersecrets-64469ef745"
+ALICE_SECRET = "usec-alice-db-9d8a53f9a3"
+VOLUMES = {DB_SECRET: DB_VOLUME, ALICE_SECRET: "usersecrets-ea4c3a2253"}
 
 
 def make_pod(*containers: dict[str, Any], init: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
-    spec: dict[str, Any] = {"containers": list(containers) or [{"name": "main", "image": "x"}]}
-    if init:
-        spec["initContainers"] = list(init)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
+    return pods.pod(containers=list(containers), **({"initContainers": list(init)} if init else {}))
 
 
 def refs(volumes: str = "", env: str = "", containers: str | None = None) -> References:
-    annotations = {VOLUMES_ANNOTATION: volumes, ENV_ANNOTATION: env}
+    annotations = {"usersecrets.io/volumes": volumes, "usersecrets.io/env": env}
     if containers is not None:
-        annotations[CONTAINERS_ANNOTATION] = containers
+        annotations["usersecrets.io/containers"] = containers
     result = parse(annotations, user="bob", cluster="c")
     assert result.errors == ()
     return result
@@ -72,7 +59,7 @@ def run(pod: dict[str, Any], references: References) -> Result:
 
 def secret_volume(secret: str, mode: int = 0o444) -> dict[str, Any]:
     return {
-        "name": volume_name(secret),
+        "name": VOLUMES[secret],
         "secret": {
             "secretName": secret,
             "defaultMode": mode,
@@ -82,7 +69,7 @@ def secret_volume(secret: str, mode: int = 0o444) -> dict[str, Any]:
 
 
 def mount(secret: str, path: str) -> dict[str, Any]:
-    return {"name": volume_name(secret), "mountPath": path, "subPath": "value", "readOnly": True}
+    return {"name": VOLUMES[secret], "mountPath": path, "subPath": "value", "readOnly": True}
 
 
 def env_var(name: str, secret: str) -> dict[str, Any]:
@@ -118,7 +105,7 @@ def test_env_and_file_of_the_same_secret() -> None:
 
 
 def test_one_volume_per_distinct_secret() -> None:
-    alice = naming.copy_name("alice", "db")
+    alice = ALICE_SECRET
     result = run(
         make_pod(),
         refs("secret:db:/a/db, secret:db:/b/db, secret:/alice/db:/c/db, secret:db:/a/b/c/x"),
@@ -266,7 +253,7 @@ def test_conflicts_with_what_the_pod_has() -> None:
             "env": [{"name": "A", "value": "plain"}],
             "volumeMounts": [{"name": "cfg", "mountPath": "/etc/db/"}],
         },
-        {"name": "side", "env": [env_var("A", naming.copy_name("bob", "other"))]},
+        {"name": "side", "env": [env_var("A", "usec-bob-other-d09733d7ff")]},
     )
     result = run(pod, refs("secret:db:/etc/db", "A=secret:db, B=secret:db"))
     assert result.errors == (
@@ -311,9 +298,8 @@ def test_partially_injected_pod_gets_the_rest() -> None:
 
 def test_names() -> None:
     assert secret_name(DB) == DB_SECRET
-    name = volume_name(DB_SECRET)
-    assert re.fullmatch(r"usersecrets-[0-9a-f]{10}", name)
-    assert volume_name(naming.copy_name("bob", "db2")) != name
+    assert volume_name(DB_SECRET) == DB_VOLUME
+    assert volume_name("usec-bob-db2-4d87529a62") == "usersecrets-791279ad1d"
 
 
 def test_nothing_requested_changes_nothing() -> None:
@@ -377,11 +363,11 @@ def test_random_pods_patch_consistently(
     if fs_group is not None:
         pod["spec"]["securityContext"] = {"fsGroup": fs_group}
     annotations = {
-        VOLUMES_ANNOTATION: "\n".join(f"secret:{k}:{p}" for k, p in files),
-        ENV_ANNOTATION: "\n".join(f"{n}=secret:{k}" for n, k in env),
+        "usersecrets.io/volumes": "\n".join(f"secret:{k}:{p}" for k, p in files),
+        "usersecrets.io/env": "\n".join(f"{n}=secret:{k}" for n, k in env),
     }
     if narrow is not None:
-        annotations[CONTAINERS_ANNOTATION] = narrow
+        annotations["usersecrets.io/containers"] = narrow
     references = parse(annotations, user="bob", cluster="c")
     run(pod, references)
 
@@ -414,4 +400,32 @@ def test_an_unknown_container_message_lists_ten_names() -> None:
     assert result.errors == (
         "Unknown container 'nope' in usersecrets.io/containers (the pod has 'c00', 'c01', "
         "'c02', 'c03', 'c04', 'c05', 'c06', 'c07', 'c08', 'c09' and 2 more)",
+    )
+
+
+def test_the_bounds_themselves_are_within() -> None:
+    """4096 additions are made; ten container names are listed without 'and 0 more'."""
+    env = ",".join(f"V{i}=secret:k" for i in range(64))
+    pod = {
+        "metadata": {"annotations": {"usersecrets.io/env": env}},
+        "spec": {"containers": [{"name": f"c{i:02}"} for i in range(64)]},
+    }
+    result = inject(pod, parse(pod["metadata"]["annotations"], user="alice", cluster="c"))
+    assert (result.errors, len(result.patch)) == ((), 64)
+    pod["spec"]["containers"] = pod["spec"]["containers"][:10]
+    narrowed = {"usersecrets.io/env": "A=secret:k", "usersecrets.io/containers": "nope"}
+    assert inject(pod, parse(narrowed, user="alice", cluster="c")).errors == (
+        "Unknown container 'nope' in usersecrets.io/containers (the pod has 'c00', 'c01', "
+        "'c02', 'c03', 'c04', 'c05', 'c06', 'c07', 'c08', 'c09')",
+    )
+
+
+def test_a_volume_of_our_name_with_other_items_is_a_conflict() -> None:
+    pod = make_pod()
+    ours = secret_volume(DB_SECRET)
+    ours["secret"]["items"] = [{"key": "value", "path": "elsewhere", "mode": 0o444}]
+    pod["spec"]["volumes"] = [ours]
+    assert run(pod, refs("secret:db:/db")).errors == (
+        f"The pod already has a volume named '{DB_VOLUME}' that differs from the one "
+        f"usersecrets adds for Secret '{DB_SECRET}'",
     )

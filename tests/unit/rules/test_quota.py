@@ -49,3 +49,35 @@ def test_shared_copies_stop_short_of_the_reserve_and_own_copies_never_do() -> No
     assert held == {
         "bob": "its Secret quota (38 of 40 used) keeps its last 4 slots for the user's own Secrets"
     }
+
+
+def test_quantities_with_a_suffix() -> None:
+    def hard(value: str) -> int | None:
+        room = room_of({"spec": {"hard": {"secrets": value}}, "status": {"used": {"secrets": "0"}}})
+        return None if room is None else room.hard
+
+    assert [hard(v) for v in ("10k", "2M", "3G", "7", "x")] == [
+        10_000,
+        2_000_000,
+        3_000_000_000,
+        7,
+        None,
+    ]
+
+
+def test_unreadable_quotas_leave_no_room_or_a_full_one() -> None:
+    assert room_of({"spec": "x", "status": ["x"]}) is None
+    unreadable = {"spec": {"hard": {"secrets": "5"}}, "status": {"used": {"secrets": "lots"}}}
+    assert room_of(unreadable) == Room(hard=5, used=5)
+    both = {
+        "spec": {"hard": {"secrets": "10", "count/secrets": "6"}},
+        "status": {"used": {"secrets": "8", "count/secrets": "1"}},
+    }
+    assert room_of(both) == Room(hard=10, used=8)  # 2 left, fewer than 5
+
+
+def test_a_copy_made_for_its_owner_holds_up_no_shared_one() -> None:
+    creates = [copy("bob", "owner", "mine"), copy("carol", "grant", "x"), copy("bob", "grant")]
+    made, held = hold_back(creates, {"bob": Room(hard=3, used=0)}, 10)
+    assert [(c.namespace, c.key) for c in made] == [("bob", "mine"), ("carol", "x"), ("bob", "k")]
+    assert held == {}

@@ -10,10 +10,6 @@ from hypothesis import strategies as st
 
 from usersecrets.rules.references import (
     _KEY,
-    CONTAINERS_ANNOTATION,
-    ENV_ANNOTATION,
-    KEY_MAX_LENGTH,
-    VOLUMES_ANNOTATION,
     EnvEntry,
     FileEntry,
     References,
@@ -28,13 +24,20 @@ from usersecrets.rules.references import (
 )
 
 CLUSTER = "neuro-compute"
+VOLUMES, ENV, CONTAINERS = (
+    "usersecrets.io/volumes",
+    "usersecrets.io/env",
+    "usersecrets.io/containers",
+)
+#: A key is a DNS subdomain of at most a DNS label's length.
+KEY_MAX_LENGTH = 63
 BOB = SecretRef("bob", "db")
 
 
 def parse_text(volumes: str = "", env: str = "", containers: str | None = None) -> References:
-    annotations = {VOLUMES_ANNOTATION: volumes, ENV_ANNOTATION: env}
+    annotations = {VOLUMES: volumes, ENV: env}
     if containers is not None:
-        annotations[CONTAINERS_ANNOTATION] = containers
+        annotations[CONTAINERS] = containers
     return parse(annotations, user="bob", cluster=CLUSTER)
 
 
@@ -107,9 +110,9 @@ def test_nested_directories_and_same_name_in_different_directories() -> None:
 def test_the_design_example() -> None:
     result = parse(
         {
-            VOLUMES_ANNOTATION: "secret:secret-password:/var/secrets/secret-password.txt\n"
+            VOLUMES: "secret:secret-password:/var/secrets/secret-password.txt\n"
             "secret:/alice/aws-key:/root/.aws/credentials\n",
-            ENV_ANNOTATION: "mypass:secret:secret-password\n"
+            ENV: "mypass:secret:secret-password\n"
             "WANDB_API_KEY=secret://neuro-compute/alice/wandb-token\n",
         },
         user="bob",
@@ -457,17 +460,15 @@ def test_an_annotation_past_the_bounds_is_not_read() -> None:
 
 def test_requests_secrets() -> None:
     assert not requests_secrets({})
-    assert not requests_secrets({VOLUMES_ANNOTATION: " \n, ", ENV_ANNOTATION: ""})
-    assert not requests_secrets({CONTAINERS_ANNOTATION: "main"})
-    assert not requests_secrets({VOLUMES_ANNOTATION: 3})
-    assert requests_secrets({ENV_ANNOTATION: "x"})
-    assert requests_secrets({VOLUMES_ANNOTATION: "\n,nonsense"})
+    assert not requests_secrets({VOLUMES: " \n, ", ENV: ""})
+    assert not requests_secrets({CONTAINERS: "main"})
+    assert not requests_secrets({VOLUMES: 3})
+    assert requests_secrets({ENV: "x"})
+    assert requests_secrets({VOLUMES: "\n,nonsense"})
 
 
 def test_non_string_annotations_count_as_absent() -> None:
-    assert parse({VOLUMES_ANNOTATION: None, ENV_ANNOTATION: 5}, user="b", cluster="c") == (
-        References()
-    )
+    assert parse({VOLUMES: None, ENV: 5}, user="b", cluster="c") == (References())
 
 
 # Fuzzing
@@ -496,7 +497,7 @@ def check_invariants(result: References) -> None:
 @given(volumes=ANY_TEXT, env=ANY_TEXT, containers=ANY_TEXT, user=st.text(max_size=10))
 def test_any_text_never_crashes(volumes: str, env: str, containers: str, user: str) -> None:
     result = parse(
-        {VOLUMES_ANNOTATION: volumes, ENV_ANNOTATION: env, CONTAINERS_ANNOTATION: containers},
+        {VOLUMES: volumes, ENV: env, CONTAINERS: containers},
         user=user,
         cluster=CLUSTER,
     )
@@ -539,3 +540,34 @@ def test_valid_entries_round_trip(files: dict[str, str], env: dict[str, str], se
     assert result.files == tuple(FileEntry(SecretRef("bob", files[p]), p) for p in paths)
     assert result.env == tuple(EnvEntry(n, SecretRef("alice", k)) for n, k in env.items())
     assert bool(result.errors) == nested
+
+
+RULE_TEXT = (
+    "keys are Kubernetes object names: lowercase letters, digits, '-' and '.', starting and "
+    "ending with a letter or digit, at most 63 characters"
+)
+
+
+def test_what_is_cut_where() -> None:
+    """An env entry is cut at its first ':' or '=', a reference at its first ':'."""
+    assert errors(env="A=b=secret:db") == ["Invalid URI scheme: 'b=secret' != 'secret'"]
+    assert parse_ref("secret:a:b", user="bob", cluster=CLUSTER) == [
+        f"Invalid secret key 'a:b': it contains ':' ({RULE_TEXT})"
+    ]
+    assert key_error("A b") == (
+        f"Invalid secret key 'A b': it contains uppercase letters, it contains ' ' ({RULE_TEXT})"
+    )
+
+
+def test_a_path_may_hold_what_is_not_printable_but_no_control_character() -> None:
+    assert normalize_path("/a\u00a0b") == "/a\u00a0b"
+    assert normalize_path("/a\u0085b") == ["Invalid path: '/a\u0085b'"]
+
+
+def test_an_annotation_at_its_bound_is_read() -> None:
+    at = "secret:db:/a" + " " * (32 * 1024 - len("secret:db:/a"))
+    assert ok(at).files == (FileEntry(BOB, "/a"),)
+    assert errors(at + " ") == [
+        f"Annotation 'usersecrets.io/volumes' is {32 * 1024 + 1} characters long; at most "
+        f"{32 * 1024} are read"
+    ]

@@ -60,6 +60,36 @@ def test_base64_of_a_larger_object_loses_the_values_part_at_any_offset(
     blob = base64.b64encode(prefix + value + suffix).decode()
     scrubbed = scrub(blob, [value])
     assert "<redacted>" in scrubbed
-    # What is left of the value's bits: at most the two characters on each side that it
-    # shares with its neighbours.
-    assert len(blob) - len(scrubbed.replace("<redacted>", "")) >= len(value) * 4 // 3 - 3
+    # What goes: every character that the value's bits alone decide, from ceil(shift * 4 / 3)
+    # to floor((shift + len) * 4 / 3) at its offset `shift` (mod 3); only the one or two it
+    # shares with a neighbour on each side may stay.
+    shift = len(prefix) % 3
+    decided = (shift + len(value)) * 4 // 3 - -(-shift * 4 // 3)
+    assert len(blob) - len(scrubbed.replace("<redacted>", "")) >= decided
+
+
+def test_json_and_url_escapes_of_a_value_are_scrubbed_whole() -> None:
+    value = 'pass"w\\ord/x y'
+    for quoted in (
+        json.dumps(value)[1:-1],  # pass\"w\\ord/x y
+        urllib.parse.quote(value, safe=""),  # .../ as %2F
+        urllib.parse.quote_plus(value, safe=""),  # ' ' as +
+    ):
+        assert scrub(f"[{quoted}]", [value.encode()]) == "[<redacted>]", quoted
+
+
+def test_a_binary_value_quoted_in_json_is_scrubbed_whole() -> None:
+    binary = b'value\xff\x00\n"x'
+    quoted = json.dumps(binary.decode("latin-1"))
+    assert scrub(f"got {quoted}", [binary]) == 'got "<redacted>"'
+
+
+def test_url_safe_base64_is_scrubbed() -> None:
+    value = b"\xfb\xff\xbf\xfb\xff\xbf"  # "+/+/+/+/" in the standard alphabet
+    assert base64.b64encode(value) == b"+/+/+/+/"
+    assert scrub(base64.urlsafe_b64encode(value).decode(), [value]) == "<redacted>"
+
+
+def test_the_longest_form_goes_first() -> None:
+    """One value inside another: the longer is replaced whole, not cut by the shorter."""
+    assert scrub("x hunter2-long y", [b"nter2-lo", b"hunter2-long"]) == "x <redacted> y"

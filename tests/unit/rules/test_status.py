@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,10 +70,34 @@ def test_only_the_owners_namespaces_are_named_and_listed_up_to_ten() -> None:
         "alice-06, alice-07, alice-08, alice-09 and 2 more and 2 namespaces of users it is "
         "shared with"
     )
+    eleven = build(facts(SecretState.MATERIALIZED, own[:11], owned=own))
+    assert ready(eleven)["message"] == (
+        "Usable in 11 namespaces: alice-00, alice-01, alice-02, alice-03, alice-04, alice-05, "
+        "alice-06, alice-07, alice-08, alice-09 and 1 more"
+    )
     ten = build(facts(SecretState.MATERIALIZED, own[:10], owned=own))
     assert ready(ten)["message"] == (
         "Usable in 10 namespaces: alice-00, alice-01, alice-02, alice-03, alice-04, alice-05, "
         "alice-06, alice-07, alice-08, alice-09"
+    )
+
+
+def test_refusals_are_listed_up_to_ten() -> None:
+    own = tuple(f"alice-{i:02}" for i in range(11))
+
+    def failed(count: int) -> str:
+        failures = dict.fromkeys(own[:count], "HTTP 403")
+        return str(
+            ready(build(facts(SecretState.MATERIALIZED, own, own), failures=failures))["message"]
+        )
+
+    listed = "; ".join(f"alice-{i:02}: HTTP 403" for i in range(10))
+    assert failed(10) == (
+        f"The copy could not be written in 10 namespaces ({listed}). Usable in 1 namespace."
+    )
+    assert failed(11) == (
+        f"The copy could not be written in 11 namespaces ({listed}; and 1 more). "
+        "Usable in 0 namespaces."
     )
 
 
@@ -217,3 +242,145 @@ def test_a_refusal_is_scrubbed_of_the_value_before_it_is_cut_short() -> None:
     said = write_failure(403, "Forbidden", json.dumps({"message": echoed}), [value])
     assert said == "HTTP 403 Forbidden: exceeded quota: " + "q" * 180 + " <redacted>"[:4]
     assert "aHVu" not in said
+
+
+def grant_ready(
+    facts: GrantFacts, current: dict[str, Any] | None = None, now: datetime = NOW
+) -> dict[str, Any]:
+    status = grant_status(
+        facts, generation=4, failures={}, no_owner_hint=HINT, current=current, now=now
+    )
+    assert status["uri"] == facts.uri
+    assert status["observedGeneration"] == 4
+    return ready(status)
+
+
+def grant_facts(state: GrantState, **more: Any) -> GrantFacts:
+    return GrantFacts("alice", "g", "alice", "bob", "db", URI, state, **more)
+
+
+def test_every_grant_state_says_what_it_is() -> None:
+    def said(facts: GrantFacts) -> tuple[str, str, str, int]:
+        condition = grant_ready(facts)
+        return (
+            condition["status"],
+            condition["reason"],
+            condition["message"],
+            condition["observedGeneration"],
+        )
+
+    assert said(grant_facts(GrantState.GRANTED)) == (
+        "True",
+        "Granted",
+        "User 'bob' has no namespace yet; each one they get will have secret://c/alice/db",
+        4,
+    )
+    assert said(grant_facts(GrantState.GRANTED, namespaces=("b1",))) == (
+        "True",
+        "Granted",
+        "User 'bob' can use secret://c/alice/db in 1 namespace",
+        4,
+    )
+    assert said(grant_facts(GrantState.SECRET_NOT_FOUND)) == (
+        "False",
+        "SecretNotFound",
+        "No UserSecret 'db' in this namespace",
+        4,
+    )
+    assert said(grant_facts(GrantState.SECRET_NOT_READY)) == (
+        "False",
+        "SecretNotReady",
+        "UserSecret 'db' has no value yet (see its status)",
+        4,
+    )
+    assert said(grant_facts(GrantState.NO_OWNER)) == (
+        "False",
+        "NoOwner",
+        "Namespace 'alice' belongs to no user (a system namespace)",
+        4,
+    )
+    assert said(grant_facts(GrantState.LIMIT_EXCEEDED, limit=("grants", 5))) == (
+        "False",
+        "LimitExceeded",
+        "User 'alice' has made more than the 5 grants a user may make: the newest have no "
+        "effect, and this is one of them",
+        4,
+    )
+    assert said(grant_facts(GrantState.LIMIT_EXCEEDED, limit=("shares", 5))) == (
+        "False",
+        "LimitExceeded",
+        "User 'bob' has more than the 5 shares a user may receive: the newest have no effect, "
+        "and this is one of them",
+        4,
+    )
+
+
+def test_a_grant_status_keeps_its_transition_time_while_it_holds() -> None:
+    first = grant_status(
+        grant_facts(GrantState.GRANTED, namespaces=("b1",)),
+        generation=1,
+        failures={},
+        no_owner_hint=HINT,
+        current=None,
+        now=NOW,
+    )
+    later = grant_ready(
+        grant_facts(GrantState.GRANTED, namespaces=("b1", "b2")),
+        current=first,
+        now=NOW + timedelta(hours=1),
+    )
+    assert later["lastTransitionTime"] == "2026-11-28T12:00:00Z"
+
+
+def test_every_secret_state_says_what_it_is() -> None:
+    def said(f: SecretFacts, value_from: SecretKeySelector | None = None) -> tuple[str, ...]:
+        status = secret_status(
+            f,
+            generation=3,
+            value_from=value_from,
+            collisions=[],
+            failures={},
+            no_owner_hint=HINT,
+            current=None,
+            now=NOW,
+        )
+        condition = ready(status)
+        assert condition["observedGeneration"] == 3
+        return condition["status"], condition["reason"], condition["message"]
+
+    assert said(facts(SecretState.SOURCE_MISSING)) == (
+        "False",
+        "SourceMissing",
+        "The valueFrom Secret source does not exist in this namespace",
+    )
+    refused = replace(
+        facts(SecretState.SOURCE_REFUSED), refused_type="kubernetes.io/service-account-token"
+    )
+    tail = (
+        "is of type kubernetes.io/service-account-token, a credential of the cluster itself: "
+        "it is not copied (the platform may allow the type with the chart's "
+        "valueFrom.refusedTypes)"
+    )
+    assert said(refused, SecretKeySelector(name="sa", key="token")) == (
+        "False",
+        "SourceRefused",
+        f"The valueFrom Secret 'sa' {tail}",
+    )
+    assert said(refused) == ("False", "SourceRefused", f"The valueFrom Secret source {tail}")
+    past = replace(facts(SecretState.LIMIT_EXCEEDED), limit=("secrets", 2))
+    assert said(past) == (
+        "False",
+        "LimitExceeded",
+        "User 'alice' has more than the 2 UserSecrets a user may have: the newest are not "
+        "copied, and this is one of them",
+    )
+
+
+def test_refusals_elsewhere_are_counted_once_per_reason() -> None:
+    f = facts(SecretState.MATERIALIZED, ("alice", "b1", "b2", "c1"))
+    failures = {"b1": "HTTP 403", "b2": "HTTP 403", "c1": "HTTP 500"}
+    assert ready(build(f, failures=failures))["message"] == (
+        "The copy could not be written in 3 namespaces (2 namespaces of users it is shared "
+        "with: HTTP 403; 1 namespace of users it is shared with: HTTP 500). Usable in 1 "
+        "namespace."
+    )

@@ -7,8 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from usersecrets.kube import paths, watching
-from usersecrets.rules import naming
+from fakes import FakeApi, Request, copy_labels
+from usersecrets.kube import watching
 from usersecrets.rules.references import SecretRef
 from usersecrets.settings import Settings
 from usersecrets.webhook.lookups import Lookups, MetadataCache
@@ -23,23 +23,22 @@ def meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, An
     return found
 
 
-class FakeCore:
+def lists(found: dict[str, list[dict[str, Any]]]) -> Any:
     """Answers a list of a path with a PartialObjectMetadataList, as the apiserver sends it."""
 
-    def __init__(self, lists: dict[str, list[dict[str, Any]]]) -> None:
-        self.lists = lists
-
-    def json(self, method: str, path: str, **_: Any) -> dict[str, Any]:
-        assert method == "GET"
+    def answer(request: Request) -> dict[str, Any]:
+        assert request.method == "GET"
         return {
             "kind": "PartialObjectMetadataList",
             "metadata": {"resourceVersion": "7"},
-            "items": [{"metadata": m} for m in self.lists.get(path, [])] or None,  # Go's nil
+            "items": [{"metadata": m} for m in found.get(request.path, [])] or None,  # Go's nil
         }
+
+    return FakeApi(answer)
 
 
 def listing(*items: dict[str, Any]) -> Any:
-    return FakeCore({"/things": list(items)})
+    return lists({"/things": list(items)})
 
 
 def labels_of(meta: Any) -> dict[str, str]:
@@ -69,8 +68,8 @@ def test_an_empty_list_is_null_in_go() -> None:
 
 
 def lookups(namespaces: list[dict[str, Any]], copies: list[dict[str, Any]]) -> Lookups:
-    core = FakeCore({paths.NAMESPACES: namespaces, paths.SECRETS: copies})
-    found = Lookups(cast(Any, core), Settings())
+    core = lists({"/api/v1/namespaces": namespaces, "/api/v1/secrets": copies})
+    found = Lookups(core, Settings())
     load(found.namespaces)
     load(found.copies)
     return found
@@ -80,18 +79,11 @@ def test_users_and_available_copies() -> None:
     found = lookups(
         [meta("team-a", **{"usersecrets.io/user": "alice"}), meta("kube-system")],
         [
-            meta(
-                naming.copy_name("alice", "db"),
-                "team-a",
-                **naming.copy_labels("alice", "db", naming.REASON_OWNER),
-            ),
-            meta(
-                naming.copy_name("bob", "k"),
-                "team-a",
-                **naming.copy_labels("bob", "k", naming.REASON_GRANT),
-            ),
-            meta(naming.copy_name("bob", "half"), "team-a", **{naming.OWNER_LABEL: "bob"}),
-            meta("renamed", "team-a", **naming.copy_labels("bob", "x", naming.REASON_GRANT)),
+            meta("usec-alice-db-9d8a53f9a3", "team-a", **copy_labels("alice", "db")),
+            meta("usec-bob-k-838e82748b", "team-a", **copy_labels("bob", "k")),
+            meta("usec-bob-half-3bd3971818", "team-a", **{"usersecrets.io/owner": "bob"}),
+            meta("renamed", "team-a", **copy_labels("bob", "x")),
+            meta("usec-bob-x-993f5b976d", "team-b", **copy_labels("bob", "x")),
         ],
     )
     assert found.synced
@@ -103,6 +95,7 @@ def test_users_and_available_copies() -> None:
     assert SecretRef("bob", "k") in here
     assert SecretRef("bob", "half") not in here  # labels say no key
     assert SecretRef("bob", "x") not in here  # not under the name pods mount
+    assert SecretRef("bob", "x") in found.available("team-b")
     assert SecretRef("alice", "db") not in found.available("elsewhere")
 
 
@@ -114,28 +107,21 @@ def test_the_webhook_caches_watch_metadata_only(monkeypatch: pytest.MonkeyPatch)
         return threading.Event()
 
     monkeypatch.setattr(watching, "start", start)
-    Lookups(cast(Any, FakeCore({})), Settings()).start()
+    Lookups(cast(Any, FakeApi()), Settings()).start()
     assert {name: kwargs["metadata_only"] for name, kwargs in started.items()} == {
         "webhook-namespaces": True,
         "webhook-copies": True,
     }
-    assert started["webhook-copies"]["label_selector"] == naming.MANAGED_SELECTOR
-    assert started["webhook-copies"]["path"] == paths.SECRETS
-    assert started["webhook-namespaces"]["path"] == paths.NAMESPACES
+    assert started["webhook-copies"]["label_selector"] == "app.kubernetes.io/managed-by=usersecrets"
+    assert started["webhook-copies"]["path"] == "/api/v1/secrets"
+    assert started["webhook-namespaces"]["path"] == "/api/v1/namespaces"
 
 
 def test_a_copy_being_deleted_is_no_share() -> None:
-    name = "usec-alice-db-" + "9d8a53f9a3"
-    labels = {
-        "app.kubernetes.io/managed-by": "usersecrets",
-        "usersecrets.io/owner": "alice",
-        "usersecrets.io/key": "db",
-        "usersecrets.io/reason": "grant",
-    }
     kept = {
-        "name": name,
+        "name": "usec-alice-db-9d8a53f9a3",
         "namespace": "bob-ns",
-        "labels": labels,
+        "labels": copy_labels("alice", "db", "grant"),
         "finalizers": ["bob.example/keep"],
         "deletionTimestamp": "2026-11-29T12:00:00Z",
     }

@@ -16,6 +16,9 @@ import https
 from usersecrets.webhook import review, server, tls
 
 CANARY = "canary-d2f1c0-not-for-logs"
+#: The bounds a request is held to: its URL, its headers, the two together, its body.
+MAX_URL, MAX_HEADERS = 8 * 1024, 64 * 1024
+MAX_HEAD, MAX_BODY = MAX_URL + MAX_HEADERS, 3 * 1024 * 1024
 
 
 def test_review_round_trip() -> None:
@@ -28,7 +31,7 @@ def test_review_round_trip() -> None:
             )
             assert status == 200
             assert json.loads(text)["response"] == {"uid": "1234", "allowed": True}
-            assert await https.get(url, https.client_context(bundle), review.HEALTH_PATH) == (
+            assert await https.get(url, https.client_context(bundle), "/healthz") == (
                 200,
                 "ok",
             )
@@ -69,14 +72,14 @@ def test_one_connection_answers_in_order_and_closes_when_asked() -> None:
         (b"GARBAGE\r\n\r\n", b"HTTP/1.1 400 Bad Request"),
         (b"GET http://x:99999/ HTTP/1.1\r\n\r\n", b"HTTP/1.1 400 Bad Request"),
         # A header line that never ends: refused once the head is too long to be one.
-        (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 2 * server.MAX_HEAD, b"HTTP/1.1 431"),
+        (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 2 * MAX_HEAD, b"HTTP/1.1 431"),
         (
             b"POST /mutate-pods HTTP/1.1\r\nContent-Length: " + b"0" * 5000 + b"1\r\n\r\n",
             b"HTTP/1.1 413 Payload Too Large",
         ),
-        (b"GET /" + b"a" * server.MAX_URL + b" HTTP/1.1\r\n\r\n", b"HTTP/1.1 414 URI Too Long"),
+        (b"GET /" + b"a" * MAX_URL + b" HTTP/1.1\r\n\r\n", b"HTTP/1.1 414 URI Too Long"),
         (
-            b"GET /healthz HTTP/1.1\r\n" + b"X: " + b"a" * server.MAX_HEADERS + b"\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\n" + b"X: " + b"a" * MAX_HEADERS + b"\r\n\r\n",
             b"HTTP/1.1 431 Request Header Fields Too Large",
         ),
         (
@@ -109,7 +112,7 @@ def test_a_refusal_is_answered_after_the_answers_owed_before_it() -> None:
 
     async def scenario() -> bytes:
         async with https.served(tls.ssl_context_from_bundle(bundle), slow) as url:
-            big = b"GET /healthz HTTP/1.1\r\nX: " + b"a" * server.MAX_HEADERS + b"\r\n\r\n"
+            big = b"GET /healthz HTTP/1.1\r\nX: " + b"a" * MAX_HEADERS + b"\r\n\r\n"
             return await https.exchange(url, bundle, https.request("a") + big)
 
     answer = asyncio.run(scenario())
@@ -212,7 +215,7 @@ def test_untrusted_ca_is_refused() -> None:
     async def scenario() -> None:
         async with https.served(tls.ssl_context_from_bundle(bundle)) as url:
             with pytest.raises(aiohttp.ClientConnectorCertificateError):
-                await https.get(url, https.client_context(other), review.HEALTH_PATH)
+                await https.get(url, https.client_context(other), "/healthz")
 
     asyncio.run(scenario())
 
@@ -229,14 +232,14 @@ def test_everything_else_is_404() -> None:
             for path in ("/", "/metrics", "/healthz/x"):
                 assert (await https.get(url, client, path))[0] == 404, path
             # The admission path answers nothing but POST.
-            assert (await https.get(url, client, review.MUTATE_PATH))[0] == 405
+            assert (await https.get(url, client, "/mutate-pods"))[0] == 405
 
     asyncio.run(scenario())
 
 
 def test_oversized_body_is_413() -> None:
     bundle = https.bundle()
-    big = json.dumps({"request": {"uid": "1", "pad": "x" * (server.MAX_BODY + 10)}}).encode()
+    big = json.dumps({"request": {"uid": "1", "pad": "x" * (MAX_BODY + 10)}}).encode()
     called: list[bool] = []
 
     async def answering(body: dict[str, Any]) -> dict[str, Any]:
@@ -255,11 +258,11 @@ def test_oversized_body_is_413() -> None:
             # Chunked, no length announced: refused once the cap is crossed.
             async with (
                 aiohttp.ClientSession() as session,
-                session.post(url + review.MUTATE_PATH, data=chunks(), ssl=client) as response,
+                session.post(url + "/mutate-pods", data=chunks(), ssl=client) as response,
             ):
                 assert response.status == 413
             # Still serving afterwards.
-            assert await https.get(url, client, review.HEALTH_PATH) == (200, "ok")
+            assert await https.get(url, client, "/healthz") == (200, "ok")
 
     asyncio.run(scenario())
     assert not called

@@ -106,7 +106,7 @@ def parse(written: bytes) -> list[tuple[int, bytes, bool]]:
 
 async def drive(stream: bytes, cuts: list[int]) -> Transport:
     transport = Transport()
-    connection = server._Connection(ROUTES, set(), max_body=server.MAX_BODY, timeout=30, idle=30)
+    connection = server._Connection(ROUTES, set(), max_body=3 * 1024 * 1024, timeout=30, idle=30)
     connection.connection_made(transport)  # type: ignore[arg-type]
     edges = [0, *sorted(c % (len(stream) + 1) for c in cuts), len(stream)]
     for start, end in itertools.pairwise(edges):

@@ -11,7 +11,7 @@ import pytest
 
 import https
 from usersecrets.settings import Settings
-from usersecrets.webhook import review, run, selfmanaged, tls
+from usersecrets.webhook import run, selfmanaged, tls
 from usersecrets.webhook.certificates import Bundle, issue_certificate, new_ca
 
 
@@ -35,8 +35,8 @@ async def _healthz_on(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 
 def _write_pair(directory: Path, bundle: Bundle) -> None:
-    (directory / tls.CERT_FILE).write_bytes(bundle.cert_pem)
-    (directory / tls.KEY_FILE).write_bytes(bundle.key_pem)
+    (directory / "tls.crt").write_bytes(bundle.cert_pem)
+    (directory / "tls.key").write_bytes(bundle.key_pem)
 
 
 def test_rewritten_files_are_served_without_restart(tmp_path: Path) -> None:
@@ -66,10 +66,10 @@ def test_rewritten_files_are_served_without_restart(tmp_path: Path) -> None:
                 writer.close()
 
                 # A broken pair is not loaded; the good certificate keeps being served.
-                (tmp_path / tls.KEY_FILE).write_bytes(first.key_pem)
+                (tmp_path / "tls.key").write_bytes(first.key_pem)
                 await asyncio.sleep(0.3)
                 assert await _peer_certificate(port, client) == https.der(second)
-                assert await https.get(url, client, review.HEALTH_PATH) == (200, "ok")
+                assert await https.get(url, client, "/healthz") == (200, "ok")
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,11 +1,14 @@
-"""The validating check against a recording API: which lookups and reviews, and the answer."""
+"""The validating check against a recording API: which lookups and reviews, the answer, and
+the metric that counts it."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from fakes import FakeApi, Request, refusal
-from usersecrets.webhook.validation import check
+from samples import Growth
+from usersecrets.webhook.validation import check, validator
 
 ALICE = {"username": "alice", "groups": ["system:authenticated"]}
 
@@ -72,3 +75,49 @@ def test_what_exposes_nothing_asks_nothing() -> None:
     unchanged = api(readable=False)
     assert check(cast(Any, unchanged), request("UserSecret", FROM_TOKENS, FROM_TOKENS)).allowed
     assert unchanged.requests == []
+
+
+VALIDATIONS = "usersecrets_validations_total"
+
+
+def validated(fake: FakeApi, body: dict[str, Any]) -> dict[str, Any]:
+    response: dict[str, Any] = asyncio.run(validator(cast(Any, fake))(body))["response"]
+    return response
+
+
+def test_each_answer_is_counted_by_result_and_reason() -> None:
+    validations = Growth(VALIDATIONS)
+    assert validated(api(readable=True), {"request": request("UserSecret", FROM_TOKENS)}) == {
+        "uid": "1",
+        "allowed": True,
+    }
+    assert validations() == {'{result="admitted",reason=""}': 1.0}
+
+    validations = Growth(VALIDATIONS)
+    refused = validated(api(readable=False), {"request": request("UserSecret", FROM_TOKENS)})
+    assert (refused["allowed"], refused["status"]["code"]) == (False, 403)
+    assert validations() == {'{result="denied",reason="not_readable"}': 1.0}
+
+    validations = Growth(VALIDATIONS)
+    nobody = {**request("SecretGrant", GRANT), "userInfo": {}}
+    assert validated(api(readable=True), {"request": nobody})["status"]["message"] == (
+        "The request names no user"
+    )
+    assert validations() == {'{result="denied",reason="no_user"}': 1.0}
+
+    validations = Growth(VALIDATIONS)
+    malformed = validated(api(readable=True), {"request": {"uid": 1}})
+    assert malformed["status"]["message"] == "Malformed AdmissionReview: no request.uid"
+    assert validations() == {'{result="malformed",reason=""}': 1.0}
+
+
+def test_a_failed_lookup_denies_and_says_to_try_again() -> None:
+    def answer(_: Request) -> Any:
+        raise refusal(503, "unavailable")
+
+    validations = Growth(VALIDATIONS)
+    response = validated(FakeApi(answer), {"request": request("SecretGrant", GRANT)})
+    assert response["status"]["message"] == (
+        "Could not check who may read the Secret this shares; try again"
+    )
+    assert validations() == {'{result="denied",reason="lookup"}': 1.0}
