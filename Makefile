@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The development tooling (dev/usersecrets_dev) is importable here, never installed.
 export PYTHONPATH := $(CURDIR)/dev
 
-.PHONY: run test lint unit integration controlplane crds bench e2e-kind clean
+.PHONY: run test lint unit integration controlplane crds bench peers bench-peers e2e-kind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ crds: $(VENV)/.installed
 
 bench: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench $(ARGS)
+
+## Build (once, cached by version) the peers bench-peers measures: External Secrets Operator
+## and vault-k8s, from their releases on the Go module proxy.
+peers:
+	bash hack/peers/build.sh external-secrets >/dev/null
+	bash hack/peers/build.sh vault-k8s >/dev/null
+
+## usersecrets side by side with those peers (heavy: not part of `make test`).
+bench-peers: $(VENV)/.installed controlplane peers
+	$(BIN)/python -m bench.peers $(ARGS)
 
 ## End-to-end on kind (needs Docker): image, cluster, chart, a Job that reads its secret.
 e2e-kind:

@@ -144,8 +144,11 @@ class Bench:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "usersecrets", body)
 
     @contextmanager
-    def copies_seen(self, namespace: str | None) -> Iterator[dict[str, float]]:
-        """Names of copies -> when a watch first saw them (ADDED or MODIFIED)."""
+    def copies_seen(
+        self, namespace: str | None, selector: str = naming.MANAGED_SELECTOR
+    ) -> Iterator[dict[str, float]]:
+        """Names of copies (Secrets with the `selector` labels) -> when a watch first saw them
+        (ADDED or MODIFIED)."""
         seen: dict[str, float] = {}
         stream = watch.Watch()
         listing = (
@@ -154,14 +157,14 @@ class Bench:
             else self.core.list_secret_for_all_namespaces
         )
         args = (namespace,) if namespace else ()
-        version = listing(*args, label_selector=naming.MANAGED_SELECTOR).metadata.resource_version
+        version = listing(*args, label_selector=selector).metadata.resource_version
 
         def follow() -> None:
             with suppress(ProtocolError):  # how the stream ends when we stop it
                 for event in stream.stream(
                     listing,
                     *args,
-                    label_selector=naming.MANAGED_SELECTOR,
+                    label_selector=selector,
                     resource_version=version,
                 ):
                     meta = event["object"].metadata

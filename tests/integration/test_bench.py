@@ -46,3 +46,21 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert servers == [("ours", 1), ("ours", 16), ("aiohttp", 1), ("aiohttp", 16)]
     assert all(w["requests_per_s"] > 0 for w in results["webhook_servers"])
     assert "| materialization" in run.stdout
+
+
+def test_bench_peers_table() -> None:
+    """`make bench-peers` builds its peers (minutes) and is left out of the suite; the table it
+    prints is checked here from results of the shape it writes (a `--smoke` run's), in a second."""
+    results = REPO / "tests" / "integration" / "data" / "bench_peers.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.peers", "--table-from", str(results)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "dev")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| External Secrets Operator v0.16.2, defaults | 10.0 (0.034) |" in run.stdout
+    assert "| vault-k8s v1.6.2 agent injector | 16 | 877.9 (0.52) |" in run.stdout
