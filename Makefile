@@ -44,11 +44,12 @@ crds: $(VENV)/.installed
 bench: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench $(ARGS)
 
-## Build (once, cached by version) the peers bench-peers measures: External Secrets Operator
-## and vault-k8s, from their releases on the Go module proxy.
+## Build (once, cached by version) the peers bench-peers measures: External Secrets Operator,
+## vault-k8s and Kyverno, from their releases on the Go module proxy.
 peers:
 	bash hack/peers/build.sh external-secrets >/dev/null
 	bash hack/peers/build.sh vault-k8s >/dev/null
+	bash hack/peers/build.sh kyverno >/dev/null
 
 ## usersecrets side by side with those peers (heavy: not part of `make test`).
 bench-peers: $(VENV)/.installed controlplane peers

@@ -9,7 +9,8 @@ move by up to ±40% between runs; the ordering does not):
   through the apiserver; with its defaults and tuned), and as Secrets written directly by the
   same client. Each runs alone: the other controllers are stopped meanwhile.
 - webhook: the same AdmissionReview load (hack/webhookload, a Go client like the apiserver) on
-  our webhook and on HashiCorp vault-k8s's agent injector, at concurrency 1 and 16.
+  our webhook, on HashiCorp vault-k8s's agent injector and on Kyverno with a mutate policy
+  adding a secret volume, at concurrency 1 and 16.
 
 The peers are built once from their releases on the Go module proxy (hack/peers/build.sh,
 cached by version): nothing of theirs is kept in this repository. They run as local processes
@@ -34,7 +35,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -55,7 +56,7 @@ from usersecrets_dev.controlplane import (
 from usersecrets_dev.operator_process import OperatorProcess
 
 BUILD = REPO / "hack" / "peers" / "build.sh"
-ESO, VAULT = "external-secrets", "vault-k8s"
+ESO, VAULT, KYVERNO = "external-secrets", "vault-k8s", "kyverno"
 ESO_GROUP, ESO_VERSION = "external-secrets.io", "v1"
 #: The label ESO puts on every Secret it manages.
 ESO_MANAGED = "reconcile.external-secrets.io/managed=true"
@@ -70,6 +71,53 @@ ESO_COMMON = ["--loglevel=warn"]
 #: What vault-k8s gets: our certificate, loopback, and a Vault it never calls (admission only
 #: renders the agent's containers; the agent would talk to Vault from the pod).
 VAULT_ADDRESS = "https://vault.invalid:8200"
+#: Kyverno's settings: its chart's (no events for policies applied or skipped; its resource
+#: filters), but logs at -v=1, not the chart's 2, which logs every mutation (ours logs
+#: warnings only), and without admission reports: with them (its default) every review queues
+#: a report write behind its client's rate limit (100/s); under this load the queue grew until
+#: its Lease renewal starved behind it, it lost leadership and its webhook server stopped.
+KYVERNO_FLAGS = ["--omitEvents=PolicyApplied,PolicySkipped", "--admissionReports=false", "-v=1"]
+KYVERNO_CONFIG = {
+    "resourceFilters": "[Event,*,*][*/*,kube-system,*][*/*,kube-public,*][*/*,kube-node-lease,*]"
+    "[Node,*,*][Node/?*,*,*][APIService,*,*][APIService/?*,*,*][TokenReview,*,*]"
+    "[SubjectAccessReview,*,*][SelfSubjectAccessReview,*,*][Binding,*,*][Pod/binding,*,*]"
+    "[ReplicaSet,*,*][ReplicaSet/?*,*,*][EphemeralReport,*,*][ClusterEphemeralReport,*,*]",
+    "generateSuccessEvents": "false",
+}
+#: What the webhooks compare with ours: a pod asking by annotation for one secret, mounted.
+KYVERNO_ANNOTATION = "secrets.example.com/inject"
+KYVERNO_POLICY: dict[str, Any] = {
+    "apiVersion": "kyverno.io/v1",
+    "kind": "ClusterPolicy",
+    "metadata": {"name": "add-secret-volume"},
+    "spec": {
+        "rules": [
+            {
+                "name": "add-secret-volume",
+                "match": {
+                    "any": [
+                        {"resources": {"kinds": ["Pod"], "annotations": {KYVERNO_ANNOTATION: "k0"}}}
+                    ]
+                },
+                "mutate": {
+                    "patchStrategicMerge": {
+                        "spec": {
+                            "volumes": [{"name": "k0", "secret": {"secretName": "k0"}}],
+                            "containers": [
+                                {
+                                    "(name)": "*",
+                                    "volumeMounts": [
+                                        {"name": "k0", "mountPath": "/var/secrets/k0"}
+                                    ],
+                                }
+                            ],
+                        }
+                    }
+                },
+            }
+        ]
+    },
+}
 #: Where client-go's in-cluster config reads the ServiceAccount's credentials.
 SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 CONCURRENCIES = (1, 16)
@@ -283,6 +331,19 @@ def vault_pod(namespace: str) -> dict[str, Any]:
     }
 
 
+def kyverno_pod(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "p",
+            "namespace": namespace,
+            "annotations": {KYVERNO_ANNOTATION: "k0"},
+        },
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+
+
 class Run:
     """What the comparisons share: one control plane with our operator installed by its chart,
     and the objects and files each peer needs, removed when the run ends."""
@@ -393,10 +454,7 @@ class Run:
             "cpu_ms_per_object": usage,
         }
 
-    def install_eso(self, eso: Path) -> Path:
-        """ESO's CRDs, and a kubeconfig of a ServiceAccount of its own bound to cluster-admin
-        (its chart's ClusterRole is close to that); it runs out of the cluster with it."""
-        crds = sorted(p for p in (eso / "crds").glob("*.yaml") if p.name != "kustomization.yaml")
+    def apply_crds(self, crds: list[Path]) -> None:
         files = [f"--filename={p}" for p in crds]
         kubectl = [str(self.plane.bin_dir / "kubectl"), f"--kubeconfig={self.plane.kubeconfig}"]
         subprocess.run(
@@ -406,6 +464,13 @@ class Run:
             [*kubectl, "wait", "--for=condition=Established", "--timeout=120s", *files],
             check=True,
             capture_output=True,
+        )
+
+    def install_eso(self, eso: Path) -> Path:
+        """ESO's CRDs, and a kubeconfig of a ServiceAccount of its own bound to cluster-admin
+        (its chart's ClusterRole is close to that); it runs out of the cluster with it."""
+        self.apply_crds(
+            sorted(p for p in (eso / "crds").glob("*.yaml") if p.name != "kustomization.yaml")
         )
         namespace = self.plain_namespace("external-secrets")
         token = self.service_account_token(namespace, "external-secrets")
@@ -560,10 +625,13 @@ class Run:
 
     # -- webhooks ------------------------------------------------------------------------
 
-    def vault_injector(self, binary: Path, ca: Path) -> tuple[Peer, str]:
+    def vault_injector(
+        self, build: Path, app_namespace: str, peers: ExitStack
+    ) -> tuple[str, Path, dict[str, Any], int]:
         """vault-k8s's injector, which takes in-cluster configuration only: a ServiceAccount's
         token, the CA and the namespace in a private mount namespace (a tmpfs on /run, seen by
         this process alone), KUBERNETES_SERVICE_HOST/PORT pointing at the local apiserver."""
+        binary, ca = build / VAULT, self.workdir / "vault-k8s-ca.crt"
         namespace = self.plain_namespace("vault")
         token = self.service_account_token(namespace, "vault-agent-injector")
         # What its chart's ClusterRole allows: it watches the webhook configurations.
@@ -620,9 +688,98 @@ class Run:
             "KUBERNETES_SERVICE_PORT": str(self.plane.port),
             "NAMESPACE": namespace,
         }
-        return Peer(self.plane, "vault-k8s", argv, env), f"https://127.0.0.1:{port}/mutate"
+        injector = peers.enter_context(Peer(self.plane, VAULT, argv, env))
+        url = f"https://127.0.0.1:{port}/mutate"
+        self.bench.wait(lambda: self.answers(injector, url, ca), 60, "vault-k8s to answer")
+        return url, ca, admission_review(app_namespace, vault_pod(app_namespace)), injector.pid
 
-    def webhooks(self, vault: Path, sizes: Sizes) -> dict[str, Any]:
+    def kyverno(
+        self, build: Path, app_namespace: str, peers: ExitStack
+    ) -> tuple[str, Path, dict[str, Any], int]:
+        """Kyverno's admission controller run out of the cluster as its DEVELOPMENT.md tells,
+        with one ClusterPolicy that mutates pods: a secret volume, mounted in every container.
+        It registers its own webhook configurations (URLs on loopback) and serves on loopback."""
+        self.apply_crds(sorted((build / "crds").rglob("*.yaml")))
+        namespace = "kyverno"  # the names of its TLS Secrets below are derived from it
+        self.core.create_namespace({"metadata": {"name": namespace}})
+        account = "kyverno-admission-controller"
+        token = self.service_account_token(namespace, account)
+        self.cluster_role_binding(namespace, account, "cluster-admin")
+        kubeconfig = self.plane.token_kubeconfig(namespace, token)
+        for name, data in (("kyverno", KYVERNO_CONFIG), ("kyverno-metrics", {})):
+            self.core.create_namespaced_config_map(
+                namespace, {"metadata": {"name": name}, "data": data}
+            )
+        port = free_port()
+        argv = [
+            str(build / KYVERNO),
+            f"--kubeconfig={kubeconfig}",
+            f"--serverIP=127.0.0.1:{port}",
+            "--webhookServerHost=127.0.0.1",
+            f"--webhookServerPort={port}",
+            "--metricsHost=127.0.0.1",
+            f"--metricsPort={free_port()}",
+            f"--controllerRuntimeMetricsAddress=127.0.0.1:{free_port()}",
+            f"--caSecretName=kyverno-svc.{namespace}.svc.kyverno-tls-ca",
+            f"--tlsSecretName=kyverno-svc.{namespace}.svc.kyverno-tls-pair",
+            f"--backgroundServiceAccountName=system:serviceaccount:{namespace}:kyverno-background-controller",
+            f"--reportsServiceAccountName=system:serviceaccount:{namespace}:kyverno-reports-controller",
+            *KYVERNO_FLAGS,
+        ]
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "KYVERNO_NAMESPACE": namespace,
+            "KYVERNO_SERVICEACCOUNT_NAME": account,
+            "KYVERNO_DEPLOYMENT": "kyverno-admission-controller",
+            "KYVERNO_POD_NAME": "local",
+            "INIT_CONFIG": "kyverno",
+            "METRICS_CONFIG": "kyverno-metrics",
+        }
+        controller = peers.enter_context(Peer(self.plane, KYVERNO, argv, env))
+
+        def created() -> bool:  # once its own webhook validates policies
+            controller.check()
+            try:
+                self.custom.create_cluster_custom_object(
+                    "kyverno.io", "v1", "clusterpolicies", KYVERNO_POLICY
+                )
+            except client.ApiException as error:
+                return bool(error.status == 409)
+            return True
+
+        self.bench.wait(created, 180, "Kyverno to take its policy", 0.5)
+        webhooks = client.AdmissionregistrationV1Api(self.bench.api)
+
+        def registered() -> tuple[str, bytes] | None:
+            controller.check()
+            policy = self.custom.get_cluster_custom_object(
+                "kyverno.io", "v1", "clusterpolicies", KYVERNO_POLICY["metadata"]["name"]
+            )
+            if not ready(policy):
+                return None
+            try:
+                found = webhooks.read_mutating_webhook_configuration(
+                    "kyverno-resource-mutating-webhook-cfg"
+                )
+            except client.ApiException:
+                return None
+            for hook in found.webhooks or []:
+                pods = any("pods" in (rule.resources or []) for rule in hook.rules or [])
+                if pods and hook.client_config.url:
+                    return hook.client_config.url, base64.b64decode(hook.client_config.ca_bundle)
+            return None
+
+        self.bench.wait(lambda: registered() is not None, 180, "Kyverno's webhook for pods", 0.5)
+        found = registered()
+        assert found is not None
+        url, bundle = found
+        ca = self.workdir / "kyverno-ca.crt"
+        ca.write_bytes(bundle)
+        # It serves with a certificate it issues itself once it leads: answered, it is ready.
+        self.bench.wait(lambda: self.answers(controller, url, ca), 120, "Kyverno to answer", 0.5)
+        return url, ca, admission_review(app_namespace, kyverno_pod(app_namespace)), controller.pid
+
+    def webhooks(self, builds: dict[str, Path], sizes: Sizes) -> dict[str, Any]:
         """The same load on each webhook, by concurrency, ours and theirs one after the other."""
         self.bench.converged(120)
         user = f"w{uuid.uuid4().hex[:6]}"
@@ -642,18 +799,22 @@ class Run:
                 self.operator.process.pid,
             )
         }
-        vault_ca = self.workdir / "vault-k8s-ca.crt"
-        injector, vault_url = self.vault_injector(vault / VAULT, vault_ca)
         out: dict[str, Any] = {"reviews": sizes.reviews, "runs": sizes.runs}
-        with injector:
-            self.bench.wait(lambda: self.answers(injector, vault_url, vault_ca), 60, "vault-k8s")
-            review = admission_review(namespace, vault_pod(namespace))
-            servers["vault-k8s"] = (vault_url, vault_ca, review, injector.pid)
+        with ExitStack() as peers:
+            if VAULT in builds:
+                servers[VAULT] = self.vault_injector(builds[VAULT], namespace, peers)
+            if KYVERNO in builds:
+                servers[KYVERNO] = self.kyverno(builds[KYVERNO], namespace, peers)
+            patches = {}
             for name, (url, ca, review, _) in servers.items():
                 patch = post_review(url, ca, review).get("patch")
                 if not patch:
                     raise RuntimeError(f"{name} answered without a patch: nothing measured")
+                patches[name] = [
+                    f"{op['op']} {op['path']}" for op in json.loads(base64.b64decode(patch))
+                ]
                 out[name] = []
+            out["patches"] = patches
             for concurrency in CONCURRENCIES:
                 for name, (url, ca, review, pid) in servers.items():
                     step(f"webhook {name}, concurrency {concurrency}")
@@ -715,12 +876,13 @@ def run(sizes: Sizes) -> dict[str, Any]:
         "versions": {"usersecrets": our_version()},
     }
     builds: dict[str, Path] = {}
-    for scenario, peer in (("materialization", ESO), ("webhook", VAULT)):
+    for scenario, peer in (("materialization", ESO), ("webhook", VAULT), ("webhook", KYVERNO)):
         if scenario in sizes.only:
             builds[peer], results["versions"][peer] = build(peer)
     results["flags"] = {
-        "external-secrets": {k: [*ESO_COMMON, *v] for k, v in ESO_CONFIGS.items()},
-        "vault-k8s": [f"-vault-address={VAULT_ADDRESS}", "-log-level=warn"],
+        ESO: {k: [*ESO_COMMON, *v] for k, v in ESO_CONFIGS.items()},
+        VAULT: [f"-vault-address={VAULT_ADDRESS}", "-log-level=warn"],
+        KYVERNO: KYVERNO_FLAGS,
         "usersecrets": ["logLevel=WARNING (chart defaults otherwise)"],
     }
     if "materialization" in sizes.only:
@@ -730,7 +892,7 @@ def run(sizes: Sizes) -> dict[str, Any]:
     if "webhook" in sizes.only:
         step("webhooks, on a new control plane")
         with new_run("webhook") as each:
-            results["webhook"] = each.webhooks(builds[VAULT], sizes)
+            results["webhook"] = each.webhooks(builds, sizes)
     return results
 
 
@@ -770,7 +932,12 @@ def table(results: dict[str, Any]) -> str:
             )
         lines.append("")
     if w := results.get("webhook"):
-        names = [name for name in ("usersecrets", VAULT) if name in w]
+        names = [name for name in ("usersecrets", VAULT, KYVERNO) if name in w]
+        labels = {
+            "usersecrets": f"usersecrets ({versions['usersecrets']})",
+            VAULT: f"vault-k8s {versions.get(VAULT)} agent injector",
+            KYVERNO: f"Kyverno {versions.get(KYVERNO)}, a mutate policy adding a secret volume",
+        }
         lines += [
             f"| AdmissionReviews, {w['reviews']:,} a run, median p99 of {w['runs']} runs "
             "(ratio to usersecrets) | concurrency | reviews/s | p50 ms | p99 ms | "
@@ -780,11 +947,7 @@ def table(results: dict[str, Any]) -> str:
         for concurrency in CONCURRENCIES:
             for name in names:
                 r = next(x for x in w[name] if x["concurrency"] == concurrency)
-                label = (
-                    f"usersecrets ({versions['usersecrets']})"
-                    if name == "usersecrets"
-                    else f"vault-k8s {versions[VAULT]} agent injector"
-                )
+                label = labels[name]
                 vs = r.get("vs_usersecrets", {})
 
                 def cell(value: float, ratio: str, vs: dict[str, float] = vs) -> str:
@@ -797,10 +960,17 @@ def table(results: dict[str, Any]) -> str:
                 )
         lines.append("")
     eso_flags = "; ".join(f"{k}: `{' '.join(v)}`" for k, v in flags[ESO].items())
-    lines.append(
-        f"Flags: External Secrets Operator {eso_flags} (and `--metrics-addr` on loopback); "
-        f"vault-k8s `{' '.join(flags[VAULT])}`; usersecrets {', '.join(flags['usersecrets'])}."
-    )
+    used = [
+        f"External Secrets Operator {eso_flags} (and `--metrics-addr` on loopback)",
+        f"vault-k8s `{' '.join(flags[VAULT])}` (and its listen address and certificate)",
+    ]
+    if KYVERNO in flags:
+        used.append(
+            f"Kyverno `{' '.join(flags[KYVERNO])}` (and the out-of-cluster flags of its "
+            "DEVELOPMENT.md, on loopback)"
+        )
+    used.append(f"usersecrets {', '.join(flags['usersecrets'])}")
+    lines.append("Flags: " + "; ".join(used) + ".")
     return "\n".join(lines)
 
 

@@ -62,5 +62,8 @@ def test_bench_peers_table() -> None:
         check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "| External Secrets Operator v0.16.2, defaults | 10.0 (0.034) |" in run.stdout
-    assert "| vault-k8s v1.6.2 agent injector | 16 | 877.9 (0.52) |" in run.stdout
+    assert "| External Secrets Operator v0.16.2, defaults | 9.1 (0.079) |" in run.stdout
+    assert "| vault-k8s v1.6.2 agent injector | 16 | 1028.8 (1.08) |" in run.stdout
+    assert "| Kyverno v1.19.1, a mutate policy adding a secret volume | 1 | 237.5 (0.12) |" in (
+        run.stdout
+    )
