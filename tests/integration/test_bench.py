@@ -62,8 +62,8 @@ def test_bench_peers_table() -> None:
         check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "| External Secrets Operator v0.16.2, defaults | 9.1 (0.079) |" in run.stdout
-    assert "| vault-k8s v1.6.2 agent injector | 16 | 1028.8 (1.08) |" in run.stdout
-    assert "| Kyverno v1.19.1, a mutate policy adding a secret volume | 1 | 237.5 (0.12) |" in (
+    assert "| External Secrets Operator v0.16.2, defaults | 9.5 (0.078) |" in run.stdout
+    assert "| vault-k8s v1.6.2 agent injector | 16 | 1592.8 (0.44) |" in run.stdout
+    assert "| Kyverno v1.19.1, a mutate policy adding a secret volume | 1 | 683.6 (0.29) |" in (
         run.stdout
     )
