@@ -968,8 +968,10 @@ def table(results: dict[str, Any]) -> str:
         for label, r in rows:
             ratio = r.get("ratio_to_direct", 1)
             statuses = f"{r['statuses_s']} s" if "statuses_s" in r else "-"
+            rates = sorted(run["per_s"] for run in r.get("runs", []))
+            spread = f"; rounds {rates[0]}-{rates[-1]}" if len(rates) > 1 else ""
             lines.append(
-                f"| {label} | {r['per_s']} ({ratio}) | {r['secrets_s']} s | {statuses} | "
+                f"| {label} | {r['per_s']} ({ratio}{spread}) | {r['secrets_s']} s | {statuses} | "
                 f"{cpu_text(r['cpu_ms_per_object'])} |"
             )
         lines.append("")
