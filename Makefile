@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 # The development tooling (dev/usersecrets_dev) is importable here, never installed.
 export PYTHONPATH := $(CURDIR)/dev
 
-.PHONY: run test lint unit integration controlplane crds bench peers bench-peers e2e-kind clean
+BROWSER_TESTS := tests/browser
+
+.PHONY: run test lint unit integration controlplane node browser crds bench bench-scale peers bench-peers ui-timing e2e-kind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +21,29 @@ $(VENV)/.installed: pyproject.toml
 controlplane:
 	bash hack/controlplane/build.sh >/dev/null
 
-## Start a local control plane (unless KUBECONFIG is set), install the chart, run the operator.
+## Install (Debian's runtime) and build (kubelet, once, cached by version) the local node.
+## Without root this only warns: the node's tests then skip, except in CI, where they fail.
+node:
+	bash hack/node/build.sh >/dev/null || [ "$${CI:-}" != true ]
+
+## Start a local control plane and node (unless KUBECONFIG is set), install the chart, run the operator.
 run: $(VENV)/.installed
-	@if [ -z "$${KUBECONFIG:-}" ]; then bash hack/controlplane/build.sh >/dev/null; fi
+	@if [ -z "$${KUBECONFIG:-}" ]; then bash hack/controlplane/build.sh >/dev/null; \
+	  bash hack/node/build.sh >/dev/null || echo "no node: make run starts the control plane only"; fi
 	$(BIN)/python -m usersecrets_dev.run
+
+## Debian's chromium for the web UI's browser tests (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq chromium >/dev/null; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
+
+## axe-core, pinned by package-lock.json, which the browser tests inject into the UI's pages.
+$(BROWSER_TESTS)/node_modules/.installed: $(BROWSER_TESTS)/package.json $(BROWSER_TESTS)/package-lock.json
+	npm ci --prefix $(BROWSER_TESTS) --ignore-scripts --no-audit --no-fund --silent
+	touch $@
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check operator dev tests bench
@@ -34,15 +55,23 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
 ## Lint, unit tests and integration tests against the real local control plane.
-test: $(VENV)/.installed controlplane lint
+test: $(VENV)/.installed controlplane node browser $(BROWSER_TESTS)/node_modules/.installed lint
 	$(BIN)/pytest -q --durations=15
 
 ## Regenerate crds/ from the pydantic models (the single source of truth).
 crds: $(VENV)/.installed
 	$(BIN)/python -m usersecrets.api.crds crds
 
+## Page load and action times of the web UI, from the browser (p50/p99 over 100 of each).
+ui-timing: $(VENV)/.installed controlplane browser
+	$(BIN)/python -m usersecrets_dev.ui_timing $(ARGS)
+
 bench: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench $(ARGS)
+
+## One leader at platform size: 5,000 users, 100,000 UserSecrets, 20,000 grants (~1 h).
+bench-scale: $(VENV)/.installed controlplane
+	$(BIN)/python -m bench.scale $(ARGS)
 
 ## Build (once, cached by version) the peers bench-peers measures: External Secrets Operator,
 ## vault-k8s and Kyverno, from their releases on the Go module proxy.
@@ -60,4 +89,4 @@ e2e-kind:
 	bash hack/e2e-kind.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(BROWSER_TESTS)/node_modules

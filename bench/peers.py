@@ -25,7 +25,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import ssl
 import statistics
 import subprocess
@@ -39,22 +38,22 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from kubernetes import client, watch
 from urllib3.exceptions import ProtocolError
 
-from bench.__main__ import RESULTS, Bench, cpu_seconds, load, step
+from bench.__main__ import RESULTS, VALUES, Bench, cpu_seconds, load, step
 from usersecrets.webhook.certificates import issue_bundle
 from usersecrets_dev.controlplane import (
     REPO,
     ControlPlane,
     ControlPlaneError,
-    die_with_parent,
     find_binaries,
     free_port,
 )
 from usersecrets_dev.operator_process import OperatorProcess
+from usersecrets_dev.processes import Processes
 
 BUILD = REPO / "hack" / "peers" / "build.sh"
 ESO, VAULT, KYVERNO = "external-secrets", "vault-k8s", "kyverno"
@@ -162,14 +161,13 @@ def our_version() -> str:
 
 
 class Peer:
-    """A peer's binary as a local process with its own environment; its log goes to the
-    control plane's logs. Stopped with SIGTERM (SIGKILL after 15 s), its whole session."""
+    """A peer's binary as a local process with its own environment, in a session of its own;
+    its log goes to the control plane's logs. Stopped with SIGTERM (SIGKILL after 15 s)."""
 
     def __init__(self, plane: ControlPlane, name: str, argv: list[str], env: dict[str, str]):
         self.name, self.argv, self.env = name, argv, env
-        self.log_path = plane.logs / f"{name}.log"
+        self._processes = Processes(plane.logs)
         self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     @property
     def pid(self) -> int:
@@ -177,36 +175,15 @@ class Peer:
         return self.process.pid
 
     def check(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise ControlPlaneError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
+        if (exited := self._processes.exited()) is not None:
+            raise ControlPlaneError(exited)
 
     def __enter__(self) -> Peer:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-            start_new_session=True,
-        )
+        self.process = self._processes.spawn(self.name, self.argv, self.env)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self._log is not None:
-            self._log.close()
+        self._processes.stop(timeout=15)
 
 
 def cpu(pids: dict[str, int]) -> dict[str, float]:
@@ -897,7 +874,7 @@ def new_run(name: str) -> Iterator[Run]:
     ok = False
     try:
         with ControlPlane(find_binaries(), workdir / "plane") as plane:
-            operator = OperatorProcess(plane, values=["logLevel=WARNING"]).start()
+            operator = OperatorProcess(plane, values=VALUES).start()
             try:
                 yield Run(Bench(plane, operator), workdir)
             finally:
@@ -923,7 +900,7 @@ def run(sizes: Sizes) -> dict[str, Any]:
         ESO: {k: [*ESO_COMMON, *v] for k, v in ESO_CONFIGS.items()},
         VAULT: [f"-vault-address={VAULT_ADDRESS}", "-log-level=warn"],
         KYVERNO: KYVERNO_FLAGS,
-        "usersecrets": ["logLevel=WARNING (chart defaults otherwise)"],
+        "usersecrets": VALUES,
     }
     if "materialization" in sizes.only:
         step("materialization, on a new control plane")
@@ -936,7 +913,11 @@ def run(sizes: Sizes) -> dict[str, Any]:
     return results
 
 
-SHORT = {"kube-apiserver": "apiserver", "kube-controller-manager": "controller-manager"}
+SHORT = {
+    "kube-apiserver": "apiserver",
+    "kube-controller-manager": "controller-manager",
+    "kube-scheduler": "scheduler",
+}
 
 
 def cpu_text(usage: dict[str, Any]) -> str:

@@ -14,7 +14,17 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from usersecrets_dev.controlplane import ControlPlane, cached_binaries
+from usersecrets_dev.node import (
+    BRIDGE_ADDRESS,
+    Node,
+    NodeError,
+    NodeHost,
+    node_bin_dir,
+    unavailable_reason,
+)
 from usersecrets_dev.operator_process import OperatorProcess
+from usersecrets_dev.sample_users import ensure_role, service_account_token
+from usersecrets_dev.ui_process import UiProcess
 
 HOW_TO_GET_BINARIES = (
     "the local control plane binaries are missing: run `make test` (it builds them from the "
@@ -23,18 +33,71 @@ HOW_TO_GET_BINARIES = (
 )
 
 
+def skip_or_fail(reason: str) -> None:
+    """Outside CI a missing prerequisite skips with its reason; in CI it fails."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+def node_host() -> Iterator[NodeHost | str]:
+    """The host's side of the node (its bridge, the record of the host), or why there is none.
+
+    At the end the host is put back, and the session errs if anything differs from the record.
+    """
+    reason = unavailable_reason(node_bin_dir())
+    if reason is not None:
+        yield reason
+        return
+    try:
+        host = NodeHost().start()
+    except NodeError as error:
+        yield str(error)
+        return
+    try:
+        yield host
+    finally:
+        left = host.stop()
+        if left:
+            pytest.fail("the node left the host changed:\n" + "\n".join(left))
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, node_host: NodeHost | str
+) -> Iterator[ControlPlane]:
+    """The control plane: on the node's bridge address when a node can run, else loopback."""
     bin_dir = cached_binaries()
     if bin_dir is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(HOW_TO_GET_BINARIES)
-        pytest.skip(HOW_TO_GET_BINARIES)
-    plane = ControlPlane(bin_dir, tmp_path_factory.mktemp("controlplane")).start()
+        skip_or_fail(HOW_TO_GET_BINARIES)
+        raise AssertionError("unreachable")
+    address = BRIDGE_ADDRESS if isinstance(node_host, NodeHost) else "127.0.0.1"
+    plane = ControlPlane(bin_dir, tmp_path_factory.mktemp("controlplane"), address).start()
     try:
         yield plane
     finally:
         plane.stop()
+
+
+#: Only pods that tolerate it run on the test node: the other integration tests create pods
+#: to see what the webhook does to them, and need not run them.
+NODE_TAINT = {"key": "usersecrets.io/e2e", "value": "true", "effect": "NoSchedule"}
+NODE_TOLERATION = {"key": NODE_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="session")
+def node(cluster: ControlPlane, node_host: NodeHost | str) -> Iterator[Node]:
+    """kubelet and containerd on the session's control plane; skipped (failed in CI) without."""
+    bin_dir = node_bin_dir()
+    if isinstance(node_host, str) or bin_dir is None:
+        skip_or_fail(f"no node on this machine: {node_host}")
+        raise AssertionError("unreachable")
+    started = Node(cluster, bin_dir, taints=[NODE_TAINT]).start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 CLUSTER_NAME = "testcluster"
@@ -48,12 +111,14 @@ def operator(cluster: ControlPlane) -> Iterator[OperatorProcess]:
     """The operator, installed by the chart and running as the chart's ServiceAccount, at DEBUG.
 
     Every integration test that depends on it therefore also proves the chart's RBAC enough.
+    The chart's web UI is on too (its objects are created; `ui` runs it as a process).
     """
     process = OperatorProcess(
         cluster,
         values=[
             f"clusterName={CLUSTER_NAME}",
             "logLevel=DEBUG",
+            "ui.enabled=true",
             *(f"limits.{name}={value}" for name, value in LIMITS.items()),
         ],
     ).start()
@@ -138,7 +203,7 @@ def user_role(admin: client.ApiClient) -> str:
     rules = [
         client.V1PolicyRule(
             api_groups=[""],
-            resources=["secrets", "pods", "configmaps", "events"],
+            resources=["secrets", "pods", "pods/log", "configmaps", "events"],
             verbs=["*"],
         ),
         client.V1PolicyRule(api_groups=["batch"], resources=["jobs"], verbs=["*"]),
@@ -227,3 +292,32 @@ def user_namespace(
     yield make
     for name in created:
         delete_namespace(admin, name)
+
+
+@pytest.fixture(scope="session")
+def ui(cluster: ControlPlane, operator: OperatorProcess) -> Iterator[UiProcess]:
+    """`usersecrets-ui` configured as the chart's UI Deployment, with no credentials at all."""
+    process = UiProcess(cluster, operator.objects).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def ui_user(
+    admin: client.ApiClient, user_namespace: Callable[[str], str]
+) -> Callable[[str], tuple[str, str]]:
+    """Factory: (namespace, bearer token) of `user`, who signs in to the UI with the token.
+
+    The token is a ServiceAccount's in a fresh namespace of `user`, bound there to a role that
+    lets it manage secrets, jobs and pods: what the Dashboard and Headlamp document for
+    signing in, and, like an OIDC token from a proxy, a bearer token the apiserver checks.
+    """
+    role = ensure_role(admin)
+
+    def make(user: str) -> tuple[str, str]:
+        namespace = user_namespace(user)
+        return namespace, service_account_token(admin, namespace, user, role)
+
+    return make

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.rest import ApiException
+from usersecrets.kube.client import ApiError
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,11 @@ class Request:
 Answer = Callable[[Request], Any]
 
 
-def refusal(status: int, message: str = "", reason: str = "Refused") -> ApiException:
-    """An ApiException as the client raises it for a Status answer with `message`."""
-    error = ApiException(status=status, reason=reason)
-    error.body = json.dumps({"kind": "Status", "code": status, "message": message})
-    return error
+def refusal(status: int, message: str = "", reason: str = "Refused") -> ApiError:
+    """An ApiError as the client raises it for a Status answer with `message`."""
+    return ApiError(
+        status, reason, json.dumps({"kind": "Status", "code": status, "message": message})
+    )
 
 
 class FakeApi:

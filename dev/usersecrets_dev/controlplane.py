@@ -1,9 +1,11 @@
 """A real, local Kubernetes control plane for `make run` and the integration tests.
 
-etcd, kube-apiserver and kube-controller-manager run as child processes on free loopback
-ports, the way controller-runtime's envtest does, because no container engine is available
-where we develop and test. The binaries come from `KUBEBUILDER_ASSETS` when it has them all,
-otherwise from hack/controlplane/build.sh, which builds the pinned release once into a cache.
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler run as child processes on free
+loopback ports, the way controller-runtime's envtest does, because no container engine is
+available where we develop and test. With a node (usersecrets_dev.node) the apiserver listens
+on the node's bridge address instead, the one address its pods can reach. The binaries come
+from `KUBEBUILDER_ASSETS` when it has them all, otherwise from hack/controlplane/build.sh,
+which builds the pinned release once into a cache.
 
 The apiserver is set up as SECURITY.md asks of production ones: it encrypts Secrets and
 UserSecrets at rest (a random key per cluster), and it presents a client certificate of its own
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -25,17 +26,25 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from usersecrets.webhook.certificates import Bundle, issue_certificate, new_ca
+from usersecrets_dev.processes import Processes
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "helm",
+)
 REPO = Path(__file__).resolve().parents[2]
 CONTROLLERS = (
     "garbage-collector-controller",
@@ -44,6 +53,15 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "clusterrole-aggregation-controller",
     "job-controller",
+    # What a node and the chart's Deployment need: Deployments, their ReplicaSets, the
+    # Services' endpoints (the apiserver dials the webhook's pod IPs through them), taints
+    # lifted from Ready nodes, and the CA ConfigMap that every token volume mounts.
+    "deployment-controller",
+    "replicaset-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "node-lifecycle-controller",
+    "root-ca-certificate-publisher-controller",
     # Keeps ResourceQuotas' status.used true after deletions too: the operator reads it.
     "resourcequota-controller",
 )
@@ -156,18 +174,11 @@ def cached_binaries() -> Path | None:
     return _assets() or _build("--check")
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def die_with_parent() -> None:
-    """Runs in the child: the kernel kills it if the test process dies, even by SIGKILL."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
@@ -181,18 +192,22 @@ def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager, started and stopped as one."""
 
-    def __init__(self, bin_dir: Path, workdir: Path | None = None) -> None:
+    def __init__(
+        self, bin_dir: Path, workdir: Path | None = None, address: str = "127.0.0.1"
+    ) -> None:
+        """`address`: where the apiserver listens; loopback, or a node's bridge address."""
         self.bin_dir = bin_dir
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="usersecrets-cp-"))
         self.logs = self.workdir / "logs"
         self.kubeconfig = self.workdir / "admin.kubeconfig"
-        self.port = free_port()
-        self.server = f"https://127.0.0.1:{self.port}"
+        self.address = address
+        self.port = free_port(address)
+        self.server = f"https://{address}:{self.port}"
         self.etcd_url = ""
         #: The CA of the client certificate the apiserver presents to webhooks, and its file.
         self.webhook_client_ca: Bundle | None = None
         self.webhook_client_ca_file = self.workdir / "pki" / "webhook-client-ca.crt"
-        self._processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self._processes = Processes(self.logs)
         self._args: dict[str, list[str]] = {}
         self._ca: Bundle | None = None
 
@@ -260,7 +275,14 @@ class ControlPlane:
             self.ca,
             common_name="kube-apiserver",
             dns_names=("localhost", "kubernetes", "kubernetes.default"),
-            ip_addresses=("127.0.0.1",),
+            ip_addresses=tuple(dict.fromkeys(("127.0.0.1", self.address))),
+        )
+        # How the apiserver authenticates to kubelets for `kubectl logs/exec`.
+        kubelet_client = issue_certificate(
+            self.ca,
+            common_name="kube-apiserver-kubelet-client",
+            organizations=("system:masters",),
+            client=True,
         )
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         # A CA of its own for the apiserver's webhook client certificate: a webhook that trusts
@@ -273,6 +295,8 @@ class ControlPlane:
             "ca.crt": self.ca.cert_pem,
             "apiserver.crt": serving.cert_pem,
             "apiserver.key": serving.key_pem,
+            "kubelet-client.crt": kubelet_client.cert_pem,
+            "kubelet-client.key": kubelet_client.key_pem,
             "sa.key": _pem_key(sa_key),
             "sa.pub": sa_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -299,34 +323,18 @@ class ControlPlane:
     # -- processes --------------------------------------------------------------------
 
     def _spawn(self, name: str, args: Sequence[str]) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log = (self.logs / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            [str(self.bin_dir / name), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-            start_new_session=True,
-        )
-        self._processes.append((name, process, log))
+        self._processes.spawn(name, [str(self.bin_dir / name), *args])
         self._args[name] = list(args)
 
     def pids(self) -> dict[str, int]:
         """Component name -> pid, for whoever measures what each one costs."""
-        return {name: process.pid for name, process, _ in self._processes}
+        return self._processes.pids()
 
     def restart(self, *names: str, timeout: float = 120.0) -> None:
         """Kills the named processes (SIGKILL: a crash, not a shutdown) and starts them again,
         in their start order, with the same ports, flags and data; then waits for /readyz."""
-        chosen = [entry for entry in self._processes if entry[0] in names]
-        for _name, process, log in reversed(chosen):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            log.close()
-        self._processes = [entry for entry in self._processes if entry[0] not in names]
-        for name, _, _ in chosen:
+        self._processes.stop(names, signal.SIGKILL)
+        for name in [n for n in self._args if n in names]:
             self._spawn(name, self._args[name])
         self._wait_ready(timeout)
 
@@ -361,15 +369,23 @@ class ControlPlane:
             [
                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
                 f"--cert-dir={self.workdir / 'pki'}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.port}",
                 f"--tls-cert-file={pki['apiserver.crt']}",
                 f"--tls-private-key-file={pki['apiserver.key']}",
                 f"--client-ca-file={pki['ca.crt']}",
-                "--authorization-mode=RBAC",
-                "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                # A kubelet may read only what its own pods need (Node, NodeRestriction).
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction,MutatingAdmissionWebhook,"
+                "ValidatingAdmissionWebhook",
                 f"--admission-control-config-file={pki['admission.yaml']}",
+                f"--kubelet-client-certificate={pki['kubelet-client.crt']}",
+                f"--kubelet-client-key={pki['kubelet-client.key']}",
+                "--kubelet-preferred-address-types=InternalIP",
+                # Without kube-proxy no Service IP routes: the apiserver calls a webhook's
+                # Service at its endpoints' pod IPs (on the node's bridge) instead.
+                "--enable-aggregator-routing=true",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={pki['sa.pub']}",
@@ -396,6 +412,15 @@ class ControlPlane:
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                f"--kubeconfig={self.user_kubeconfig('system:kube-scheduler')}",
+                "--leader-elect=false",
+                "--secure-port=0",
                 "--v=1",
             ],
         )
@@ -438,10 +463,9 @@ class ControlPlane:
         return base64.b64decode(kvs[0]["value"]) if kvs else None
 
     def _check_alive(self) -> None:
-        for name, process, _ in self._processes:
-            if process.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise ControlPlaneError(f"{name} exited with {process.returncode}:\n{tail}")
+        exited = self._processes.exited()
+        if exited is not None:
+            raise ControlPlaneError(exited)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -465,27 +489,10 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stops every process (and its process group) and waits for each to exit."""
-        for _name, process, _log in reversed(self._processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for _name, process, log in reversed(self._processes):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
-        self._processes.clear()
+        self._processes.stop()
 
     def __enter__(self) -> ControlPlane:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running(workdir: Path | None = None) -> Iterator[ControlPlane]:
-    with ControlPlane(find_binaries(), workdir) as plane:
-        yield plane

@@ -1,37 +1,108 @@
-"""`make run`: a local control plane with the chart and the operator, until interrupted."""
+"""`make run`: a local control plane and node with the chart, the operator and the web UI,
+until interrupted."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from usersecrets_dev.controlplane import running
+from kubernetes import config
+
+from usersecrets_dev.controlplane import ControlPlane, find_binaries
+from usersecrets_dev.node import (
+    BRIDGE_ADDRESS,
+    Node,
+    NodeError,
+    NodeHost,
+    node_bin_dir,
+    unavailable_reason,
+)
 from usersecrets_dev.operator_process import OperatorProcess
+from usersecrets_dev.sample_users import sample_user
+from usersecrets_dev.ui_process import UiProcess
+
+SAMPLE_USERS = ("alice", "bob")
+
+
+@contextlib.contextmanager
+def cluster(workdir: Path | None) -> Iterator[tuple[ControlPlane, str]]:
+    """The control plane, with a node when this machine can run one; and what to tell."""
+    bin_dir = find_binaries()
+    node_bins = node_bin_dir()
+    reason = unavailable_reason(node_bins)
+    host = None
+    if reason is None and node_bins is not None:
+        try:
+            host = NodeHost().start()
+        except NodeError as error:
+            reason = str(error)
+    if host is None or node_bins is None:
+        with ControlPlane(bin_dir, workdir) as plane:
+            yield plane, f"No node (pods are admitted, never run): {reason}."
+        return
+    try:
+        with ControlPlane(bin_dir, workdir, BRIDGE_ADDRESS) as plane:
+            node = Node(plane, node_bins).start()
+            try:
+                yield (
+                    plane,
+                    (
+                        f"A node runs pods; its images: {', '.join(node.image_names)} "
+                        "(imagePullPolicy: Never; nothing is pulled)."
+                    ),
+                )
+            finally:
+                node.stop()
+    finally:
+        left = host.stop()
+        if left:
+            print("The host is not as it was:\n" + "\n".join(left), file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`make run`: against $KUBECONFIG if set, else a local control plane with the chart."""
+    """`make run`: against $KUBECONFIG if set, else a local cluster with the chart."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--workdir", type=Path, help="keep the control plane's state here")
     args = parser.parse_args(argv)
     if os.environ.get("KUBECONFIG"):
         os.execvp(sys.executable, [sys.executable, "-m", "usersecrets.main"])  # noqa: S606
-    with running(args.workdir) as plane:
-        operator = OperatorProcess(plane).start()
+    signals = {signal.SIGINT, signal.SIGTERM}
+    # Blocked from the start: an interrupt while starting up still tears everything down.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    with cluster(args.workdir) as (plane, node):
+        operator = OperatorProcess(plane, values=["ui.enabled=true"]).start()
+        ui = UiProcess(plane, operator.objects).start()
+        admin = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        tokens = {user: sample_user(admin, user) for user in SAMPLE_USERS}
+        (plane.workdir / "tokens").mkdir(exist_ok=True)
+        lines = []
+        for user, (namespace, token) in tokens.items():
+            path = plane.workdir / "tokens" / user
+            path.write_text(token + "\n")
+            path.chmod(0o600)
+            lines.append(f"    {user:6} namespace {namespace}, token in {path}")
         print(
-            f"The operator runs as the chart's ServiceAccount; logs in {plane.logs}.\n"
-            f"Point kubectl at the cluster with:\n\n    export KUBECONFIG={plane.kubeconfig}\n",
+            f"The operator runs as the chart's ServiceAccount; logs in {plane.logs}.\n{node}\n"
+            "Point kubectl (the one built with the cluster, or yours) at it with:\n\n"
+            f"    export KUBECONFIG={plane.kubeconfig} PATH={plane.bin_dir}:$PATH\n\n"
+            f"The web UI: {ui.url}/\n"
+            "Sign in as a sample user by pasting their token (a ServiceAccount token that may\n"
+            "act only in that user's namespace):\n\n" + "\n".join(lines) + "\n\n"
+            f"    e.g. xclip -selection clipboard < {plane.workdir / 'tokens' / 'alice'}\n"
+            "Or, as an authenticating proxy would, send it as a header:\n\n"
+            f'    curl -H "Authorization: Bearer $(cat {plane.workdir / "tokens" / "alice"})" '
+            f"{ui.url}/n/alice/secrets\n",
             flush=True,
         )
-        signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         try:
             signal.sigwait(signals)
         finally:
+            ui.stop()
             operator.stop()
 
 

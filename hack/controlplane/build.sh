@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl, etcd and helm from the
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and helm from the
 # modules pinned in this folder into a per-user cache keyed by version, and prints
 # that directory. A second run finds the binaries there and builds nothing.
 # With --check it only prints the directory if the binaries are there, and fails otherwise.
@@ -11,7 +11,7 @@ HELM_VERSION="$(cat "$here/helm.version")"
 # The inputs' digest is in the key too, so a change of flags here rebuilds instead of reusing.
 inputs="$(cd "$here" && cat build.sh go.mod go.sum helm.version etcd/main.go | sha256sum | cut -c1-8)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/usersecrets/controlplane/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_${inputs}"
-bins=(etcd kube-apiserver kube-controller-manager kubectl helm)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm)
 
 complete() { for b in "${bins[@]}"; do [[ -x "$cache/$b" ]] || return 1; done; }
 if complete; then echo "$cache"; exit 0; fi
@@ -31,6 +31,7 @@ start=$SECONDS
   go build -trimpath -ldflags "$ldflags" -o "$cache.tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
     k8s.io/kubernetes/cmd/kubectl
   go build -trimpath -ldflags "-s -w" -o "$cache.tmp/etcd" ./etcd
   # Helm's built-in default Kubernetes version is what `helm template` checks kubeVersion against.

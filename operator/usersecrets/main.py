@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from usersecrets.controller.run import lead
+from usersecrets.controller.uninstall import delete_copies
 from usersecrets.kube.client import connect
 from usersecrets.settings import Settings
 from usersecrets.webhook import run as webhook
@@ -76,10 +78,17 @@ async def run(settings: Settings) -> None:
         await probes.stop(grace=1)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """No arguments: the operator. `delete-copies`: what the chart's uninstall hook runs."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args not in ([], ["delete-copies"]):
+        sys.exit("usage: usersecrets-operator [delete-copies]")
     settings = Settings()
     level = logging.getLevelName(settings.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args:
+        delete_copies(connect(pool=1), settings)
+        return
     # kopf reports every handled event at INFO: that is our DEBUG.
     if level > logging.DEBUG:
         logging.getLogger("kopf.objects").setLevel(max(level, logging.WARNING))

@@ -38,6 +38,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "webhook_direct",
         "webhook_servers",
         "pod_admission",
+        "cli",
         "memory",
     }
     assert results["materialization"]["ratio"] > 0
@@ -46,6 +47,27 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert servers == [("ours", 1), ("ours", 16), ("aiohttp", 1), ("aiohttp", 16)]
     assert all(w["requests_per_s"] > 0 for w in results["webhook_servers"])
     assert "| materialization" in run.stdout
+
+
+def test_bench_scale_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "dev")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["copies"] == 50  # 40 owners' copies and 10 shared ones
+    assert results["copies_written_by_the_restart"] == 0
+    assert results["restart_converged_s"] > 0
+    assert results["converged"]["rss_mib"] > 0
+    assert results["value_change_to_every_copy"]["changes"] == 5
+    assert results["webhook_at_full_size"]["concurrency"] == 16
 
 
 def test_bench_peers_table() -> None:

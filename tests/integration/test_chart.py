@@ -175,11 +175,15 @@ BASE_KINDS = [
 # With every option: the client CA of webhook.clientAuth, and networkPolicy.
 ALL_OPTIONS_KINDS = ["ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "ServiceMonitor"]
 SELF_MANAGED_CERT_KINDS = ["Role", "RoleBinding"]
+#: The uninstall hook (uninstall.deleteCopies, on by default): its identity and its Job.
+UNINSTALL_KINDS = ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]
 EXPECTED_KINDS = {
-    "defaults": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, "PodDisruptionBudget"]),
+    "defaults": sorted(
+        [*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, *UNINSTALL_KINDS, "PodDisruptionBudget"]
+    ),
     "all-options": sorted([*BASE_KINDS, *ALL_OPTIONS_KINDS, "Certificate"]),
     "all-options-self-signed": sorted([*BASE_KINDS, *ALL_OPTIONS_KINDS, "Certificate", "Issuer"]),
-    "dev-url-one-replica": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS]),
+    "dev-url-one-replica": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, *UNINSTALL_KINDS]),
 }
 
 
@@ -289,6 +293,8 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     assert env["USERSECRETS_LOG_LEVEL"] == "DEBUG"
     assert env["USERSECRETS_METRICS_PORT"] == "9090"
     assert env["USERSECRETS_WEBHOOK_CERT_DIR"] == "/etc/usersecrets/tls"
+    assert env["KUBERNETES_SERVICE_HOST"] == "api.internal.example.com"
+    assert env["KUBERNETES_SERVICE_PORT"] == "6443"
     assert env["USERSECRETS_WEBHOOK_CLIENT_CA_FILE"] == "/etc/usersecrets/client-ca/ca.crt"
     assert json.loads(env["USERSECRETS_WEBHOOK_CLIENT_NAMES"]) == ["kube-apiserver-webhook-client"]
     mounted = {v["name"]: v for v in spec["volumes"]}
@@ -910,3 +916,25 @@ def test_documented_crd_upgrade_works_on_crds_helm_installed(tools: Tools, tmp_p
     result = tools.kubectl(*args, "--dry-run=server", check=False)
     assert result.returncode == 0, result.stderr
     assert "usersecrets.usersecrets.io serverside-applied" in result.stdout
+
+
+def test_the_uninstall_hook_deletes_copies_as_the_operator_image_with_the_least_rights(
+    tools: Tools,
+) -> None:
+    docs = parse(render(tools, "un", "un-ns", "defaults"))
+    hooks = [d for d in docs if "helm.sh/hook" in (d["metadata"].get("annotations") or {})]
+    assert sorted(d["kind"] for d in hooks) == UNINSTALL_KINDS
+    assert {d["metadata"]["annotations"]["helm.sh/hook"] for d in hooks} == {"post-delete"}
+    job = one(hooks, "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["usersecrets-operator", "delete-copies"]
+    assert (
+        container["image"]
+        == one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    role = one(hooks, "ClusterRole")
+    assert [(r["resources"], r["verbs"]) for r in role["rules"]] == [
+        (["secrets"], ["list", "delete"]),
+        (["leases"], ["get", "create", "update", "delete"]),
+    ]

@@ -16,8 +16,9 @@ import pytest
 from kubernetes import client
 
 from conftest import wait_for
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import from_kubeconfig
 from usersecrets.kube.lease import LeaderElector
+from usersecrets_dev.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +31,9 @@ def skewed(by: datetime.timedelta) -> Callable[[], datetime.datetime]:
 
 
 def test_a_standby_an_hour_ahead_waits_for_the_leader_to_stop_renewing(
-    admin: client.ApiClient, namespace: str
+    admin: client.ApiClient, cluster: ControlPlane, namespace: str
 ) -> None:
-    api = KubeApi(admin)
+    api, _ = from_kubeconfig(str(cluster.kubeconfig), None)
     leader = LeaderElector(api, namespace, LEASE, "on-time", lease_seconds=SECONDS)
     ahead = LeaderElector(
         api,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
+from conftest import wait_for
 from kube import (
     SECRETGRANTS,
     create_grant,
@@ -43,6 +44,13 @@ def test_shared_copies_never_take_the_last_slot_of_a_quota(
             metadata=client.V1ObjectMeta(name="secrets"),
             spec=client.V1ResourceQuotaSpec(hard={"count/secrets": "3"}),
         ),
+    )
+    # Counted by the resourcequota controller (a quota not yet counted is taken as full).
+    wait_for(
+        lambda: (core.read_namespaced_resource_quota("secrets", bobs).status.used or {}).get(
+            "count/secrets"
+        ),
+        what="the quota to be counted",
     )
     for key in ("one", "two", "three"):
         create_usersecret(as_alice, home, key, key.encode())

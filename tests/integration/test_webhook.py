@@ -46,7 +46,7 @@ VOLUMES, ENV, CONTAINERS = (
     "usersecrets.io/containers",
 )
 OURS = "usersecrets-"  # prefix of the volumes the webhook adds
-MODE = 0o400
+MODE = 0o444  # no securityContext: the image's USER decides, so readable by any user
 # Alice's secrets, created once for the module; each test that needs its own creates it.
 KEYS = ("secret-password", "wandb-token", "aws-key")
 OWN_ENV = [{"name": "PLAIN", "value": "not a secret"}]

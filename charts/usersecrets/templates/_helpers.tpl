@@ -98,6 +98,19 @@ Image reference: repository@digest when a digest is given, else repository:tag (
 {{- end }}
 
 {{/*
+KUBERNETES_SERVICE_HOST/PORT for in-cluster clients when apiServer.host is set (Service IPs
+that do not route from pods); nothing otherwise. An env entry overrides kubelet's own.
+*/}}
+{{- define "usersecrets.apiServerEnv" -}}
+{{- with .Values.apiServer.host }}
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ . | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ $.Values.apiServer.port | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
 Development only: the https URL of one of the operator's webhook paths, from webhook.url (the
 pod webhook's URL, ending in /mutate-pods). Usage: include "usersecrets.webhookURL" (list . "/path")
 */}}
@@ -109,4 +122,26 @@ pod webhook's URL, ending in /mutate-pods). Usage: include "usersecrets.webhookU
 {{/* ConfigMap holding the CA of the kube-apiserver's webhook client certificate. */}}
 {{- define "usersecrets.webhookClientCAName" -}}
 {{- printf "%s-webhook-client-ca" (include "usersecrets.fullname" .) }}
+{{- end }}
+
+{{/*
+The web UI: its own app.kubernetes.io/name, so that no selector of the operator's (Deployment,
+Services, PodDisruptionBudget) ever matches a UI pod.
+*/}}
+{{- define "usersecrets.ui.fullname" -}}
+{{- printf "%s-ui" (include "usersecrets.fullname" .) }}
+{{- end }}
+
+{{- define "usersecrets.ui.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-ui" (include "usersecrets.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "usersecrets.ui.labels" -}}
+helm.sh/chart: {{ include "usersecrets.chart" . }}
+{{ include "usersecrets.ui.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: usersecrets
+app.kubernetes.io/component: ui
 {{- end }}

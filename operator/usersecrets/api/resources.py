@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -18,9 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic.alias_generators import to_camel
 
 from usersecrets import API_VERSION, GROUP, VERSION
+from usersecrets.api.kinds import MAX_VALUE_BYTES, SECRETGRANT, USERSECRET, CrdNames
 
-#: A decoded secret value may be at most 1 MiB, like a Kubernetes Secret.
-MAX_VALUE_BYTES = 1024 * 1024
 #: Base64 of MAX_VALUE_BYTES: 4 characters per started group of 3 bytes.
 MAX_VALUE_BASE64_CHARS = -(-MAX_VALUE_BYTES // 3) * 4
 #: Keys travel as label values on every copy, and label values stop at 63 characters.
@@ -186,25 +184,6 @@ class UserSecretMeta(ObjectMeta):
     )
 
 
-@dataclass(frozen=True)
-class CrdNames:
-    """How a kind is named in the API; kept beside its model so the CRD cannot drift from it."""
-
-    kind: str
-    plural: str
-    singular: str
-    short_names: tuple[str, ...]
-    categories: tuple[str, ...]
-
-    @property
-    def list_kind(self) -> str:
-        return f"{self.kind}List"
-
-    @property
-    def crd_name(self) -> str:
-        return f"{self.plural}.{GROUP}"
-
-
 _API_VERSION_DESCRIPTION = (
     "APIVersion defines the versioned schema of this representation of an object. "
     "Servers should convert recognized schemas to the latest internal value, and may reject "
@@ -355,13 +334,7 @@ class UserSecretStatus(Status):
 class UserSecret(Resource):
     """A user's personal, named secret; its owner is the user of its namespace."""
 
-    NAMES: ClassVar[CrdNames] = CrdNames(
-        kind="UserSecret",
-        plural="usersecrets",
-        singular="usersecret",
-        short_names=("usec",),
-        categories=("usersecrets",),
-    )
+    NAMES: ClassVar[CrdNames] = USERSECRET
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -417,13 +390,7 @@ class SecretGrantSpec(_Spec):
 class SecretGrant(Resource):
     """Shares one UserSecret with one other user until the grant is deleted."""
 
-    NAMES: ClassVar[CrdNames] = CrdNames(
-        kind="SecretGrant",
-        plural="secretgrants",
-        singular="secretgrant",
-        short_names=("sgrant",),
-        categories=("usersecrets",),
-    )
+    NAMES: ClassVar[CrdNames] = SECRETGRANT
 
     kind: str = Field("SecretGrant", description=_KIND_DESCRIPTION)
     metadata: ObjectMeta = Field(description="Standard object metadata.")

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
-import yaml
 
-from usersecrets.api.resources import MAX_VALUE_BYTES
 from usersecrets.rules import naming
 from usersecrets.rules.references import key_error, split_ref
 from usersecrets.user import actions, views
@@ -106,11 +104,9 @@ def read_value(arg: str, stdin: IO[bytes]) -> bytes:
     else:
         # surrogateescape gives back the exact bytes of a non-UTF-8 command-line argument.
         data = arg.encode("utf-8", "surrogateescape")
-    if len(data) > MAX_VALUE_BYTES:
-        raise CliError(
-            f"The value is {len(data)} bytes; a secret holds at most 1 MiB ({MAX_VALUE_BYTES})",
-            EXIT_USAGE,
-        )
+    problem = actions.value_error(len(data))
+    if problem:
+        raise CliError(problem, EXIT_USAGE)
     return data
 
 
@@ -133,6 +129,8 @@ def render(rows: Sequence[Mapping[str, Any]], output: str, table: Callable[[], s
     if output == "json":
         return json.dumps(list(rows), indent=2, sort_keys=True) + "\n"
     if output == "yaml":
+        import yaml
+
         return yaml.safe_dump([dict(r) for r in rows], sort_keys=True, default_flow_style=False)
     return table()
 
@@ -172,8 +170,9 @@ def _not_found(message: str) -> Iterator[None]:
 
 def _own_secret(session: Session, text: str, user: str) -> tuple[Space, SecretRef]:
     """Only your own secrets can be shared or revoked: grants live in the owner's namespace."""
-    if not user or any(c.isspace() or c == "/" for c in user):
-        raise CliError(f"Invalid user '{user}'", EXIT_USAGE)
+    problem = actions.user_error(user)
+    if problem:
+        raise CliError(problem, EXIT_USAGE)
     ref = parse_secret_ref(text)  # input errors before any network trouble
     space = session.space()
     if ref.user is not None:

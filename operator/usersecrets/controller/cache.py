@@ -79,6 +79,11 @@ def _chunks(items: list[T]) -> Iterator[list[T]]:
         yield items[start : start + RELIST_CHUNK]
 
 
+def _changed_sides(owner: str, before: Mapping[Ref, object], after: Mapping[Ref, object]) -> Pairs:
+    """The owner's pairs that went past a limit or came back under it."""
+    return {OwnerKey(owner, key) for _, key in before.keys() ^ after.keys()}
+
+
 def ref_of(obj: Mapping[str, Any]) -> Ref:
     return obj["metadata"]["namespace"], obj["metadata"]["name"]
 
@@ -203,15 +208,15 @@ class Cache:
             return set()
         affected = world.affected_by_namespace(name, user)
         owners = {u for u in (world.user_of(name), user) if u}
-        past = {u for u in owners if world.over_secret_limits(u)}
+        past = {u: world.secrets_past(u) for u in owners}
         if deleted:
             world.remove_namespace(name)
             self.rooms.pop(name, None)
         else:
             world.set_namespace(name, user, accepts)
-        # A user past a limit who gains or loses a namespace's secrets: all theirs may change.
-        for owner in past | {u for u in owners if world.over_secret_limits(u)}:
-            affected |= world.pairs_of(owner)
+        # A user who gains or loses a namespace's secrets may go past a limit, or back under.
+        for owner, before in past.items():
+            affected |= _changed_sides(owner, before, world.secrets_past(owner))
         return affected | world.affected_by_namespace(name, user)
 
     def usersecret(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
@@ -242,7 +247,7 @@ class Cache:
         newer one may now fit, or no longer)."""
         world = self.world
         owner = world.user_of(ref[0])
-        past = owner is not None and world.over_secret_limits(owner)
+        before = world.secrets_past(owner) if owner is not None else {}
         if (old := world.secret(*ref)) is not None:
             self._release(old.value)
         if view is None:
@@ -250,8 +255,8 @@ class Cache:
         else:
             world.put_secret(dataclasses.replace(view, value=self._intern(view.value)))
         dirty = self._pairs([ref])
-        if owner is not None and (past or world.over_secret_limits(owner)):
-            dirty |= world.pairs_of(owner)
+        if owner is not None:
+            dirty |= _changed_sides(owner, before, world.secrets_past(owner))
         return dirty
 
     def _intern(self, value: bytes | None) -> bytes | None:
@@ -282,10 +287,9 @@ class Cache:
         dirty: Pairs = set()
         if (before := world.grant(*ref)) is not None:
             dirty |= self._pairs([(before.namespace, before.secret_name)])
-        users = {u for u in (world.user_of(ref[0]), before.user if before else None) if u}
-        if not deleted:
-            users.add(spec["user"])
-        past = {u for u in users if self._over_grant_limits(u)}
+        owner = world.user_of(ref[0])
+        grantees = {u for u in (before.user if before else None, spec.get("user")) if u}
+        past = self._grants_past(owner, grantees)
         if deleted:
             world.remove_grant(*ref)
             self.grants.pop(ref, None)
@@ -294,13 +298,19 @@ class Cache:
             created = meta.get("creationTimestamp") or ""
             world.put_grant(GrantView(ref[0], ref[1], spec["secretName"], spec["user"], created))
             dirty |= self._pairs([(ref[0], spec["secretName"])])
-        # Past a limit, or back under it: a newer grant of theirs may now count, or no longer.
-        for user in past | {u for u in users if self._over_grant_limits(u)}:
-            dirty |= world.granted_pairs_of(user) | world.pairs_shared_with(user)
+        # The grants that went past a limit, or came back under it.
+        now = self._grants_past(owner, grantees)
+        for changed in now.keys() ^ past.keys():
+            if (grant := world.grant(*changed)) is not None:
+                dirty |= self._pairs([(grant.namespace, grant.secret_name)])
         return dirty
 
-    def _over_grant_limits(self, user: str) -> bool:
-        return self.world.over_grant_limit(user) or self.world.over_share_limit(user)
+    def _grants_past(self, owner: str | None, grantees: Iterable[str]) -> dict[Ref, object]:
+        """The grants of `owner` and to `grantees` that are past a limit."""
+        past: dict[Ref, object] = dict(self.world.grants_past(owner)) if owner else {}
+        for grantee in grantees:
+            past.update(self.world.shares_past(grantee))
+        return past
 
     def copy(self, body: Mapping[str, Any], deleted: bool) -> Pairs:
         """One of our copies, to notice drift. A copy that loses our label is DELETED for a
@@ -311,9 +321,11 @@ class Cache:
         self._touch("secret", ref)
         if not deleted and self.copies.version(ref) == meta["resourceVersion"]:
             return set()  # our own write, coming back
-        # The pair it was a copy of, and the one its labels now name (someone may edit them).
+        # The pair it was a copy of, the one its labels now name (someone may edit them), any
+        # UserSecret that takes its value from it (a grantee passing a share on), and a pair
+        # waiting for its name (a look-alike with our label is someone else's too).
         cached = self.copies.get(ref)
-        dirty = {
+        dirty = self._interested(ref) | {
             pair
             for labels in (cached.labels if cached else {}, meta.get("labels") or {})
             if (pair := pair_of_labels(labels)) is not None
@@ -353,20 +365,25 @@ class Cache:
             self.quota(item, False)
         return set().union(*self.held.values())
 
+    def quotas_read(self, namespace: str, items: list[dict[str, Any]]) -> None:
+        """A namespace's quotas as just read: what its rooms are, whatever the watch said."""
+        self.rooms.pop(namespace, None)
+        for item in items:
+            self.quota(item, False)
+
     def room(self, namespace: str) -> Room | None:
         """The tightest room the namespace's quotas leave for Secrets, if any counts them."""
         rooms = self.rooms.get(namespace, {}).values()
         return min(rooms, key=lambda r: r.hard - r.used, default=None)
 
-    def took(self, namespace: str) -> None:
-        """A copy is being made there: until its quota's next status, count it as used."""
-        for name, room in self.rooms.get(namespace, {}).items():
-            self.rooms[namespace][name] = dataclasses.replace(room, used=room.used + 1)
-
     def secret(self, meta: Mapping[str, Any]) -> Pairs:
-        """Any Secret changed (metadata only): a valueFrom source, or a Secret of someone
-        else's holding a copy's name, whose deletion lets the copy be created at last."""
-        ref: Ref = (meta["namespace"], meta["name"])
+        """A Secret other than our copies changed (metadata only): a valueFrom source, or a
+        Secret of someone else's holding a copy's name, whose deletion (or taking our label)
+        lets the copy be written at last."""
+        return self._interested((meta["namespace"], meta["name"]))
+
+    def _interested(self, ref: Ref) -> Pairs:
+        """The pairs that take a value from `ref`, and the one waiting for its name."""
         waiting = self.collisions.get(ref)
         return self._readers([ref]) | ({waiting} if waiting is not None else set())
 

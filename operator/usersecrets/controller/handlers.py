@@ -15,6 +15,7 @@ controller's loop, in order, with call_soon_threadsafe.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import uvloop
 
 from usersecrets import GROUP, VERSION, metrics
 from usersecrets.kube import watching
+from usersecrets.kube.credentials import in_cluster_server
 
 if TYPE_CHECKING:
     from usersecrets.controller.run import Controller
@@ -32,8 +34,16 @@ registry = kopf.OperatorRegistry()
 
 @kopf.on.login(registry=registry)
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a pod its ServiceAccount, elsewhere the kubeconfig: as the rest of the operator."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In a pod its ServiceAccount, elsewhere the kubeconfig: as the rest of the operator.
+
+    In a pod, at KUBERNETES_SERVICE_HOST/PORT, where client-go and the rest of the operator go
+    too: kopf's own login asks DNS for kubernetes.default.svc, which a cluster without DNS for
+    it, or an apiServer.host chart value, does not give.
+    """
+    info = kopf.login_with_service_account(**kwargs)
+    if info is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    return dataclasses.replace(info, server=in_cluster_server() or info.server)
 
 
 def _record(memo: kopf.Memo, kind: str, *args: Any) -> None:
@@ -60,8 +70,17 @@ async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
     _record(memo, "namespace", body.metadata.name, labels, type == "DELETED", annotations)
 
 
-def run(controller: Controller, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
-    """kopf until `stop` is set; run it in a thread of its own, `loop` being the controller's."""
+def run(
+    controller: Controller,
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+    identity: str,
+) -> None:
+    """kopf until `stop` is set; run it in a thread of its own, `loop` being the controller's.
+
+    `identity` is given: kopf would otherwise look its user up in /etc/passwd, which has no
+    entry for the uid a pod runs as (65532 in the chart, any uid on some platforms), and fail.
+    """
     uvloop.run(
         kopf.operator(
             registry=registry,
@@ -70,6 +89,8 @@ def run(controller: Controller, loop: asyncio.AbstractEventLoop, stop: threading
             clusterwide=True,
             standalone=True,
             stop_flag=stop,
+            # kopf types it as a NewType of str that it does not export.
+            identity=identity,  # type: ignore[arg-type]
         )
     )
 

@@ -6,13 +6,12 @@ Blocking calls, made in worker threads; their results go back to the event loop.
 from __future__ import annotations
 
 import base64
-
-from kubernetes.client.rest import ApiException
+from typing import Any
 
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Lists
 from usersecrets.kube import paths, watching
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.rules import naming
 
 
@@ -33,6 +32,12 @@ def list_all(api: KubeApi) -> Lists:
     )
 
 
+def read_quotas(api: KubeApi, namespace: str) -> list[dict[str, Any]]:
+    """A namespace's quotas as they are now. Their watch may still be telling a status from
+    before our last copy there, and a room counted from it would give that slot away again."""
+    return watching.list_objects(api, paths.resource_quotas_in(namespace))[0]
+
+
 def read_source(
     api: KubeApi, namespace: str, selector: SecretKeySelector
 ) -> tuple[bytes | None, str]:
@@ -40,7 +45,7 @@ def read_source(
     Secret's type."""
     try:
         source = api.json("GET", f"{paths.secrets_in(namespace)}/{selector.name}")
-    except ApiException as error:
+    except ApiError as error:
         if error.status == 404:
             return None, ""
         raise

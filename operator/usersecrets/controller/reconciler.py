@@ -8,22 +8,26 @@ hand back what they did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Cache
 from usersecrets.controller.reporter import Reporter, status_writes
 from usersecrets.controller.writer import Outcome, Writer
-from usersecrets.rules import desired, quota
+from usersecrets.rules import desired, naming, quota
 from usersecrets.rules.desired import ActualSecret, OwnerKey
 from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 ReadSource = Callable[[str, SecretKeySelector], tuple[bytes | None, str]]
+ReadQuotas = Callable[[str], list[dict[str, Any]]]
 
 
 class Reconciler:
@@ -33,6 +37,7 @@ class Reconciler:
         writer: Writer,
         reporter: Reporter,
         read_source: ReadSource,
+        read_quotas: ReadQuotas,
         settings: Settings,
         dry_run: bool = False,
         requeue: Callable[[Iterable[OwnerKey]], None] = lambda _: None,
@@ -40,8 +45,10 @@ class Reconciler:
         """`requeue` takes the other pairs a reconcile found changed (a source that grew
         may put its owner past a limit)."""
         self.cache, self.writer, self.reporter = cache, writer, reporter
-        self.read_source, self.settings, self.dry_run = read_source, settings, dry_run
+        self.read_source, self.read_quotas = read_source, read_quotas
+        self.settings, self.dry_run = settings, dry_run
         self.requeue = requeue
+        self._quota_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def copies(self, pair: OwnerKey) -> None:
         """Compute, diff and apply the copies of one (owner, key); raise to be retried."""
@@ -49,16 +56,22 @@ class Reconciler:
         cache = self.cache
         want = desired.compute(cache.world, self.settings.cluster_name, [pair])
         plan = desired.diff(want, cache.copies.of_pair(pair))
-        rooms = {c.namespace: r for c in plan.creates if (r := cache.room(c.namespace))}
-        creates, held = quota.hold_back(plan.creates, rooms, self.settings.quota_reserve_percent)
-        plan = dataclasses.replace(plan, creates=tuple(creates))
-        for copy in creates:  # taken now, on the loop: reconciles in parallel see it at once
-            if copy.namespace in rooms:
-                cache.took(copy.namespace)
-        touched = [(c.namespace, c.name) for c in plan.updates]
-        touched += [(s.namespace, s.name) for s in plan.deletes]
-        versions = {ref: v for ref in touched if (v := cache.copies.version(ref)) is not None}
-        outcome = await asyncio.to_thread(self.writer.apply, plan, versions)
+        shared = {c.namespace for c in plan.creates if c.reason == naming.REASON_GRANT}
+        async with contextlib.AsyncExitStack() as quotas_held:
+            # One decision at a time per namespace with a quota, each on the quota as read
+            # after the last one's copies were written: its watch may still tell a status
+            # from before them, and a room counted from that would give a slot away twice.
+            for namespace in sorted(ns for ns in shared if cache.room(ns)):
+                await quotas_held.enter_async_context(self._quota_locks[namespace])
+                cache.quotas_read(namespace, await asyncio.to_thread(self.read_quotas, namespace))
+            rooms = {c.namespace: r for c in plan.creates if (r := cache.room(c.namespace))}
+            percent = self.settings.quota_reserve_percent
+            creates, held = quota.hold_back(plan.creates, rooms, percent)
+            plan = dataclasses.replace(plan, creates=tuple(creates))
+            touched = [(c.namespace, c.name) for c in plan.updates]
+            touched += [(s.namespace, s.name) for s in plan.deletes]
+            versions = {r: v for r in touched if (v := cache.copies.version(r)) is not None}
+            outcome = await asyncio.to_thread(self.writer.apply, plan, versions)
         refused = {namespace: said for (namespace, _), said in outcome.refused}
         cache.found(pair, outcome.collisions, {**held, **refused}, held)
         if not self.dry_run:  # a dry run changed nothing: the cache still says what exists

@@ -13,13 +13,11 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-
 from usersecrets import API_VERSION
 from usersecrets.api.resources import Condition
 from usersecrets.controller.cache import Ref, Tracked
 from usersecrets.kube import paths
-from usersecrets.kube.client import MERGE_PATCH, KubeApi
+from usersecrets.kube.client import MERGE_PATCH, ApiError, KubeApi
 from usersecrets.rules import conditions, status
 from usersecrets.rules.desired import Desired
 
@@ -116,7 +114,7 @@ class Reporter:
                     body={"status": write.status},
                     content_type=MERGE_PATCH,
                 )
-            except ApiException as error:
+            except ApiError as error:
                 if error.status == 404:  # deleted meanwhile: nothing to report on
                     continue
                 raise
@@ -146,5 +144,5 @@ class Reporter:
         }
         try:
             self.api.call("POST", paths.events_in(ref[0]), body=event)
-        except ApiException as error:  # an Event is best effort; the status already says it
+        except ApiError as error:  # an Event is best effort; the status already says it
             logger.warning("could not post an Event on %s/%s: %s", ref[0], ref[1], error.reason)

@@ -44,6 +44,7 @@ class Controller:
             Writer(api, settings.dry_run),
             Reporter(api),
             functools.partial(reads.read_source, api),
+            functools.partial(reads.read_quotas, api),
             settings,
             settings.dry_run,
             requeue=self.queues.copies.add_all,
@@ -80,8 +81,9 @@ class Controller:
     def follow_secrets(
         self, loop: asyncio.AbstractEventLoop, version: str
     ) -> list[threading.Event]:
-        """Our copies in full (label-selected), every Secret's metadata for valueFrom sources
-        and names held by others, from `version` on; and quotas. Set the Events to stop."""
+        """Our copies in full (label-selected), every other Secret's metadata for valueFrom
+        sources and names held by others, from `version` on; and quotas. Set the Events to
+        stop."""
         cache = self.cache
 
         def copy_changed(kind: str, body: dict[str, Any]) -> None:
@@ -114,6 +116,8 @@ class Controller:
                 paths.SECRETS,
                 listed=lambda _: watching.hand_over(loop, self.handle, cache.secrets_listed),
                 changed=secret_changed,
+                # Our copies come in full through the first watch: not twice.
+                label_selector=naming.UNMANAGED_SELECTOR,
                 metadata_only=True,
                 version=version,
             ),
@@ -159,8 +163,8 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
     """Leads (when elected), loads the world, and runs the workers and kopf until `stop`."""
     elector = None
     tasks: list[asyncio.Task[None]] = []
+    identity = f"{socket.gethostname()}-{os.getpid()}"
     if settings.leader_election:
-        identity = f"{socket.gethostname()}-{os.getpid()}"
         elector = LeaderElector(
             api,
             settings.operator_namespace,
@@ -181,7 +185,9 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
     tasks += controller.workers()
     tasks.append(asyncio.create_task(controller.resync()))
     kopf_stop = threading.Event()
-    kopf = asyncio.create_task(asyncio.to_thread(handlers.run, controller, loop, kopf_stop))
+    kopf = asyncio.create_task(
+        asyncio.to_thread(handlers.run, controller, loop, kopf_stop, identity)
+    )
     stopped = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait([*tasks, kopf, stopped], return_when=asyncio.FIRST_COMPLETED)

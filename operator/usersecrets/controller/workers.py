@@ -13,10 +13,9 @@ import traceback
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 
-from kubernetes.client.rest import ApiException
-
 from usersecrets import metrics
 from usersecrets.controller.queue import WorkQueue
+from usersecrets.kube.client import ApiError
 from usersecrets.rules.desired import OwnerKey
 
 logger = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ async def attempt(kind: str, step: Step, pair: OwnerKey) -> bool:
     started = time.monotonic()
     try:
         await step(pair)
-    except ApiException as error:
+    except ApiError as error:
         metrics.RECONCILE_ERRORS.labels(kind).inc()
         logger.warning(
             "%s of %s/%s failed: HTTP %s %s; retrying",

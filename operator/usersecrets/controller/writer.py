@@ -15,10 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-
 from usersecrets.kube import paths
-from usersecrets.kube.client import MERGE_PATCH, KubeApi
+from usersecrets.kube.client import MERGE_PATCH, ApiError, KubeApi
 from usersecrets.rules import naming, status
 from usersecrets.rules.desired import ActualSecret, DesiredCopy, Plan
 
@@ -40,7 +38,7 @@ class Outcome:
     #: Copies the apiserver refused, and what it said, fit for a status.
     refused: list[tuple[Ref, str]] = field(default_factory=list)
     #: Every write that failed, refusals included: the pair is retried.
-    errors: list[ApiException] = field(default_factory=list)
+    errors: list[ApiError] = field(default_factory=list)
 
     @contextlib.contextmanager
     def trying(self, ref: Ref, value: bytes | None = None) -> Iterator[None]:
@@ -51,14 +49,14 @@ class Outcome:
         retried quietly, since it says nothing the user can act on."""
         try:
             yield
-        except ApiException as error:
+        except ApiError as error:
             self.errors.append(error)
             if value is not None and error.status in REFUSALS:
                 said = status.write_failure(error.status, error.reason, error.body, [value])
                 self.refused.append((ref, said))
 
 
-def namespace_terminating(error: ApiException) -> bool:
+def namespace_terminating(error: ApiError) -> bool:
     """The API server's refusal to create anything in a namespace being deleted."""
     if error.status != 403:
         return False
@@ -108,7 +106,7 @@ class Writer:
             created = self.api.json(
                 "POST", paths.secrets_in(copy.namespace), body=secret_body(copy), query=self.query
             )
-        except ApiException as error:
+        except ApiError as error:
             if namespace_terminating(error):
                 # Nothing can be created there any more, and the namespace is going away: it
                 # must not hold up this secret's other namespaces, nor its status.
@@ -133,7 +131,7 @@ class Writer:
                 content_type=MERGE_PATCH,
                 query=self.query,
             )
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 409 or not retry:
                 raise
             # Changed since the version we hold (our cache can lag behind the watch, e.g. when
@@ -168,7 +166,7 @@ class Writer:
                 )["metadata"].get("resourceVersion")
             options = {"preconditions": {"resourceVersion": version}} if version else {}
             self.api.call("DELETE", path, body=options, query=self.query)
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
         outcome.deleted.append((stale.namespace, stale.name))

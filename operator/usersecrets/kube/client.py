@@ -1,30 +1,69 @@
-"""The API calls the operator makes, as plain JSON through the client's ApiClient.
+"""The only way into the API: requests as plain JSON over one pool of kept-alive connections.
 
-kubernetes' generated CoreV1Api alone costs 22 MiB to import (about a thousand methods, each
-wrapped in pydantic's validate_call, and the models they name), and a validation per call.
-The operator makes a handful of kinds of call and reads every answer as JSON anyway.
-Authentication, TLS, the connection pool and ApiException stay the client's.
+Not the kubernetes client package: importing it costs a quarter of a second and 35 MiB (about
+a thousand generated models), and each of its calls validates and serializes through them,
+while every caller here reads and writes JSON anyway. urllib3 (its transport) does the HTTP;
+`credentials` finds the apiserver and how to authenticate, as kubectl would.
 """
 
 from __future__ import annotations
 
-import json
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes import config
-from kubernetes.client import ApiClient, Configuration
-from kubernetes.client.rest import ApiException
+import orjson
+import urllib3
+
+from usersecrets.kube.credentials import (
+    Credentials,
+    CredentialsError,
+    UnknownContext,
+    bearer,
+    tls_context,
+)
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
+Timeout = float | tuple[float, float] | None
+
+
+class ApiError(Exception):
+    """What the apiserver answered instead of a success: its HTTP status and reason, and the
+    Status body. The body is never part of the exception's text: it may quote an object."""
+
+    def __init__(self, status: int | None, reason: str = "", body: bytes | str = b"") -> None:
+        super().__init__(status, reason)
+        self.status, self.reason = status, reason
+        self.body = body.decode(errors="replace") if isinstance(body, bytes) else body
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status} {self.reason}".rstrip()
+
+
+def _timeout(value: Timeout) -> urllib3.Timeout:
+    if value is None:
+        return urllib3.Timeout(connect=10.0, read=60.0)
+    if isinstance(value, tuple):
+        return urllib3.Timeout(connect=value[0], read=value[1])
+    return urllib3.Timeout(total=value)
+
 
 class KubeApi:
-    """Requests with the client's configuration; answers as the apiserver sends them."""
+    """Requests with one set of credentials; answers as the apiserver sends them."""
 
-    def __init__(self, api: ApiClient) -> None:
-        self.api = api
+    def __init__(self, credentials: Credentials, pool: int = 10) -> None:
+        self.credentials = credentials
+        tls = (
+            {"ssl_context": credentials.ssl_context}
+            if credentials.server.startswith("https")
+            else {}
+        )
+        self.pool = urllib3.connection_from_url(
+            credentials.server, maxsize=pool, block=False, **tls
+        )
+        self.base = urllib.parse.urlsplit(credentials.server).path.rstrip("/")
 
     def stream(
         self,
@@ -35,62 +74,81 @@ class KubeApi:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         content_type: str | None = None,
-        timeout: Any = None,
-    ) -> Any:
+        timeout: Timeout = None,
+    ) -> urllib3.BaseHTTPResponse:
         """The answer with its body unread, for a watch to stream; the caller releases it.
-        ApiException unless 2xx."""
-        header_params = {"Accept": "application/json", **(headers or {})}
+        ApiError unless 2xx."""
+        sent = {"Accept": "application/json", **self.credentials.headers(), **(headers or {})}
+        data = None
         if body is not None:
-            header_params["Content-Type"] = content_type or "application/json"
-        request = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-            header_params=header_params,
-            body=body,
-            auth_settings=["BearerToken"],
+            sent["Content-Type"] = content_type or "application/json"
+            data = orjson.dumps(body)
+        params = {
+            k: str(v).lower() if isinstance(v, bool) else v
+            for k, v in (query or {}).items()
+            if v is not None
+        }
+        url = self.base + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        response = self.pool.urlopen(
+            method,
+            url,
+            body=data,
+            headers=sent,
+            preload_content=False,
+            retries=False,
+            timeout=_timeout(timeout),
         )
-        response = self.api.call_api(*request, _request_timeout=timeout)
         if not 200 <= response.status <= 299:
-            response.read()
-            raise ApiException.from_response(http_resp=response, body=None, data=None)
-        return response.response
+            answer = response.read()
+            response.release_conn()
+            raise ApiError(response.status, response.reason or "", answer)
+        return response
 
     def call(self, method: str, path: str, **kwargs: Any) -> bytes:
         """The whole answer. Reading it is what returns the connection to the pool: an answer
         left unread costs the next call a new connection and TLS handshake."""
-        data: bytes = self.stream(method, path, **kwargs).data
-        return data
+        response = self.stream(method, path, **kwargs)
+        try:
+            return response.read()
+        finally:
+            response.release_conn()
 
     def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(self.call(method, path, **kwargs))
+        found: dict[str, Any] = orjson.loads(self.call(method, path, **kwargs))
         return found
 
 
 def connect(pool: int = 32) -> KubeApi:
     """In a pod, its ServiceAccount; elsewhere the kubeconfig, as kubectl would pick it.
     `pool`: connections kept open, shared by workers, watches and admissions' rare reads."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    configuration = Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = pool
-    return KubeApi(ApiClient(configuration))
+    from usersecrets.kube.credentials import from_kubeconfig, in_cluster
 
-
-class UnknownContext(LookupError):
-    """The kubeconfig has no context of that name."""
+    return KubeApi(in_cluster() or from_kubeconfig(), pool)
 
 
 def from_kubeconfig(path: str | None, context: str | None) -> tuple[KubeApi, str]:
     """A user's own credentials, as kubectl finds them (`path` None: $KUBECONFIG or
     ~/.kube/config), and the namespace their context names ("default" if none)."""
-    contexts, chosen = config.list_kube_config_contexts(path)
-    if context:
-        chosen = next((c for c in contexts or [] if c.get("name") == context), None)
-        if chosen is None:
-            raise UnknownContext(context)
-    api = config.new_client_from_config(config_file=path, context=context, persist_config=False)
-    namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
-    return KubeApi(api), str(namespace)
+    from usersecrets.kube.credentials import from_kubeconfig as read
+
+    credentials = read(path, context)
+    return KubeApi(credentials), credentials.namespace or "default"
+
+
+def for_token(server: str, token: str, ca_file: str | None = None) -> KubeApi:
+    """A client that carries only this bearer token: a signed-in user's, for the web UI."""
+    ca = open(ca_file, "rb").read() if ca_file else None  # noqa: SIM115
+    return KubeApi(Credentials(server.rstrip("/"), tls_context(ca), bearer(token)))
+
+
+__all__ = [
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "ApiError",
+    "CredentialsError",
+    "KubeApi",
+    "UnknownContext",
+    "connect",
+    "for_token",
+    "from_kubeconfig",
+]

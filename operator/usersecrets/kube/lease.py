@@ -20,10 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-
 from usersecrets.kube import paths
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import ApiError, KubeApi
 
 logger = logging.getLogger(__name__)
 
@@ -127,14 +125,14 @@ class LeaderElector:
         now = self.clock()
         try:
             lease = self.api.json("GET", self.path)
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
             created = _micro_time(self.wall())
             body = {"metadata": {"name": self.name}, "spec": self._spec(created, 0)}
             try:
                 written = self.api.json("POST", paths.leases_in(self.namespace), body=body)
-            except ApiException as conflict:
+            except ApiError as conflict:
                 if conflict.status == 409:
                     return False
                 raise
@@ -151,7 +149,7 @@ class LeaderElector:
         )
         try:  # at the resourceVersion read: whoever renewed or took it in between wins
             written = self.api.json("PUT", self.path, body=lease)
-        except ApiException as error:
+        except ApiError as error:
             if error.status == 409:
                 return False
             raise
@@ -191,5 +189,5 @@ class LeaderElector:
                 spec["holderIdentity"] = None
                 lease["spec"] = spec
                 self.api.call("PUT", self.path, body=lease)
-        except ApiException as error:
+        except ApiError as error:
             logger.warning("could not release the Lease: %s", error.reason)

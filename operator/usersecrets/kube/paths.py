@@ -13,6 +13,10 @@ def secrets_in(namespace: str) -> str:
     return f"{NAMESPACES}/{namespace}/secrets"
 
 
+def resource_quotas_in(namespace: str) -> str:
+    return f"{NAMESPACES}/{namespace}/resourcequotas"
+
+
 def events_in(namespace: str) -> str:
     return f"{NAMESPACES}/{namespace}/events"
 
@@ -33,3 +37,15 @@ def webhook_configuration(name: str, kind: str = WEBHOOK_CONFIGURATIONS[0]) -> s
 
 def leases_in(namespace: str) -> str:
     return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+
+def pods_in(namespace: str) -> str:
+    return f"{NAMESPACES}/{namespace}/pods"
+
+
+def jobs_in(namespace: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs"
+
+
+SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+SELF_SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"

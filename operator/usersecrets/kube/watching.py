@@ -10,17 +10,15 @@ the webhook's caches get metadata only. Objects are plain dicts: one JSON parse,
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-from kubernetes.watch.watch import iter_resp_lines
+import orjson
 
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import ApiError, KubeApi
 
 logger = logging.getLogger(__name__)
 
@@ -95,14 +93,14 @@ def follow(
                 timeout=(10, WATCH_SECONDS + 30),
             )
             try:
-                for line in iter_resp_lines(response):
+                for line in _lines(response):
                     if stop.is_set():
                         return
                     if not line.strip():
                         continue
-                    event = json.loads(line)
+                    event = orjson.loads(line)
                     if event["type"] == "ERROR":  # e.g. 410 Gone: our version is too old
-                        raise ApiException(status=event["object"].get("code"))
+                        raise ApiError(status=event["object"].get("code"))
                     version = event["object"]["metadata"]["resourceVersion"]
                     if event["type"] != "BOOKMARK":
                         changed(event["type"], event["object"])
@@ -110,7 +108,7 @@ def follow(
             finally:
                 response.close()
                 response.release_conn()
-        except ApiException as error:
+        except ApiError as error:
             version = None if error.status in (None, 410) else version  # 410: ours is gone
             failures += 1
             logger.info("watch failed with HTTP %s; retrying", error.status)
@@ -124,6 +122,17 @@ def follow(
             continue
         jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, protects nothing
         stop.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 8)) * jitter)
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The lines of a watch as they arrive (one JSON event each)."""
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
 
 
 def start(name: str, core: KubeApi, path: str, **kwargs: Any) -> threading.Event:

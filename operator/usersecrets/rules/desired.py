@@ -201,11 +201,11 @@ class World:
         #: Counts kept as objects come and go, so that a user within every limit costs nothing.
         self._bytes_in: dict[str, int] = defaultdict(int)
         self._grants_in: dict[str, int] = defaultdict(int)
-        #: Bumped by every mutation; the rankings of users past a limit are kept until it moves.
-        self._generation = 0
+        #: Per ("secrets"|"grants"|"shares", user): bumped by each change of what it ranks; a
+        #: ranking of a user past a limit is kept until its generation moves.
+        self._generations: dict[tuple[str, str], int] = defaultdict(int)
         self._ranked: dict[tuple[str, str], tuple[int, dict[tuple[str, str], Limit]]] = {}
         self._secrets: dict[tuple[str, str], SecretView] = {}
-        self._secrets_by_key: dict[str, dict[str, SecretView]] = defaultdict(dict)
         self._keys_by_namespace: dict[str, set[str]] = defaultdict(set)
         self._grants: dict[tuple[str, str], GrantView] = {}
         self._grants_by_target: dict[tuple[str, str], dict[str, GrantView]] = defaultdict(dict)
@@ -225,20 +225,15 @@ class World:
 
     def put_secret(self, secret: SecretView) -> None:
         self.remove_secret(secret.namespace, secret.key)
-        self._generation += 1
+        self._touch_namespace(secret.namespace, "secrets")
         self._bytes_in[secret.namespace] += len(secret.value or b"")
         self._secrets[secret.namespace, secret.key] = secret
-        self._secrets_by_key[secret.key][secret.namespace] = secret
         self._keys_by_namespace[secret.namespace].add(secret.key)
 
     def remove_secret(self, namespace: str, key: str) -> None:
         if (gone := self._secrets.pop((namespace, key), None)) is not None:
-            self._generation += 1
+            self._touch_namespace(namespace, "secrets")
             self._bytes_in[namespace] -= len(gone.value or b"")
-            by_namespace = self._secrets_by_key[key]
-            del by_namespace[namespace]
-            if not by_namespace:
-                del self._secrets_by_key[key]
             keys = self._keys_by_namespace[namespace]
             keys.discard(key)
             if not keys:
@@ -246,7 +241,8 @@ class World:
 
     def put_grant(self, grant: GrantView) -> None:
         self.remove_grant(grant.namespace, grant.name)
-        self._generation += 1
+        self._touch_namespace(grant.namespace, "grants")
+        self._generations["shares", grant.user] += 1
         self._grants_in[grant.namespace] += 1
         self._grants[grant.namespace, grant.name] = grant
         self._grants_by_target[grant.namespace, grant.secret_name][grant.name] = grant
@@ -256,7 +252,8 @@ class World:
         grant = self._grants.pop((namespace, name), None)
         if grant is None:
             return
-        self._generation += 1
+        self._touch_namespace(namespace, "grants")
+        self._generations["shares", grant.user] += 1
         self._grants_in[namespace] -= 1
         target = self._grants_by_target[grant.namespace, grant.secret_name]
         del target[name]
@@ -273,8 +270,8 @@ class World:
         """Record a namespace's user (None: system or unowned), as naming.user_of_namespace says,
         and whose shares it takes (None: anyone's), as naming.accepted_owners says."""
         self.remove_namespace(name)
-        self._generation += 1
         self._users[name] = user
+        self._touch_namespace(name, "secrets", "grants")
         if accepts is not None:
             self._accepts[name] = accepts
         self._namespaces_of[user or NO_OWNER].add(name)
@@ -282,7 +279,7 @@ class World:
     def remove_namespace(self, name: str) -> None:
         if name not in self._users:
             return
-        self._generation += 1
+        self._touch_namespace(name, "secrets", "grants")
         self._accepts.pop(name, None)
         owner = self._users.pop(name) or NO_OWNER
         members = self._namespaces_of[owner]
@@ -379,56 +376,47 @@ class World:
     def over_share_limit(self, user: str) -> bool:
         return len(self._grants_by_user.get(user, ())) > self.limits.shares_per_user
 
-    def secret_past_limit(self, secret: SecretView, owner: str) -> Limit | None:
-        """The limit `secret` is past, oldest first: those that fit are counted, in order."""
+    def secrets_past(self, owner: str) -> dict[tuple[str, str], Limit]:
+        """The owner's UserSecrets past a limit, (namespace, key) -> which; oldest first, those
+        that fit are counted in order. Empty (and free) while within every limit."""
         if not self.over_secret_limits(owner):
-            return None
-        return self._rank(("secrets", owner), self._rank_secrets).get(
-            (secret.namespace, secret.key)
-        )
+            return {}
+        return self._rank(("secrets", owner), self._rank_secrets)
+
+    def grants_past(self, owner: str) -> dict[tuple[str, str], Limit]:
+        """The grants made by `owner` past the grant limit, (namespace, name) -> which."""
+        if not self.over_grant_limit(owner):
+            return {}
+        return self._rank(("grants", owner), self._rank_grants)
+
+    def shares_past(self, user: str) -> dict[tuple[str, str], Limit]:
+        """The grants made to `user` past the share limit, (namespace, name) -> which."""
+        if not self.over_share_limit(user):
+            return {}
+        return self._rank(("shares", user), self._rank_shares)
+
+    def secret_past_limit(self, secret: SecretView, owner: str) -> Limit | None:
+        return self.secrets_past(owner).get((secret.namespace, secret.key))
 
     def grant_past_limit(self, grant: GrantView, owner: str) -> Limit | None:
         """The limit `grant` is past: the owner's grants, or the grantee's shares."""
         ref = (grant.namespace, grant.name)
-        mine = (
-            self._rank(("grants", owner), self._rank_grants) if self.over_grant_limit(owner) else {}
-        )
-        if (limit := mine.get(ref)) is not None:
-            return limit
-        if self.over_share_limit(grant.user):
-            return self._rank(("shares", grant.user), self._rank_shares).get(ref)
-        return None
-
-    def pairs_of(self, owner: str) -> set[OwnerKey]:
-        return {
-            OwnerKey(owner, key)
-            for ns in self._namespaces_of.get(owner, ())
-            for key in self._keys_in(ns)
-        }
-
-    def granted_pairs_of(self, owner: str) -> set[OwnerKey]:
-        """The pairs named by the grants in the owner's namespaces."""
-        return {
-            OwnerKey(owner, grant.secret_name)
-            for (ns, _), grant in self._grants.items()
-            if self.user_of(ns) == owner
-        }
-
-    def pairs_shared_with(self, user: str) -> set[OwnerKey]:
-        found = set()
-        for ref in self._grants_by_user.get(user, ()):
-            grant = self._grants[ref]
-            if (pair := self.pair_of(grant.namespace, grant.secret_name)) is not None:
-                found.add(pair)
-        return found
+        return self.grants_past(owner).get(ref) or self.shares_past(grant.user).get(ref)
 
     def _rank(
         self, which: tuple[str, str], rank: Callable[[str], dict[tuple[str, str], Limit]]
     ) -> dict[tuple[str, str], Limit]:
+        generation = self._generations[which]
         cached = self._ranked.get(which)
-        if cached is None or cached[0] != self._generation:
-            cached = self._ranked[which] = (self._generation, rank(which[1]))
+        if cached is None or cached[0] != generation:
+            cached = self._ranked[which] = (generation, rank(which[1]))
         return cached[1]
+
+    def _touch_namespace(self, namespace: str, *kinds: str) -> None:
+        """What is ranked of the namespace's user changed."""
+        if (user := self._users.get(namespace)) is not None:
+            for kind in kinds:
+                self._generations[kind, user] += 1
 
     def _rank_secrets(self, owner: str) -> dict[tuple[str, str], Limit]:
         limits = self.limits
@@ -467,9 +455,13 @@ class World:
         return self._keys_by_namespace.get(namespace, set())
 
     def _candidates(self, owner_key: OwnerKey) -> list[SecretView]:
-        """The UserSecrets named `key` in the owner's namespaces."""
-        by_namespace = self._secrets_by_key.get(owner_key.key, {})
-        return [s for ns, s in by_namespace.items() if self.pair_of(ns, s.key) == owner_key]
+        """The UserSecrets named `key` in the owner's namespaces (a handful: not every user's
+        secret of that name, which is every user's for a common one like `wandb-token`)."""
+        found = (
+            self._secrets.get((ns, owner_key.key))
+            for ns in self._namespaces_of.get(owner_key.owner, ())
+        )
+        return [secret for secret in found if secret is not None]
 
     def _grants_of(self, owner_key: OwnerKey) -> list[GrantView]:
         """The grants, in the owner's namespaces, that name `key`."""

@@ -22,9 +22,15 @@ from usersecrets.rules.references import (
 )
 
 VOLUME_PREFIX = "usersecrets-"
-#: Owner-only, as on Neu.ro; group-readable when a non-root process relies on fsGroup to read.
+#: A secret volume's files belong to root, and to the group fsGroup when the pod sets one: the
+#: mode is the least open one that lets the container's user read.
+#: Every targeted container is known to run as root (runAsUser: 0): owner-only, as on Neu.ro.
 MODE_OWNER = 0o400
+#: Any user, with an fsGroup: kubelet makes it the file's group and every process's extra group.
 MODE_GROUP = 0o440
+#: Any other user (set in the pod, or only in the image, which the webhook cannot see): only
+#: "other" can be that user, so only the container's own processes see the file.
+MODE_ALL = 0o444
 CONTAINER_FIELDS = ("initContainers", "containers")
 #: Mounts and variables one pod may get: a bound on the size of a patch (and of the memory
 #: and time it takes), far above what a job needs.
@@ -76,11 +82,19 @@ def _matches(actual: object, wanted: object) -> bool:
     return type(actual) is type(wanted) and actual == wanted
 
 
-def _non_root(pod_context: Mapping[str, Any], container: Mapping[str, Any]) -> bool:
+def _root(pod_context: Mapping[str, Any], container: Mapping[str, Any]) -> bool:
+    """Whether the container surely runs as root: only `runAsUser: 0` says so. Without it the
+    image's USER decides, and many images (most ML ones) name a non-root user there."""
     context = _dict(container.get("securityContext"))
     uid = context.get("runAsUser", pod_context.get("runAsUser"))
-    non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
-    return (isinstance(uid, int) and uid != 0) or non_root is True
+    return type(uid) is int and uid == 0
+
+
+def file_mode(pod_context: Mapping[str, Any], containers: list[Mapping[str, Any]]) -> int:
+    """The mode of the secret files that `containers` of a pod with `pod_context` will read."""
+    if all(_root(pod_context, c) for c in containers):
+        return MODE_OWNER
+    return MODE_GROUP if type(pod_context.get("fsGroup")) is int else MODE_ALL
 
 
 def _name(item: object, field: str = "name") -> str | None:
@@ -162,11 +176,7 @@ def inject(pod: Mapping[str, Any], references: References) -> Injection:
         )
         return Injection(patch, tuple(errors))
 
-    pod_context = _dict(spec.get("securityContext"))
-    group_readable = pod_context.get("fsGroup") is not None and any(
-        _non_root(pod_context, c) for _, c in targets
-    )
-    mode = MODE_GROUP if group_readable else MODE_OWNER
+    mode = file_mode(_dict(spec.get("securityContext")), [c for _, c in targets])
 
     volumes: dict[str | None, object] = {}
     for item in _list(spec.get("volumes")):

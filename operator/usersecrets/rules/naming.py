@@ -7,8 +7,10 @@ import functools
 import hashlib
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from usersecrets.settings import Settings
+if TYPE_CHECKING:
+    from usersecrets.settings import Settings
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "usersecrets"
@@ -85,3 +87,5 @@ def copy_labels(owner: str, key: str, reason: str) -> dict[str, str]:
 
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+#: Every other Secret.
+UNMANAGED_SELECTOR = f"{MANAGED_BY_LABEL}!={MANAGED_BY}"

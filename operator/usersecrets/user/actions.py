@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from usersecrets import API_VERSION
-from usersecrets.api.resources import SecretGrant, UserSecret
+from usersecrets.api.kinds import MAX_VALUE_BYTES, SECRETGRANT, USERSECRET
 from usersecrets.rules import naming
 from usersecrets.user.errors import Failure
 from usersecrets.user.views import Obj, at, matching_grants, readiness
@@ -17,9 +17,23 @@ from usersecrets.user.views import Obj, at, matching_grants, readiness
 if TYPE_CHECKING:
     from usersecrets.user.space import Space
 
-USERSECRETS = UserSecret.NAMES.plural
-SECRETGRANTS = SecretGrant.NAMES.plural
+USERSECRETS = USERSECRET.plural
+SECRETGRANTS = SECRETGRANT.plural
 POLL_SECONDS = 0.5
+
+
+def value_error(size: int) -> str | None:
+    """Why a value of `size` bytes cannot be stored, or None: the CLI's and the UI's words."""
+    if size > MAX_VALUE_BYTES:
+        return f"The value is {size} bytes; a secret holds at most 1 MiB ({MAX_VALUE_BYTES})"
+    return None
+
+
+def user_error(user: str) -> str | None:
+    """Why `user` cannot be shared with, before asking the apiserver (which checks the rest)."""
+    if not user or any(c.isspace() or c == "/" for c in user):
+        return f"Invalid user '{user}'"
+    return None
 
 
 def put(space: Space, plural: str, body: Obj, what: str, timeout: float) -> Obj:
@@ -52,7 +66,7 @@ def put(space: Space, plural: str, body: Obj, what: str, timeout: float) -> Obj:
 def add_secret(space: Space, key: str, value: bytes, timeout: float) -> Obj:
     body: Obj = {
         "apiVersion": API_VERSION,
-        "kind": UserSecret.NAMES.kind,
+        "kind": USERSECRET.kind,
         "metadata": {"name": key},
         "spec": {"value": base64.b64encode(value).decode()},
     }
@@ -66,7 +80,7 @@ def share(space: Space, key: str, user: str, timeout: float) -> Obj:
         return existing[0]
     body: Obj = {
         "apiVersion": API_VERSION,
-        "kind": SecretGrant.NAMES.kind,
+        "kind": SECRETGRANT.kind,
         "metadata": {"name": naming.grant_name(key, user)},
         "spec": {"secretName": key, "user": user},
     }

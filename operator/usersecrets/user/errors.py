@@ -95,10 +95,11 @@ def _unreachable(exc: BaseException) -> str:
     where = ""
     reason: BaseException | None = exc
     if isinstance(exc, urllib3.exceptions.MaxRetryError):
-        pool = exc.pool
-        if pool is not None and getattr(pool, "host", None):
-            where = f" at {pool.host}:{pool.port}"
         reason = exc.reason or exc
+    # urllib3 names the connection `conn` on the error of a connection, `pool` on a retry's.
+    pool = getattr(reason, "conn", None) or getattr(exc, "pool", None)
+    if pool is not None and getattr(pool, "host", None):
+        where = f" at {pool.host}:{pool.port}"
     detail = str(reason)
     if isinstance(reason, urllib3.exceptions.NewConnectionError):
         # Drop the connection's repr: "HTTPSConnection(host=..., port=...): Failed to ..."
@@ -109,14 +110,14 @@ def _unreachable(exc: BaseException) -> str:
 def from_exception(exc: BaseException, op: Operation | None = None) -> Failure:
     """Every failure as one line and an exit code a script can branch on."""
     import urllib3.exceptions
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
+
+    from usersecrets.kube.client import ApiError, CredentialsError
 
     if isinstance(exc, Failure):
         return exc
-    if isinstance(exc, ApiException):
+    if isinstance(exc, ApiError):
         return _api_error(exc, op)
-    if isinstance(exc, ConfigException):
+    if isinstance(exc, CredentialsError):
         return Failure(f"Cannot use the kubeconfig: {exc}", "unreachable")
     if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
         return Failure(_unreachable(exc), "unreachable")

@@ -9,15 +9,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from usersecrets import GROUP
 from usersecrets.kube import paths
 from usersecrets.kube.client import KubeApi, UnknownContext, from_kubeconfig
 from usersecrets.rules import naming
-from usersecrets.settings import Settings
 from usersecrets.user.errors import Failure, Operation, from_exception
 from usersecrets.user.views import Obj, user_from_evidence
+
+if TYPE_CHECKING:
+    from usersecrets.settings import Settings
 
 #: (connect, read) seconds for each API call: an unreachable cluster must fail, not hang.
 REQUEST_TIMEOUT = (10.0, 60.0)
@@ -46,6 +48,27 @@ class Space:
         return self._call(
             op, lambda: self.api.json(method, path, timeout=REQUEST_TIMEOUT, **kwargs)
         )
+
+    def request(
+        self,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Obj:
+        """Any API call in this namespace, refused as a `Failure` that names `verb` and
+        `resource` (the web UI's Jobs, Pods and Events)."""
+        return self._json(Operation(verb, resource, self.namespace, name), method, path, **kwargs)
+
+    def text(
+        self, verb: str, resource: str, path: str, name: str | None = None, **kwargs: Any
+    ) -> str:
+        """A GET whose answer is text, such as a pod's log."""
+        op = Operation(verb, resource, self.namespace, name)
+        data = self._call(op, lambda: self.api.call("GET", path, timeout=REQUEST_TIMEOUT, **kwargs))
+        return data.decode("utf-8", "replace")
 
     def _op(self, verb: str, plural: str, name: str | None = None) -> Operation:
         return Operation(verb, f"{plural}.{GROUP}", self.namespace, name)
@@ -114,6 +137,8 @@ class Space:
 
 def _settings() -> Settings:
     """The platform's settings where the user has them in their environment, else defaults."""
+    from usersecrets.settings import Settings
+
     try:
         return Settings()
     except ValueError:

@@ -127,3 +127,25 @@ def user_from_evidence(
         ):
             return str(labels[naming.OWNER_LABEL])
     return None
+
+
+def secret_table(
+    objs: Iterable[Mapping[str, Any]],
+    grants: Iterable[Mapping[str, Any]],
+    uri_of: Callable[[str], str],
+) -> list[Obj]:
+    """The web UI's table of one's secrets: each key's URI, state in words, where it can be
+    used, and whom it is shared with. Never spec, so never a value."""
+    shares: dict[str, list[Obj]] = {}
+    for row in grant_rows(grants, uri_of):
+        shares.setdefault(str(row["key"]), []).append({"user": row["user"], "ready": row["ready"]})
+    states = {str(at(obj, "metadata", "name")): readiness(obj) for obj in objs}
+    return [
+        {
+            **row,
+            "state": states[row["key"]].state,
+            "message": states[row["key"]].message,
+            "shares": shares.get(row["key"], []),
+        }
+        for row in secret_rows(objs, uri_of)
+    ]

@@ -15,10 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from usersecrets.kube import paths
-from usersecrets.kube.client import JSON_PATCH, KubeApi
+from usersecrets.kube.client import JSON_PATCH, ApiError, KubeApi
 from usersecrets.settings import Settings
 from usersecrets.webhook.certificates import Bundle, is_consistent, issue_bundle, needs_rotation
 from usersecrets.webhook.tls import CA_FILE, CERT_FILE, KEY_FILE, load_pair
@@ -37,8 +35,8 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
 
 
 def _describe(error: Exception) -> str:
-    # An ApiException's text carries the response body; status and reason are enough.
-    if isinstance(error, ApiException):
+    # An ApiError's text carries the response body; status and reason are enough.
+    if isinstance(error, ApiError):
         return f"HTTP {error.status} {error.reason}"
     return f"{type(error).__name__}: {error}"
 
@@ -106,7 +104,7 @@ def ensure_bundle(
     for _ in range(attempts):
         try:
             secret = core.json("GET", path)
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
             bundle = issue_bundle(dns_names, ip_addresses, now)
@@ -116,7 +114,7 @@ def ensure_bundle(
                     paths.secrets_in(namespace),
                     body=_secret_body(settings, bundle, "kubernetes.io/tls"),
                 )
-            except ApiException as error:
+            except ApiError as error:
                 if error.status == 409:  # another replica created it first: use theirs
                     continue
                 raise
@@ -138,7 +136,7 @@ def ensure_bundle(
         )
         try:
             core.call("PUT", path, body=body)
-        except ApiException as error:
+        except ApiError as error:
             if error.status == 409:  # another replica rotated first: use theirs
                 continue
             raise
@@ -164,7 +162,7 @@ def _patch_one(api: KubeApi, path: str, ca_pem: bytes) -> bool:
     for _ in range(3):
         try:
             config = api.json("GET", path)
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
             log.warning("%s not found; caBundle not set", path)
@@ -180,7 +178,7 @@ def _patch_one(api: KubeApi, path: str, ca_pem: bytes) -> bool:
             return False
         try:
             api.call("PATCH", path, body=ops, content_type=JSON_PATCH)
-        except ApiException as error:
+        except ApiError as error:
             if error.status in (409, 422):  # the list changed under us: look again
                 continue
             raise

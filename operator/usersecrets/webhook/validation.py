@@ -11,11 +11,9 @@ import asyncio
 import logging
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-
 from usersecrets import metrics
 from usersecrets.kube import paths
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.rules import authoring
 from usersecrets.rules.admission import Decision, malformed_response, review_response
 from usersecrets.webhook.review import Review
@@ -38,7 +36,7 @@ def source_of_grant(api: KubeApi, namespace: str, grant: object) -> tuple[str, s
         return "", None
     try:
         found = api.json("GET", f"{paths.custom('usersecrets', namespace)}/{name}")
-    except ApiException as error:
+    except ApiError as error:
         if error.status == 404:  # nothing to share yet: its own write is checked when it comes
             return name, None
         raise

@@ -17,11 +17,11 @@ import pytest
 import urllib3.exceptions
 import yaml
 from click.testing import CliRunner
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from usersecrets import API_VERSION
+from usersecrets.api.resources import MAX_VALUE_BYTES
 from usersecrets.cli import main as cli
+from usersecrets.kube.client import ApiError, CredentialsError
 from usersecrets.rules import naming
 from usersecrets.user import actions, errors, space, views
 
@@ -120,9 +120,9 @@ def test_read_value_bad_file_is_usage_error(arg: str) -> None:
 
 
 def test_read_value_refuses_more_than_one_mib() -> None:
-    assert len(cli.read_value("@-", io.BytesIO(b"x" * cli.MAX_VALUE_BYTES))) == 1 << 20
+    assert len(cli.read_value("@-", io.BytesIO(b"x" * MAX_VALUE_BYTES))) == 1 << 20
     with pytest.raises(cli.CliError, match="at most 1 MiB") as info:
-        cli.read_value("@-", io.BytesIO(b"x" * (cli.MAX_VALUE_BYTES + 1)))
+        cli.read_value("@-", io.BytesIO(b"x" * (MAX_VALUE_BYTES + 1)))
     assert info.value.exit_code == cli.EXIT_USAGE
 
 
@@ -284,11 +284,11 @@ def test_redact() -> None:
 # --- Error mapping ----------------------------------------------------------------------
 
 
-def _api_exc(status: int, message: str = "boom", details: Any = None) -> ApiException:
+def _api_exc(status: int, message: str = "boom", details: Any = None) -> ApiError:
     body: dict[str, Any] = {"kind": "Status", "message": message, "code": status}
     if details is not None:
         body["details"] = details
-    return ApiException(status=status, reason="R", body=json.dumps(body))
+    return ApiError(status, "R", json.dumps(body))
 
 
 OP = errors.Operation("list", "usersecrets.usersecrets.io", "alice-ns")
@@ -318,7 +318,7 @@ OP = errors.Operation("list", "usersecrets.usersecrets.io", "alice-ns")
         ),
         (_api_exc(409, "already exists"), 1, "Conflict"),
         (_api_exc(500, "etcd down"), 1, "API error 500"),
-        (ApiException(status=0, reason="Unsupported content type"), 1, "Unsupported"),
+        (ApiError(0, "Unsupported content type"), 1, "Unsupported"),
         (
             urllib3.exceptions.MaxRetryError(
                 None,  # type: ignore[arg-type]
@@ -332,7 +332,7 @@ OP = errors.Operation("list", "usersecrets.usersecrets.io", "alice-ns")
             "Cannot reach the Kubernetes API server",
         ),
         (ConnectionRefusedError(111, "Connection refused"), 5, "Cannot reach"),
-        (ConfigException("Invalid kube-config file. No configuration found."), 5, "kubeconfig"),
+        (CredentialsError("the kubeconfig names no current context"), 5, "kubeconfig"),
         (ValueError("oops"), 1, "Unexpected error: ValueError: oops"),
     ],
 )

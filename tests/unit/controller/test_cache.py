@@ -254,20 +254,18 @@ def test_one_value_is_kept_once_however_many_usersecrets_hold_it() -> None:
     assert found._values == {b"y": (b"y", 1)}
 
 
-def test_a_user_crossing_a_limit_dirties_all_their_secrets() -> None:
+def test_crossing_a_limit_dirties_the_secrets_that_changed_sides_only() -> None:
     found = Cache(Settings(limit_secrets_per_user=2))
     found.namespace("alice-ns", {USER: "alice"}, deleted=False)
     for key in ("a", "b"):
         assert found.usersecret(usersecret("alice-ns", key), deleted=False) == {
             OwnerKey("alice", key)
         }
-    assert found.usersecret(usersecret("alice-ns", "c"), deleted=False) == {
-        OwnerKey("alice", "a"),
-        OwnerKey("alice", "b"),
-        OwnerKey("alice", "c"),
-    }
+    # "c" is the third: past the limit; "a" and "b" stay as they were.
+    assert found.usersecret(usersecret("alice-ns", "c"), deleted=False) == {OwnerKey("alice", "c")}
+    assert found.usersecret(usersecret("alice-ns", "d"), deleted=False) == {OwnerKey("alice", "d")}
+    # "a" goes: the oldest one past the limit comes in, and only it.
     assert found.usersecret(usersecret("alice-ns", "a"), deleted=True) == {
         OwnerKey("alice", "a"),
-        OwnerKey("alice", "b"),
         OwnerKey("alice", "c"),
     }

@@ -4,10 +4,10 @@ recording API, and a source reader that is a plain function."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
-from kubernetes.client.rest import ApiException
 
 from fakes import FakeApi, Request, refusal
 from usersecrets.api.resources import SecretKeySelector
@@ -15,6 +15,7 @@ from usersecrets.controller.cache import Cache
 from usersecrets.controller.reconciler import Reconciler
 from usersecrets.controller.reporter import Reporter
 from usersecrets.controller.writer import Writer
+from usersecrets.kube.client import ApiError
 from usersecrets.rules.desired import OwnerKey
 from usersecrets.settings import Settings
 
@@ -27,7 +28,9 @@ def setup(
     source: bytes | None = None,
     dry_run: bool = False,
     source_type: str = "Opaque",
+    quotas: list[dict[str, Any]] | None = None,
 ) -> tuple[Reconciler, Cache, FakeApi, list[tuple[str, str]]]:
+    """`quotas` are what a read of the quotas finds (by reference: a test may change them)."""
     settings = Settings(cluster_name="c", dry_run=dry_run)
     cache, api, reads = Cache(settings), FakeApi(answer), []
 
@@ -35,9 +38,13 @@ def setup(
         reads.append((namespace, selector.name))
         return source, source_type
 
+    def read_quotas(namespace: str) -> list[dict[str, Any]]:
+        reads.append((namespace, "resourcequotas"))
+        return [q for q in quotas or () if q["metadata"]["namespace"] == namespace]
+
     kube = cast(Any, api)
     reconciler = Reconciler(
-        cache, Writer(kube, dry_run), Reporter(kube), read_source, settings, dry_run
+        cache, Writer(kube, dry_run), Reporter(kube), read_source, read_quotas, settings, dry_run
     )
     for name, user in (("alice-ns", "alice"), ("bob-ns", "bob")):
         cache.namespace(name, {"usersecrets.io/user": user}, deleted=False)
@@ -102,7 +109,7 @@ def test_a_refusal_is_remembered_for_the_status_and_raised_for_a_retry() -> None
     reconciler, cache, _api, _ = setup(answer)
     cache.usersecret(usersecret({"value": "dg=="}), deleted=False)
     cache.secretgrant(grant_to_bob(), deleted=False)
-    with pytest.raises(ApiException):
+    with pytest.raises(ApiError):
         asyncio.run(reconciler.copies(PAIR))
     said = 'HTTP 403 Refused: admission webhook "deny.example" denied the request'
     assert cache.refused == {PAIR: {"bob-ns": said}}
@@ -144,15 +151,16 @@ def test_a_service_account_token_is_not_copied() -> None:
     assert view.value is None  # not even kept in memory
 
 
-def test_parallel_reconciles_share_a_quotas_room_and_hold_back_the_rest() -> None:
-    reconciler, cache, api, _ = setup(created)
-    quota = {
+def quota_of_bob(used: int) -> dict[str, Any]:
+    return {
         "metadata": {"namespace": "bob-ns", "name": "q"},
         "spec": {"hard": {"count/secrets": "3"}},
-        "status": {"used": {"count/secrets": "1"}},
+        "status": {"used": {"count/secrets": str(used)}},
     }
-    cache.quota(quota, deleted=False)  # 3 - 1 used - 1 kept back: room for one shared copy
-    for key in ("a", "b"):
+
+
+def share_with_bob(cache: Cache, *keys: str) -> None:
+    for key in keys:
         meta = {"namespace": "alice-ns", "name": key, "uid": key, "generation": 1}
         cache.usersecret({"metadata": meta, "spec": {"value": "dg=="}}, deleted=False)
         grant = {
@@ -160,6 +168,25 @@ def test_parallel_reconciles_share_a_quotas_room_and_hold_back_the_rest() -> Non
             "spec": {"secretName": key, "user": "bob"},
         }
         cache.secretgrant(grant, deleted=False)
+
+
+def counted_by(quotas: list[dict[str, Any]]) -> Callable[[Request], Any]:
+    """An apiserver whose quota counts each copy it creates in bob-ns, as admission does."""
+
+    def answer(request: Request) -> Any:
+        if (request.method, request.path) == ("POST", "/api/v1/namespaces/bob-ns/secrets"):
+            used = int(quotas[0]["status"]["used"]["count/secrets"])
+            quotas[0] = quota_of_bob(used + 1)
+        return created(request)
+
+    return answer
+
+
+def test_parallel_reconciles_share_a_quotas_room_and_hold_back_the_rest() -> None:
+    quotas = [quota_of_bob(used=1)]  # 3 - 1 used - 1 kept back: room for one shared copy
+    reconciler, cache, api, _ = setup(counted_by(quotas), quotas=quotas)
+    cache.quota(quotas[0], deleted=False)
+    share_with_bob(cache, "a", "b")
 
     async def both() -> None:
         await asyncio.gather(
@@ -176,6 +203,21 @@ def test_parallel_reconciles_share_a_quotas_room_and_hold_back_the_rest() -> Non
         }
     }
     assert cache.held == {"bob-ns": {OwnerKey("alice", "b")}}
-    assert cache.quota({**quota, "status": {"used": {"count/secrets": "0"}}}, deleted=False) == {
-        OwnerKey("alice", "b")
+    assert cache.quota(quota_of_bob(used=0), deleted=False) == {OwnerKey("alice", "b")}
+
+
+def test_a_quota_status_from_before_our_last_copy_does_not_give_its_slot_away() -> None:
+    quotas = [quota_of_bob(used=0)]
+    reconciler, cache, api, reads = setup(counted_by(quotas), quotas=quotas)
+    cache.quota(quotas[0], deleted=False)
+    share_with_bob(cache, "a", "b", "c")
+    for key, used_after in (("a", 1), ("b", 2)):
+        asyncio.run(reconciler.copies(OwnerKey("alice", key)))
+        # The watch brings a status from before the copy.
+        cache.quota(quota_of_bob(used=used_after - 1), deleted=False)
+    asyncio.run(reconciler.copies(OwnerKey("alice", "c")))
+    assert api.sent("POST").count(("POST", "/api/v1/namespaces/bob-ns/secrets")) == 2
+    assert cache.refused[OwnerKey("alice", "c")] == {
+        "bob-ns": "its Secret quota (2 of 3 used) keeps its last 1 slot for the user's own Secrets"
     }
+    assert reads.count(("bob-ns", "resourcequotas")) == 3

@@ -40,13 +40,13 @@ def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata() ->
         for stop in stops:
             stop.set()
     assert sorted(api.watched[:2], key=str) == [
-        ("/api/v1/secrets", "app.kubernetes.io/managed-by=usersecrets", None, "42"),
         (
             "/api/v1/secrets",
-            None,
+            "app.kubernetes.io/managed-by!=usersecrets",
             "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
             "42",
         ),
+        ("/api/v1/secrets", "app.kubernetes.io/managed-by=usersecrets", None, "42"),
     ]
 
 

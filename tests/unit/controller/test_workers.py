@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from kubernetes.client.rest import ApiException
 from prometheus_client import REGISTRY
 
 from usersecrets.controller.workers import Queues, copy_worker, report_worker
+from usersecrets.kube.client import ApiError
 from usersecrets.rules.desired import OwnerKey
 
 A, B = OwnerKey("alice", "a"), OwnerKey("alice", "b")
@@ -65,7 +65,7 @@ def test_refused_copies_are_reported_while_the_pair_waits_for_its_retry() -> Non
             refused.pop(pair, None)
             if len(attempts) == 1:
                 refused[pair] = {"full": "HTTP 403 Forbidden"}
-                raise ApiException(status=403, reason="Forbidden")
+                raise ApiError(403, "Forbidden")
 
         async def statuses(pair: OwnerKey) -> None:
             reported.append(dict(refused.get(pair, {})))

@@ -1,70 +1,21 @@
-"""Plain-JSON API calls: what reaches the client, and refusals as ApiException."""
+"""The API client against a local HTTP server: what is sent, what comes back, one connection."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from kubernetes.client import ApiClient, Configuration
-from kubernetes.client.rest import ApiException
 
-from usersecrets.kube import paths
-from usersecrets.kube.client import MERGE_PATCH, KubeApi
+from usersecrets.kube.client import ApiError, KubeApi, for_token
+from usersecrets.kube.credentials import Credentials, bearer, tls_context
 
 
-class FakeClient:
-    def __init__(self, status: int, data: bytes) -> None:
-        self.status, self.data = status, data
-        self.serialized: dict[str, Any] = {}
-
-    def param_serialize(self, **kwargs: Any) -> tuple[Any, ...]:
-        self.serialized = kwargs
-        return ("request",)
-
-    def call_api(self, *request: Any, _request_timeout: Any = None) -> Any:
-        assert request == ("request",)
-        raw = SimpleNamespace(data=self.data)
-        return SimpleNamespace(
-            status=self.status,
-            reason="Reason",
-            data=self.data,
-            response=raw,
-            read=lambda: self.data,
-            headers={},
-        )
-
-
-def test_a_patch_is_sent_with_its_content_type_and_without_empty_query_values() -> None:
-    fake = FakeClient(200, b'{"metadata": {"resourceVersion": "3"}}')
-    answer = KubeApi(cast(Any, fake)).json(
-        "PATCH",
-        paths.custom("usersecrets", "alice") + "/db/status",
-        body={"status": {}},
-        content_type=MERGE_PATCH,
-        query={"dryRun": None, "fieldManager": "usersecrets"},
-    )
-    assert answer == {"metadata": {"resourceVersion": "3"}}
-    sent = fake.serialized
-    path = "/apis/usersecrets.io/v1alpha1/namespaces/alice/usersecrets/db/status"
-    assert sent["resource_path"] == path
-    assert sent["query_params"] == [("fieldManager", "usersecrets")]
-    assert sent["header_params"]["Content-Type"] == MERGE_PATCH
-    assert sent["auth_settings"] == ["BearerToken"]
-
-
-def test_a_refusal_is_an_api_exception_with_its_status() -> None:
-    fake = FakeClient(409, b'{"kind": "Status", "reason": "AlreadyExists"}')
-    with pytest.raises(ApiException) as info:
-        KubeApi(cast(Any, fake)).call("POST", paths.secrets_in("alice"), body={})
-    assert info.value.status == 409
-
-
-class _Answers(BaseHTTPRequestHandler):
-    """Answers every request with a small JSON body, on a kept-alive connection."""
+class _Echo(BaseHTTPRequestHandler):
+    """Answers with what it received, as JSON, on a kept-alive connection; /refuse is a 409."""
 
     protocol_version = "HTTP/1.1"
     connections = 0
@@ -74,9 +25,19 @@ class _Answers(BaseHTTPRequestHandler):
         type(self).connections += 1
 
     def _answer(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b'{"metadata": {"resourceVersion": "1"}}'
-        self.send_response(201)
+        sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status = 409 if self.path.startswith("/refuse") else 201
+        body = json.dumps(
+            {
+                "method": self.command,
+                "path": self.path,
+                "contentType": self.headers.get("Content-Type"),
+                "authorization": self.headers.get("Authorization"),
+                "accept": self.headers.get("Accept"),
+                "body": json.loads(sent) if sent else None,
+            }
+        ).encode()
+        self.send_response(status, "Conflict" if status == 409 else "Created")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -89,22 +50,62 @@ class _Answers(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def local_api() -> Iterator[KubeApi]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def server() -> Iterator[str]:
+    found = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=found.serve_forever, daemon=True).start()
     try:
-        api = ApiClient(Configuration(host=f"http://127.0.0.1:{server.server_address[1]}"))
-        yield KubeApi(api)
+        yield f"http://127.0.0.1:{found.server_address[1]}"
     finally:
-        server.shutdown()
-        server.server_close()
+        found.shutdown()
+        found.server_close()
 
 
-def test_one_connection_serves_call_after_call(local_api: KubeApi) -> None:
+def client(server: str, token: str = "t0k3n") -> KubeApi:
+    return KubeApi(Credentials(server, tls_context(), bearer(token)))
+
+
+def test_a_request_carries_its_query_body_type_and_credentials(server: str) -> None:
+    answer = client(server).json(
+        "PATCH",
+        "/apis/usersecrets.io/v1alpha1/namespaces/alice/usersecrets/db/status",
+        body={"status": {"uri": "u"}},
+        content_type="application/merge-patch+json",
+        query={"dryRun": None, "fieldManager": "usersecrets", "watch": True},
+    )
+    assert answer == {
+        "method": "PATCH",
+        "path": "/apis/usersecrets.io/v1alpha1/namespaces/alice/usersecrets/db/status"
+        "?fieldManager=usersecrets&watch=true",
+        "contentType": "application/merge-patch+json",
+        "authorization": "Bearer t0k3n",
+        "accept": "application/json",
+        "body": {"status": {"uri": "u"}},
+    }
+
+
+def test_a_refusal_is_an_api_error_that_never_prints_its_body(server: str) -> None:
+    with pytest.raises(ApiError) as info:
+        client(server).call("POST", "/refuse", body={"data": {"value": "c2VjcmV0"}})
+    assert (info.value.status, info.value.reason) == (409, "Conflict")
+    assert json.loads(info.value.body)["body"] == {"data": {"value": "c2VjcmV0"}}
+    assert str(info.value) == "HTTP 409 Conflict"
+
+
+def test_one_connection_serves_call_after_call(server: str) -> None:
     """Every answer is read, even one nobody looks at, so its connection is used again."""
-    _Answers.connections = 0
+    api = client(server)
+    _Echo.connections = 0
     for _ in range(5):
-        local_api.call("PATCH", "/x/status", body={}, content_type=MERGE_PATCH)
-        local_api.call("DELETE", "/x")
-        assert local_api.json("POST", "/x", body={}) == {"metadata": {"resourceVersion": "1"}}
-    assert _Answers.connections == 1
+        api.call("PATCH", "/x/status", body={}, content_type="application/merge-patch+json")
+        api.call("DELETE", "/x")
+        assert api.json("POST", "/x", body={})["method"] == "POST"
+    assert _Echo.connections == 1
+
+
+def test_a_client_for_a_token_carries_that_token_and_nothing_from_the_environment(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent")
+    api = for_token(server + "/", "alices-token", None)
+    assert api.json("GET", "/version")["authorization"] == "Bearer alices-token"

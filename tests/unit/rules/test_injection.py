@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 
 from usersecrets.rules import naming
 from usersecrets.rules.injection import (
-    MODE_GROUP,
-    MODE_OWNER,
     Injection,
     JsonPatch,
     inject,
@@ -72,7 +70,7 @@ def run(pod: dict[str, Any], references: References) -> Result:
     return Result(patched, result.patch, result.errors)
 
 
-def secret_volume(secret: str, mode: int = MODE_OWNER) -> dict[str, Any]:
+def secret_volume(secret: str, mode: int = 0o444) -> dict[str, Any]:
     return {
         "name": volume_name(secret),
         "secret": {
@@ -215,17 +213,27 @@ def test_appends_to_existing_lists_and_puts_env_first() -> None:
 @pytest.mark.parametrize(
     ("pod_context", "container_context", "mode"),
     [
-        ({}, {}, MODE_OWNER),
-        ({"fsGroup": 1000}, {}, MODE_OWNER),
-        ({"fsGroup": 1000, "runAsUser": 0}, {}, MODE_OWNER),
-        ({"runAsUser": 1000}, {}, MODE_OWNER),
-        ({"runAsNonRoot": True}, {}, MODE_OWNER),
-        ({"fsGroup": 1000, "runAsUser": 1000}, {}, MODE_GROUP),
-        ({"fsGroup": 0, "runAsNonRoot": True}, {}, MODE_GROUP),
-        ({"fsGroup": 1000}, {"runAsUser": 1000}, MODE_GROUP),
-        ({"fsGroup": 1000}, {"runAsNonRoot": True}, MODE_GROUP),
-        ({"fsGroup": 1000, "runAsUser": 1000}, {"runAsUser": 0}, MODE_OWNER),
-        ({"fsGroup": 1000, "runAsNonRoot": True}, {"runAsNonRoot": False}, MODE_OWNER),
+        # Known to be root: owner-only, as on Neu.ro.
+        ({"runAsUser": 0}, {}, 0o400),
+        ({}, {"runAsUser": 0}, 0o400),
+        ({"fsGroup": 1000, "runAsUser": 0}, {}, 0o400),
+        ({"fsGroup": 1000, "runAsUser": 1000}, {"runAsUser": 0}, 0o400),
+        # The image's USER decides, or a non-root user without fsGroup: readable by "other".
+        ({}, {}, 0o444),
+        ({"runAsUser": 1000}, {}, 0o444),
+        ({"runAsNonRoot": True}, {}, 0o444),
+        ({"runAsUser": 1000, "runAsGroup": 3000}, {}, 0o444),
+        ({"runAsUser": 0}, {"runAsUser": 1000}, 0o444),
+        ({"runAsUser": "0"}, {}, 0o444),
+        ({"runAsUser": False}, {}, 0o444),
+        # With an fsGroup, the file's group: readable by the group.
+        ({"fsGroup": 1000}, {}, 0o440),
+        ({"fsGroup": 1000, "runAsUser": 1000}, {}, 0o440),
+        ({"fsGroup": 0, "runAsNonRoot": True}, {}, 0o440),
+        ({"fsGroup": 1000}, {"runAsUser": 1000}, 0o440),
+        ({"fsGroup": 1000}, {"runAsNonRoot": True}, 0o440),
+        ({"fsGroup": 1000, "runAsNonRoot": True}, {"runAsNonRoot": False}, 0o440),
+        ({"fsGroup": "1000", "runAsUser": 1000}, {}, 0o444),
     ],
 )
 def test_file_mode(
@@ -238,13 +246,16 @@ def test_file_mode(
 
 
 def test_mode_considers_only_targeted_containers() -> None:
-    pod = make_pod({"name": "root"}, {"name": "app", "securityContext": {"runAsUser": 7}})
+    pod = make_pod(
+        {"name": "root", "securityContext": {"runAsUser": 0}},
+        {"name": "app", "securityContext": {"runAsUser": 7}},
+    )
     pod["spec"]["securityContext"] = {"fsGroup": 7}
     assert run(pod, refs("secret:db:/db", containers="root")).pod["spec"]["volumes"] == [
-        secret_volume(DB_SECRET, MODE_OWNER)
+        secret_volume(DB_SECRET, 0o400)
     ]
     assert run(pod, refs("secret:db:/db")).pod["spec"]["volumes"] == [
-        secret_volume(DB_SECRET, MODE_GROUP)
+        secret_volume(DB_SECRET, 0o440)
     ]
 
 

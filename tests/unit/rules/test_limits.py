@@ -6,7 +6,6 @@ from usersecrets.rules.desired import (
     GrantState,
     GrantView,
     Limits,
-    OwnerKey,
     SecretState,
     SecretView,
     World,
@@ -80,7 +79,7 @@ def test_within_the_limits_nothing_is_ranked() -> None:
     w = world(Limits(), [SecretView("alice", "db", day(1), b"v")])
     assert not w.over_secret_limits("alice")
     assert w.secret_past_limit(SecretView("alice", "db", day(1), b"v"), "alice") is None
-    assert w.pairs_of("alice") == {OwnerKey("alice", "db")}
+    assert w.secrets_past("alice") == {}
 
 
 def test_each_limit_is_told_in_words() -> None:
