@@ -219,11 +219,17 @@ class ControlPlane:
             raise ControlPlaneError("the control plane has not been started")
         return self._ca
 
-    def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
-        """A kubeconfig that authenticates as `user` (and `groups`) with a client certificate."""
+    def user_kubeconfig(
+        self, user: str, groups: Sequence[str] = (), namespace: str | None = None
+    ) -> Path:
+        """A kubeconfig that authenticates as `user` (and `groups`) with a client certificate,
+        in `namespace` unless told otherwise."""
         cert = issue_certificate(self.ca, common_name=user, organizations=groups, client=True)
         path = self.workdir / f"{user}.kubeconfig"
-        path.write_text(yaml.safe_dump(self._kubeconfig_dict(user, cert)))
+        config = self._kubeconfig_dict(user, cert)
+        if namespace:
+            config["contexts"][0]["context"]["namespace"] = namespace
+        path.write_text(yaml.safe_dump(config))
         path.chmod(0o600)
         return path
 

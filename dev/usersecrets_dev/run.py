@@ -23,15 +23,17 @@ from usersecrets_dev.node import (
     unavailable_reason,
 )
 from usersecrets_dev.operator_process import OperatorProcess
-from usersecrets_dev.sample_users import sample_user
+from usersecrets_dev.sample_users import sample_user, user_kubeconfig
 from usersecrets_dev.ui_process import UiProcess
+from usersecrets_dev.walkthrough import Person, commands
 
 SAMPLE_USERS = ("alice", "bob")
 
 
 @contextlib.contextmanager
-def cluster(workdir: Path | None) -> Iterator[tuple[ControlPlane, str]]:
-    """The control plane, with a node when this machine can run one; and what to tell."""
+def cluster(workdir: Path | None) -> Iterator[tuple[ControlPlane, bool, str]]:
+    """The control plane, with a node when this machine can run one; whether it has one, and
+    what to tell."""
     bin_dir = find_binaries()
     node_bins = node_bin_dir()
     reason = unavailable_reason(node_bins)
@@ -43,7 +45,7 @@ def cluster(workdir: Path | None) -> Iterator[tuple[ControlPlane, str]]:
             reason = str(error)
     if host is None or node_bins is None:
         with ControlPlane(bin_dir, workdir) as plane:
-            yield plane, f"No node (pods are admitted, never run): {reason}."
+            yield plane, False, f"No node (pods are admitted, never run): {reason}."
         return
     try:
         with ControlPlane(bin_dir, workdir, BRIDGE_ADDRESS) as plane:
@@ -51,6 +53,7 @@ def cluster(workdir: Path | None) -> Iterator[tuple[ControlPlane, str]]:
             try:
                 yield (
                     plane,
+                    True,
                     (
                         f"A node runs pods; its images: {', '.join(node.image_names)} "
                         "(imagePullPolicy: Never; nothing is pulled)."
@@ -74,22 +77,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     signals = {signal.SIGINT, signal.SIGTERM}
     # Blocked from the start: an interrupt while starting up still tears everything down.
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    with cluster(args.workdir) as (plane, node):
+    with cluster(args.workdir) as (plane, node, about_node):
         operator = OperatorProcess(plane, values=["ui.enabled=true"]).start()
         ui = UiProcess(plane, operator.objects).start()
         admin = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        tokens = {user: sample_user(admin, user) for user in SAMPLE_USERS}
+        people: list[Person] = []
+        lines: list[str] = []
         (plane.workdir / "tokens").mkdir(exist_ok=True)
-        lines = []
-        for user, (namespace, token) in tokens.items():
+        for user in SAMPLE_USERS:
+            namespace, token = sample_user(admin, user)
+            people.append(Person(user, user_kubeconfig(admin, plane, user, namespace)))
             path = plane.workdir / "tokens" / user
             path.write_text(token + "\n")
             path.chmod(0o600)
             lines.append(f"    {user:6} namespace {namespace}, token in {path}")
+        alice, bob = people
+        # `usersecrets` is the console script beside this python.
+        scripts = Path(sys.executable).parent
         print(
-            f"The operator runs as the chart's ServiceAccount; logs in {plane.logs}.\n{node}\n"
-            "Point kubectl (the one built with the cluster, or yours) at it with:\n\n"
-            f"    export KUBECONFIG={plane.kubeconfig} PATH={plane.bin_dir}:$PATH\n\n"
+            f"The operator runs as the chart's ServiceAccount; logs in {plane.logs}.\n"
+            f"{about_node}\n"
+            "Point kubectl (the one built with the cluster, or yours) and the CLI at it with:\n\n"
+            f"    export KUBECONFIG={plane.kubeconfig} PATH={plane.bin_dir}:{scripts}:$PATH\n\n"
+            "Then, as the sample users alice and bob (each with the built-in `edit` role in their\n"
+            "own namespace only), alice adds a secret and shares it, and bob lists it and runs a\n"
+            "Job that uses it. Paste:\n\n"
+            f"{commands(alice, bob, node=node)}\n"
             f"The web UI: {ui.url}/\n"
             "Sign in as a sample user by pasting their token (a ServiceAccount token that may\n"
             "act only in that user's namespace):\n\n" + "\n".join(lines) + "\n\n"

@@ -1,19 +1,27 @@
-"""Users who sign in to the web UI with a bearer token, on the local control plane.
+"""Sample users of the local control plane: a namespace of their own, a token to sign in to the
+web UI, and a kubeconfig for kubectl and the CLI.
 
-A user here is a ServiceAccount in a namespace labelled as that user's, bound to a role that
-lets it manage secrets, jobs and pods there, and nothing else; its token comes from the
+For the UI a user is a ServiceAccount in a namespace labelled as that user's, bound to a role
+that lets it manage secrets, jobs and pods there, and nothing else; its token comes from the
 TokenRequest API, as `kubectl create token` gets it. This is what the Kubernetes Dashboard and
 Headlamp document for signing in, and needs no change to the apiserver: an OIDC token from an
 authenticating proxy reaches the UI the same way, as a bearer token.
+
+For kubectl the user is who a client certificate names, with the built-in `edit` role in that
+namespace only, as platform teams give it (the chart adds our resources to it).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+if TYPE_CHECKING:
+    from usersecrets_dev.controlplane import ControlPlane
 
 USER_LABEL = "usersecrets.io/user"
 ROLE = "usersecrets-sample-user"
@@ -41,32 +49,31 @@ def ensure_role(api: client.ApiClient, name: str = ROLE) -> str:
     return name
 
 
-def service_account_token(
-    api: client.ApiClient, namespace: str, name: str, role: str, seconds: int = 3600
-) -> str:
-    """A token of the ServiceAccount `name` in `namespace`, bound there to ClusterRole `role`;
-    returns once RBAC lets it list UserSecrets there."""
-    core = client.CoreV1Api(api)
-    _ignore_conflict(
-        lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
-    )
+def _bind(
+    api: client.ApiClient,
+    namespace: str,
+    subject: dict[str, str],
+    role: str,
+    user: str,
+    groups: list[str],
+) -> None:
+    """A RoleBinding of `subject` to ClusterRole `role` in `namespace`; returns once RBAC lets
+    `user` (the subject's name as the apiserver sees it) create UserSecrets there, since the
+    authorizer learns of bindings, and of aggregated rules, from watches."""
     binding = {
-        "metadata": {"name": f"{name}-{role}"},
+        "metadata": {"name": f"{subject['name']}-{role}"},
         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        "subjects": [subject],
     }
-    _ignore_conflict(
-        lambda: client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
-            namespace, binding
-        )
-    )
+    rbac = client.RbacAuthorizationV1Api(api)
+    _ignore_conflict(lambda: rbac.create_namespaced_role_binding(namespace, binding))
     review = {
         "spec": {
-            "user": f"system:serviceaccount:{namespace}:{name}",
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            "user": user,
+            "groups": groups,
             "resourceAttributes": {
                 "namespace": namespace,
-                "verb": "list",
+                "verb": "create",
                 "group": "usersecrets.io",
                 "resource": "usersecrets",
             },
@@ -76,8 +83,21 @@ def service_account_token(
     deadline = time.monotonic() + 30
     while not authorization.create_subject_access_review(review).status.allowed:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"RBAC never let {namespace}/{name} act in {namespace}")
+            raise TimeoutError(f"RBAC never let {user} act in {namespace}")
         time.sleep(0.1)
+
+
+def service_account_token(
+    api: client.ApiClient, namespace: str, name: str, role: str, seconds: int = 3600
+) -> str:
+    """A token of the ServiceAccount `name` in `namespace`, bound there to ClusterRole `role`."""
+    core = client.CoreV1Api(api)
+    _ignore_conflict(
+        lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    )
+    subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+    _bind(api, namespace, subject, role, f"system:serviceaccount:{namespace}:{name}", groups)
     request = {"spec": {"expirationSeconds": seconds}}
     answer = core.create_namespaced_service_account_token(name, namespace, request)
     token: str = answer.status.token
@@ -99,3 +119,11 @@ def sample_user(api: client.ApiClient, user: str) -> tuple[str, str]:
                 raise
             time.sleep(0.1)
     return user, service_account_token(api, user, user, ensure_role(api), seconds=24 * 3600)
+
+
+def user_kubeconfig(api: client.ApiClient, plane: ControlPlane, user: str, namespace: str) -> Path:
+    """A kubeconfig of `user`'s own client certificate, whose context is `namespace`, where a
+    RoleBinding gives them the built-in `edit` role."""
+    subject = {"kind": "User", "name": user, "apiGroup": RBAC_GROUP}
+    _bind(api, namespace, subject, "edit", user, ["system:authenticated"])
+    return plane.user_kubeconfig(user, namespace=namespace)

@@ -35,7 +35,16 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from conftest import CLUSTER_NAME, api_client, role_binding, wait_for
+from commands import ok, usersecrets
+from conftest import (
+    CLUSTER_NAME,
+    api_client,
+    bind_user,
+    create_namespace,
+    delete_namespace,
+    role_binding,
+    wait_for,
+)
 from usersecrets_dev import chart
 from usersecrets_dev.controlplane import ControlPlane
 from usersecrets_dev.operator_process import OperatorProcess
@@ -177,13 +186,23 @@ ALL_OPTIONS_KINDS = ["ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "Servi
 SELF_MANAGED_CERT_KINDS = ["Role", "RoleBinding"]
 #: The uninstall hook (uninstall.deleteCopies, on by default): its identity and its Job.
 UNINSTALL_KINDS = ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]
+#: Users' rights in the built-in admin and edit roles (rbac.aggregateClusterRoles, on by default).
+AGGREGATED_KINDS = ["ClusterRole"]
 EXPECTED_KINDS = {
     "defaults": sorted(
-        [*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, *UNINSTALL_KINDS, "PodDisruptionBudget"]
+        [
+            *BASE_KINDS,
+            *SELF_MANAGED_CERT_KINDS,
+            *UNINSTALL_KINDS,
+            *AGGREGATED_KINDS,
+            "PodDisruptionBudget",
+        ]
     ),
     "all-options": sorted([*BASE_KINDS, *ALL_OPTIONS_KINDS, "Certificate"]),
     "all-options-self-signed": sorted([*BASE_KINDS, *ALL_OPTIONS_KINDS, "Certificate", "Issuer"]),
-    "dev-url-one-replica": sorted([*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, *UNINSTALL_KINDS]),
+    "dev-url-one-replica": sorted(
+        [*BASE_KINDS, *SELF_MANAGED_CERT_KINDS, *UNINSTALL_KINDS, *AGGREGATED_KINDS]
+    ),
 }
 
 
@@ -368,6 +387,88 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     assert metrics["spec"]["ports"][0]["port"] == 9090
 
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+
+
+AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def aggregated(docs: Docs) -> Docs:
+    """The ClusterRoles whose rules join built-in roles."""
+    return [
+        doc
+        for doc in docs
+        if doc["kind"] == "ClusterRole"
+        and any(label.startswith(AGGREGATE_TO) for label in doc["metadata"]["labels"])
+    ]
+
+
+def test_users_rights_join_the_admin_and_edit_roles_never_view(tools: Tools) -> None:
+    (role,) = aggregated(parse(render(tools, "agg", "agg-ns", "defaults")))
+    assert role["metadata"]["name"] == "agg-usersecrets-edit"
+    labels = role["metadata"]["labels"]
+    assert {k: v for k, v in labels.items() if k.startswith(AGGREGATE_TO)} == {
+        "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+        "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+    }
+    assert role["rules"] == [
+        {
+            "apiGroups": ["usersecrets.io"],
+            "resources": ["usersecrets", "secretgrants"],
+            "verbs": [
+                "get",
+                "list",
+                "watch",
+                "create",
+                "update",
+                "patch",
+                "delete",
+                "deletecollection",
+            ],
+        }
+    ]
+    off = tools.run("helm", "template", "agg", CHART, "--set", "rbac.aggregateClusterRoles=false")
+    assert aggregated(parse(off.stdout)) == []
+
+
+def test_a_user_with_the_builtin_edit_role_keeps_and_shares_secrets(
+    tools: Tools,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    admin: client.ApiClient,
+    users: Callable[[str], str],
+) -> None:
+    """Only a RoleBinding to `edit` (or `admin`), as platform teams give: the chart's
+    aggregated rules are enough to add and share; `view` reads no UserSecret."""
+    editor, viewer, owner = users("dave"), users("erin"), users("frank")
+    namespace = create_namespace(admin, {"usersecrets.io/user": editor})
+    try:
+        bind_user(admin, namespace, editor, "edit", ("create", "usersecrets.io", "secretgrants"))
+        bind_user(admin, namespace, viewer, "view", ("list", "", "pods"))
+        bind_user(admin, namespace, owner, "admin", ("create", "usersecrets.io", "usersecrets"))
+        where = ["-n", namespace, "--kubeconfig", str(cluster.user_kubeconfig(editor))]
+        ok(usersecrets("secret", "add", "wandb-token", "s3cr3t", "--wait", *where))
+        ok(usersecrets("share", "secret:wandb-token", viewer, "--wait", *where))
+        assert (
+            ok(usersecrets("acl", "list", "--shared", *where)) == f"secret:wandb-token {viewer}\n"
+        )
+
+        def can_i(user: str, *question: str) -> str:
+            kubeconfig = cluster.user_kubeconfig(user)
+            asked = tools.kubectl(
+                "auth", "can-i", *question, "-n", namespace, kubeconfig=kubeconfig, check=False
+            )
+            return asked.stdout.strip()
+
+        usersecrets_ = "usersecrets.usersecrets.io"
+        grants = "secretgrants.usersecrets.io"
+        assert can_i(viewer, "get", usersecrets_) == "no"
+        assert can_i(viewer, "list", usersecrets_) == "no"
+        assert can_i(viewer, "list", grants) == "no"
+        assert can_i(editor, "delete", grants) == "yes"
+        assert can_i(owner, "update", usersecrets_) == "yes"
+        assert can_i(editor, "patch", usersecrets_, "--subresource=status") == "no"
+    finally:
+        delete_namespace(admin, namespace)
 
 
 def test_network_policy_opens_only_the_webhook_port_to_the_given_peers(tools: Tools) -> None:

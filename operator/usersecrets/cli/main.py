@@ -11,7 +11,7 @@ import errno
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ import click
 from usersecrets.rules import naming
 from usersecrets.rules.references import key_error, split_ref
 from usersecrets.user import actions, views
+from usersecrets.user import completion as names
 from usersecrets.user.actions import SECRETGRANTS, USERSECRETS
 from usersecrets.user.errors import Failure, Kind, from_exception, redact
 
@@ -36,6 +37,13 @@ EXIT_UNREACHABLE = 5
 DEFAULT_CLUSTER = "default"
 CLUSTER_ENV = "USERSECRETS_CLUSTER_NAME"
 DEBUG_ENV = "USERSECRETS_DEBUG"
+PROG = "usersecrets"
+#: Completion's protocol with the scripts `usersecrets completion SHELL` prints.
+COMPLETE_VAR = "_USERSECRETS_COMPLETE"
+SHELLS = ("bash", "zsh", "fish")
+#: Cobra's shell completion directives, which kubectl reads from a plugin's completer.
+COBRA_DEFAULT = 0
+COBRA_NO_FILE = 4
 
 Obj = dict[str, Any]
 
@@ -253,37 +261,112 @@ def wait_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
+def _set_global(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """kubectl's habit: -n, --context and --kubeconfig before or after any subcommand; the
+    last one given wins. Stored as they are parsed, so completion sees them too."""
+    session = ctx.ensure_object(Session)
+    if value is not None and param.name:
+        setattr(session, param.name, value)
+
+
+Fetch = Callable[[Session, click.Context], Iterable[str]]
+
+
+def _from_cluster(
+    fetch: Fetch, *, refs: bool = False
+) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Completion read as the user; nothing at all when it cannot be had (not allowed, no
+    cluster, no kubeconfig), since a shell must never print an error mid-line. `refs`: keys
+    become `secret:KEY` once that is being typed (bash splits words at ':', so there the
+    bare key is the one to complete)."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        try:
+            names = list(fetch(ctx.ensure_object(Session), ctx))
+        except Exception:
+            return []
+        if refs and incomplete.startswith("secret:"):
+            names = [f"secret:{name}" for name in names]
+        return [name for name in names if name.startswith(incomplete)]
+
+    return complete
+
+
+def _namespaces(session: Session, ctx: click.Context) -> list[str]:
+    return names.namespaces(session.space())
+
+
+def _contexts(session: Session, ctx: click.Context) -> list[str]:
+    return names.contexts(session.kubeconfig)
+
+
+def _keys(session: Session, ctx: click.Context) -> list[str]:
+    return names.keys(session.space())
+
+
+def _users(session: Session, ctx: click.Context) -> list[str]:
+    return names.users(session.space())
+
+
+def _grantees(session: Session, ctx: click.Context) -> list[str]:
+    """Whom the secret being revoked is shared with."""
+    typed = ctx.params.get("uri")
+    key = parse_secret_ref(typed).key if isinstance(typed, str) else None
+    return names.grantees(session.space(), key)
+
+
+def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command and group: they may be given anywhere on the line."""
+    options = [
+        click.option(
+            "--kubeconfig",
+            metavar="PATH",
+            type=click.Path(dir_okay=False),
+            callback=_set_global,
+            expose_value=False,
+            help="Kubeconfig to use (default: $KUBECONFIG or ~/.kube/config).",
+        ),
+        click.option(
+            "--context",
+            metavar="NAME",
+            callback=_set_global,
+            expose_value=False,
+            shell_complete=_from_cluster(_contexts),
+            help="Kubeconfig context (default: the current one).",
+        ),
+        click.option(
+            "-n",
+            "--namespace",
+            metavar="NAMESPACE",
+            callback=_set_global,
+            expose_value=False,
+            shell_complete=_from_cluster(_namespaces),
+            help="Your namespace to act in (default: the context's namespace).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group(
     cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="""\b
 Examples:
   usersecrets secret add wandb-token @~/.wandb/token
-  usersecrets -n alice-dev secret ls
+  usersecrets secret ls -n alice-dev
   usersecrets share secret:wandb-token bob --wait
-  usersecrets acl list""",
+  usersecrets acl list -o yaml
+  source <(usersecrets completion bash)""",
 )
-@click.option(
-    "--kubeconfig",
-    metavar="PATH",
-    help="Kubeconfig to use (default: $KUBECONFIG or ~/.kube/config).",
-)
-@click.option("--context", metavar="NAME", help="Kubeconfig context (default: the current one).")
-@click.option(
-    "-n",
-    "--namespace",
-    metavar="NAMESPACE",
-    help="Your namespace to act in (default: the context's namespace).",
-)
-@click.pass_context
-def cli(
-    ctx: click.Context, kubeconfig: str | None, context: str | None, namespace: str | None
-) -> None:
+@global_options
+def cli() -> None:
     """Personal secrets on Kubernetes, the way `neuro secret` works.
 
     Everything runs with your own kubeconfig and permissions, in your namespace.
+    -n, --context and --kubeconfig go before or after any command, as with kubectl.
     """
-    ctx.obj = Session(kubeconfig=kubeconfig, context=context, namespace=namespace)
 
 
 @cli.group(
@@ -293,6 +376,7 @@ Examples:
   usersecrets secret ls --full-uri
   usersecrets secret rm db-password""",
 )
+@global_options
 def secret() -> None:
     """Add, list and remove your secrets."""
 
@@ -309,6 +393,7 @@ Examples:
 @click.argument("key")
 @click.argument("value")
 @wait_options
+@global_options
 @pass_session
 def secret_add(session: Session, key: str, value: str, wait: bool, timeout: float) -> None:
     """Add the secret KEY, or replace its value.
@@ -340,6 +425,7 @@ Examples:
 @click.option("--full-uri", is_flag=True, help="Print secret://CLUSTER/USER/KEY URIs.")
 @output_option
 @cluster_option
+@global_options
 @pass_session
 def secret_ls(session: Session, quiet: bool, full_uri: bool, output: str, cluster: str) -> None:
     """List your secrets (never their values)."""
@@ -356,7 +442,8 @@ def secret_ls(session: Session, quiet: bool, full_uri: bool, output: str, cluste
 Examples:
   usersecrets secret rm db-password""",
 )
-@click.argument("key")
+@click.argument("key", shell_complete=_from_cluster(_keys))
+@global_options
 @pass_session
 def secret_rm(session: Session, key: str) -> None:
     """Remove the secret KEY; its copies disappear wherever it was shared."""
@@ -372,10 +459,11 @@ Examples:
   usersecrets share secret:wandb-token bob
   usersecrets share wandb-token bob --wait""",
 )
-@click.argument("uri", metavar="secret:KEY")
-@click.argument("user")
+@click.argument("uri", metavar="secret:KEY", shell_complete=_from_cluster(_keys, refs=True))
+@click.argument("user", shell_complete=_from_cluster(_users))
 @click.argument("permission", required=False, type=click.Choice(["read"]))
 @wait_options
+@global_options
 @pass_session
 def share(
     session: Session,
@@ -412,8 +500,9 @@ Examples:
   usersecrets revoke secret:wandb-token bob
   usersecrets acl revoke secret:wandb-token bob""",
 )
-@click.argument("uri", metavar="secret:KEY")
-@click.argument("user")
+@click.argument("uri", metavar="secret:KEY", shell_complete=_from_cluster(_keys, refs=True))
+@click.argument("user", shell_complete=_from_cluster(_grantees))
+@global_options
 @pass_session
 def revoke(session: Session, uri: str, user: str) -> None:
     """Take back a share: USER can no longer use your secret."""
@@ -431,6 +520,7 @@ Examples:
   usersecrets acl list --shared
   usersecrets acl revoke secret:wandb-token bob""",
 )
+@global_options
 def acl() -> None:
     """What is shared with you, and what you shared."""
 
@@ -447,6 +537,7 @@ Examples:
 @click.option("--full-uri", is_flag=True, help="Print secret://CLUSTER/USER/KEY URIs.")
 @output_option
 @cluster_option
+@global_options
 @pass_session
 def acl_list(session: Session, shared: bool, full_uri: bool, output: str, cluster: str) -> None:
     """List the secrets shared with you (as secret:/USER/KEY), or with --shared, by you."""
@@ -464,8 +555,51 @@ def acl_list(session: Session, shared: bool, full_uri: bool, output: str, cluste
 acl.add_command(revoke)
 
 
+@cli.command(
+    "completion",
+    epilog="""\b
+Examples:
+  source <(usersecrets completion bash)       # in ~/.bashrc
+  source <(usersecrets completion zsh)        # in ~/.zshrc, after compinit
+  usersecrets completion fish > ~/.config/fish/completions/usersecrets.fish""",
+)
+@click.argument("shell", type=click.Choice(SHELLS))
+@global_options
+def completion(shell: str) -> None:
+    """Print the shell completion script for bash, zsh or fish.
+
+    As `kubectl completion SHELL` does. Keys, users and namespaces are completed from the
+    cluster, as you, where you may list them. `kubectl usersecrets` completes through
+    kubectl_complete-usersecrets instead, installed beside kubectl-usersecrets.
+    """
+    from click.shell_completion import get_completion_class
+
+    script = get_completion_class(shell)
+    assert script is not None  # one of click's own shells
+    click.echo(script(cli, {}, PROG, COMPLETE_VAR).source(), nl=False)
+
+
 def main() -> None:
-    cli(prog_name="usersecrets")
+    """`usersecrets`, or as `kubectl usersecrets` when kubectl runs it as its plugin."""
+    plugin = Path(sys.argv[0]).name.startswith("kubectl-")
+    cli(prog_name=f"kubectl {PROG}" if plugin else PROG, complete_var=COMPLETE_VAR)
+
+
+def kubectl_complete() -> None:
+    """`kubectl_complete-usersecrets`: what kubectl runs to complete `kubectl usersecrets ...`.
+
+    It gets the words after the plugin's name, the last one being completed, and reads one
+    completion per line, then cobra's directive: 4 (no file names) unless a file is expected.
+    """
+    from click.shell_completion import ShellComplete
+
+    *words, incomplete = sys.argv[1:] or [""]
+    items = ShellComplete(cli, {}, PROG, COMPLETE_VAR).get_completions(words, incomplete)
+    for item in items:
+        if item.type == "plain":
+            click.echo(f"{item.value}\t{item.help}" if item.help else item.value)
+    files = any(item.type != "plain" for item in items)
+    click.echo(f":{COBRA_DEFAULT if files else COBRA_NO_FILE}")
 
 
 if __name__ == "__main__":

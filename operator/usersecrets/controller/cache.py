@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -138,18 +138,10 @@ class Copies:
         return len(self._copies)
 
 
-@dataclass(frozen=True)
-class Lists:
-    """Full lists of everything the cache follows, for a relist."""
-
-    #: name -> (labels, annotations)
-    namespaces: dict[str, tuple[dict[str, str] | None, dict[str, str] | None]]
-    copies: list[dict[str, Any]]
-    quotas: list[dict[str, Any]]
-    grants: list[dict[str, Any]]
-    usersecrets: list[dict[str, Any]]
-    #: Where the Secret watches start: the copies' list version.
-    secrets_version: str
+#: The kinds a relist reads in pages, in the order it reads them.
+RELISTED = ("secret", "grant", "usersecret")
+#: A namespace's (labels, annotations).
+Labelled = tuple[dict[str, str] | None, dict[str, str] | None]
 
 
 class Cache:
@@ -186,6 +178,8 @@ class Cache:
         self.held: dict[str, set[OwnerKey]] = {}
         #: While a relist runs: what events changed meanwhile, (kind, (namespace, name)).
         self._touched: set[tuple[str, Ref]] | None = None
+        #: While a relist runs: what its lists held so far, by kind.
+        self._listed: dict[str, set[Ref]] = {}
 
     # -- events ---------------------------------------------------------------------------
 
@@ -392,7 +386,8 @@ class Cache:
         dirty: Pairs = set()
         for item in items:
             dirty |= self.copy(item, False)
-        return dirty | self._forget_unlisted("secret", self.copies.refs(), items, self.copy)
+        listed = {ref_of(item) for item in items}
+        return dirty | self._forget_unlisted("secret", self.copies.refs(), listed, self.copy)
 
     def secrets_listed(self) -> Pairs:
         """The Secrets watch listed again: any source may have changed, any Secret holding a
@@ -402,57 +397,61 @@ class Cache:
     # -- relists ---------------------------------------------------------------------------
 
     def begin_relist(self) -> None:
-        """From now until `end_relist`, events are noted: they are newer than the lists."""
+        """From now until `end_relist`, events are noted: they are newer than the lists.
+
+        A relist makes the cache equal to full lists, at start, before any work (so nothing
+        is deleted because the view was partial), and periodically, because a watch that
+        restarts from a new list never tells of what was deleted while it was away. The
+        lists come a page at a time (`relisted_*`), so that no more than a page is held, and
+        the event loop answers admissions in between; events that come then are newer than
+        the lists, and win."""
         self._touched = set()
+        self._listed = {kind: set() for kind in RELISTED}
 
-    def end_relist(self, lists: Lists | None) -> Iterator[Pairs]:
-        """Makes the cache equal to full lists (None: they could not be had), but for what
-        events changed since they began; yields the pairs it dirtied, `RELIST_CHUNK` objects
-        at a time, so that the event loop answers admissions in between (events that come
-        then are newer than the lists, and win too).
+    def relisted_namespaces(self, namespaces: Mapping[str, Labelled]) -> Iterator[Pairs]:
+        """All the namespaces, name -> (labels, annotations): the pairs each chunk dirtied."""
+        touched = self._touched or set()
+        fresh = [
+            (n, meta) for n, meta in namespaces.items() if ("namespace", ("", n)) not in touched
+        ]
+        for chunk in _chunks(fresh):
+            yield set().union(
+                *(self.namespace(n, labels, False, notes) for n, (labels, notes) in chunk)
+            )
 
-        At start, before any work (so nothing is deleted because the view was partial), and
-        periodically, because a watch that restarts from a new list never tells of what was
-        deleted while it was away."""
+    def relisted(self, kind: str, page: list[dict[str, Any]]) -> Pairs:
+        """A page of a list of `kind` (one of RELISTED)."""
+        record = {"secret": self.copy, "grant": self.secretgrant, "usersecret": self.usersecret}[
+            kind
+        ]
+        touched = self._touched or set()
+        self._listed[kind].update(ref_of(o) for o in page)
+        return set().union(*(record(o, False) for o in page if (kind, ref_of(o)) not in touched))
+
+    def end_relist(self, namespaces: Collection[str] | None) -> Iterator[Pairs]:
+        """Forgets what the lists no longer have, unless an event brought it back while they
+        were read; `namespaces` are all the listed ones, None if the lists were not had in
+        full (then nothing is forgotten)."""
         touched = self._touched if self._touched is not None else set()
         try:
-            if lists is None:
+            if namespaces is None:
                 return
-            namespaces = [
-                (name, meta)
-                for name, meta in lists.namespaces.items()
-                if ("namespace", ("", name)) not in touched
-            ]
-            for chunk in _chunks(namespaces):
-                yield set().union(
-                    *(self.namespace(n, labels, False, notes) for n, (labels, notes) in chunk)
-                )
-            yield self.quotas_listed(lists.quotas)
-            for kind, listed, record in (
-                ("secret", lists.copies, self.copy),
-                ("grant", lists.grants, self.secretgrant),
-                ("usersecret", lists.usersecrets, self.usersecret),
-            ):
-                for batch in _chunks(listed):
-                    fresh = [o for o in batch if (kind, ref_of(o)) not in touched]
-                    yield set().union(*(record(o, False) for o in fresh))
-            # Gone since, unless an event brought it back while we listed.
-            gone = self.world.namespaces() - lists.namespaces.keys()
             yield set().union(
                 *(
                     self.namespace(name, None, deleted=True)
-                    for name in gone
+                    for name in self.world.namespaces() - set(namespaces)
                     if ("namespace", ("", name)) not in touched
                 )
             )
-            for kind, cached, listed, forget in (
-                ("secret", self.copies.refs(), lists.copies, self.copy),
-                ("grant", self.grants.keys(), lists.grants, self.secretgrant),
-                ("usersecret", self.usersecrets.keys(), lists.usersecrets, self.usersecret),
+            for kind, cached, forget in (
+                ("secret", self.copies.refs(), self.copy),
+                ("grant", self.grants.keys(), self.secretgrant),
+                ("usersecret", self.usersecrets.keys(), self.usersecret),
             ):
-                yield self._forget_unlisted(kind, cached, listed, forget, touched)
+                yield self._forget_unlisted(kind, cached, self._listed[kind], forget, touched)
         finally:
             self._touched = None
+            self._listed = {}
 
     def everything(self) -> Pairs:
         """Every pair the cache knows of, including ones only a stale copy still names."""
@@ -504,12 +503,11 @@ class Cache:
         self,
         kind: str,
         cached: Iterable[Ref],
-        listed: list[dict[str, Any]],
+        present: set[Ref],
         forget: Callable[[Mapping[str, Any], bool], Pairs],
         touched: Iterable[tuple[str, Ref]] = (),
     ) -> Pairs:
         """Whatever the cache holds that a full list no longer has was deleted unseen."""
-        present = {ref_of(o) for o in listed}
         dirty: Pairs = set()
         for namespace, name in set(cached) - present - {r for k, r in touched if k == kind}:
             dirty |= forget({"metadata": {"namespace": namespace, "name": name}}, True)

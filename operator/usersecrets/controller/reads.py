@@ -1,4 +1,5 @@
-"""What the controller reads besides its watches: full lists for a relist, and valueFrom sources.
+"""What the controller reads besides its watches: full lists for a relist, valueFrom sources,
+and quotas before a decision.
 
 Blocking calls, made in worker threads; their results go back to the event loop.
 """
@@ -6,30 +7,34 @@ Blocking calls, made in worker threads; their results go back to the event loop.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
 from usersecrets.api.resources import SecretKeySelector
-from usersecrets.controller.cache import Lists
+from usersecrets.controller.cache import Labelled
 from usersecrets.kube import paths, watching
 from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.rules import naming
 
 
-def list_all(api: KubeApi) -> Lists:
-    """Everything the cache holds, from full lists."""
-    copies, version = watching.list_objects(api, paths.SECRETS, naming.MANAGED_SELECTOR)
+def list_namespaces(api: KubeApi) -> tuple[dict[str, Labelled], list[dict[str, Any]]]:
+    """Every namespace's labels and annotations, and every quota: few, listed whole."""
     namespaces, _ = watching.list_objects(api, paths.NAMESPACES)
-    return Lists(
-        namespaces={
-            n["metadata"]["name"]: (n["metadata"].get("labels"), n["metadata"].get("annotations"))
-            for n in namespaces
-        },
-        copies=copies,
-        quotas=watching.list_objects(api, paths.RESOURCE_QUOTAS)[0],
-        grants=watching.list_objects(api, paths.custom("secretgrants"))[0],
-        usersecrets=watching.list_objects(api, paths.custom("usersecrets"))[0],
-        secrets_version=version,
-    )
+    labelled = {
+        n["metadata"]["name"]: (n["metadata"].get("labels"), n["metadata"].get("annotations"))
+        for n in namespaces
+    }
+    return labelled, watching.list_objects(api, paths.RESOURCE_QUOTAS)[0]
+
+
+def pages_of(api: KubeApi, kind: str) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """The pages of a full list of one of the kinds a relist reads (`cache.RELISTED`)."""
+    path, selector = {
+        "secret": (paths.SECRETS, naming.MANAGED_SELECTOR),
+        "grant": (paths.custom("secretgrants"), None),
+        "usersecret": (paths.custom("usersecrets"), None),
+    }[kind]
+    return watching.pages(api, path, selector)
 
 
 def read_quotas(api: KubeApi, namespace: str) -> list[dict[str, Any]]:

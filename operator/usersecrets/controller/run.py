@@ -18,7 +18,7 @@ from typing import Any
 
 from usersecrets import metrics
 from usersecrets.controller import handlers, reads
-from usersecrets.controller.cache import Cache, Pairs
+from usersecrets.controller.cache import RELISTED, Cache, Pairs
 from usersecrets.controller.reconciler import Reconciler
 from usersecrets.controller.reporter import Reporter
 from usersecrets.controller.workers import Queues, copy_worker, report_worker
@@ -58,25 +58,38 @@ class Controller:
         self.queues.copies.add_all(event(*args))
 
     async def relist(self) -> str:
-        """Makes the cache equal to full lists; returns the version the Secret watches may
-        start from."""
-        self.cache.begin_relist()
+        """Makes the cache equal to full lists, a page at a time; returns the version the
+        Secret watches may start from (the copies' list's)."""
+        cache, dirty = self.cache, self.queues.copies.add_all
+        cache.begin_relist()
+        versions: dict[str, str] = {}
         try:
-            lists = await asyncio.to_thread(reads.list_all, self.api)
+            namespaces, quotas = await asyncio.to_thread(reads.list_namespaces, self.api)
+            for pairs in cache.relisted_namespaces(namespaces):
+                dirty(pairs)
+                await asyncio.sleep(0)  # admissions first
+            dirty(cache.quotas_listed(quotas))
+            for kind in RELISTED:
+                pages = reads.pages_of(self.api, kind)
+                while page := await asyncio.to_thread(next, pages, None):
+                    items, versions[kind] = page
+                    dirty(cache.relisted(kind, items))
+                    del items, page  # one page held at a time
+                    await asyncio.sleep(0)
         except BaseException:
-            for _ in self.cache.end_relist(None):
+            for _ in cache.end_relist(None):
                 pass
             raise
-        for dirty in self.cache.end_relist(lists):
-            self.queues.copies.add_all(dirty)
-            await asyncio.sleep(0)  # admissions first
+        for pairs in cache.end_relist(namespaces):
+            dirty(pairs)
+            await asyncio.sleep(0)
         logger.info(
             "listed %d user secrets, %d grants and %d copies",
-            len(self.cache.usersecrets),
-            len(self.cache.grants),
-            len(self.cache.copies),
+            len(cache.usersecrets),
+            len(cache.grants),
+            len(cache.copies),
         )
-        return lists.secrets_version
+        return versions["secret"]
 
     def follow_secrets(
         self, loop: asyncio.AbstractEventLoop, version: str

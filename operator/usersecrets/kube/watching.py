@@ -36,14 +36,14 @@ Listed = Callable[[list[dict[str, Any]]], None]
 Changed = Callable[[str, dict[str, Any]], None]
 
 
-def list_objects(
+def pages(
     core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
-) -> tuple[list[dict[str, Any]], str]:
-    """The objects (plain dicts) and the resourceVersion to watch from.
+) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """A list, one page of `PAGE` objects (plain dicts) at a time, each with the version of
+    the list (every page is of the same snapshot).
 
-    In pages of `PAGE` objects: one answer of a hundred thousand would be parsed in one go,
-    holding the GIL (and so the event loop that answers admissions) for a second or more."""
-    items: list[dict[str, Any]] = []
+    One answer of a hundred thousand would be parsed in one go, holding the GIL (and so the
+    event loop that answers admissions) for a second or more."""
     token: str | None = None
     while True:
         listing = core.json(
@@ -53,10 +53,26 @@ def list_objects(
             headers={"Accept": METADATA_LIST} if metadata_only else {},
             timeout=(10, LIST_TIMEOUT),
         )
-        items += listing.get("items") or []  # an empty list is null (a nil slice in Go)
+        page = listing.get("items") or []  # an empty list is null (a nil slice in Go)
+        for item in page:
+            # A third of a listed object, and unread here.
+            item["metadata"].pop("managedFields", None)
+        yield page, str(listing["metadata"]["resourceVersion"])
         token = listing["metadata"].get("continue")
         if not token:
-            return items, str(listing["metadata"]["resourceVersion"])
+            return
+
+
+def list_objects(
+    core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
+) -> tuple[list[dict[str, Any]], str]:
+    """The objects and the resourceVersion to watch from."""
+    items: list[dict[str, Any]] = []
+    version = ""
+    for page, page_version in pages(core, path, label_selector, metadata_only):
+        items.extend(page)
+        version = page_version
+    return items, version
 
 
 def follow(
@@ -77,8 +93,7 @@ def follow(
     while not stop.is_set():
         try:
             if version is None:
-                items, version = list_objects(core, path, label_selector, metadata_only)
-                listed(items)
+                version = _list_into(listed, core, path, label_selector, metadata_only)
             response = core.stream(
                 "GET",
                 path,
@@ -122,6 +137,17 @@ def follow(
             continue
         jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, protects nothing
         stop.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 8)) * jitter)
+
+
+def _list_into(
+    listed: Listed, core: KubeApi, path: str, label_selector: str | None, metadata_only: bool
+) -> str:
+    """Hands a fresh list to `listed`; returns its version. A function of its own so that
+    the list is gone when the watch begins: a variable of `follow` kept every listed object,
+    all the copies' metadata on every replica, for as long as the watch lasted."""
+    items, version = list_objects(core, path, label_selector, metadata_only)
+    listed(items)
+    return version
 
 
 def _lines(response: Any) -> Iterator[bytes]:

@@ -62,8 +62,11 @@ def _api_error(exc: Any, op: Operation | None) -> Failure:
     message = message or str(getattr(exc, "reason", "") or "")
     action = f" ({op.describe()})" if op else ""
     if status_code == 401:
-        text = "Unauthorized: the cluster did not accept your credentials"
-        return Failure(f"{text}{action}", "forbidden", status_code)
+        return Failure(
+            f"Unauthorized: the cluster did not accept your credentials{action}",
+            "forbidden",
+            status_code,
+        )
     if status_code == 403:
         if "admission webhook" in message:
             return Failure(f"Rejected: {message}", "usage", status_code)

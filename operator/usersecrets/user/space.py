@@ -123,7 +123,7 @@ class Space:
                 f"{paths.NAMESPACES}/{self.namespace}",
             )
             labels = (ns.get("metadata") or {}).get("labels")
-            return naming.user_of_namespace(self.namespace, labels, _settings())
+            return naming.user_of_namespace(self.namespace, labels, platform_settings())
         except Failure:
             pass
         objs: list[Obj] = []
@@ -135,7 +135,7 @@ class Space:
         return user_from_evidence(objs, copies)
 
 
-def _settings() -> Settings:
+def platform_settings() -> Settings:
     """The platform's settings where the user has them in their environment, else defaults."""
     from usersecrets.settings import Settings
 

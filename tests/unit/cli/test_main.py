@@ -664,3 +664,144 @@ def test_unreachable_cluster_and_bad_kubeconfig(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.cli, args)
     assert result.exit_code == cli.EXIT_USAGE
     assert "Context 'nope' not found" in result.stderr
+
+
+# --- kubectl habits: options anywhere, completion, the plugin ---------------------------
+
+
+@pytest.fixture
+def connected(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str | None, ...]]:
+    """What each command connected with: (kubeconfig, context, namespace)."""
+    calls: list[tuple[str | None, ...]] = []
+
+    def connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Any:
+        calls.append((kubeconfig, context, namespace))
+        return FakeKube()
+
+    monkeypatch.setattr(space, "connect", connect)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--kubeconfig", "k", "--context", "c", "-n", "ns", "secret", "ls"],
+        ["secret", "ls", "--kubeconfig", "k", "--context", "c", "-n", "ns"],
+        ["secret", "--kubeconfig", "k", "ls", "--context=c", "--namespace", "ns"],
+        [
+            "-n",
+            "other",
+            "--context",
+            "x",
+            "secret",
+            "-n",
+            "ns",
+            "ls",
+            "--kubeconfig=k",
+            "--context",
+            "c",
+        ],
+    ],
+    ids=["before", "after", "between", "last-wins"],
+)
+def test_global_options_anywhere_on_the_line(
+    connected: list[tuple[str | None, ...]], args: list[str]
+) -> None:
+    result = CliRunner().invoke(cli.cli, args)
+    assert result.exit_code == 0, result.output
+    assert connected == [("k", "c", "ns")]
+
+
+@pytest.mark.parametrize("path", _commands(cli.cli))
+def test_every_command_takes_the_global_options_after_it(path: tuple[str, ...]) -> None:
+    args = [*path, "--kubeconfig", "k", "--context", "c", "-n", "ns", "--help"]
+    result = CliRunner().invoke(cli.cli, args)
+    assert result.exit_code == 0, result.output
+    assert "-n, --namespace NAMESPACE" in result.stdout
+
+
+def complete(args: list[str], incomplete: str) -> list[str]:
+    from click.shell_completion import ShellComplete
+
+    found = ShellComplete(cli.cli, {}, "usersecrets", cli.COMPLETE_VAR)
+    return [item.value for item in found.get_completions(args, incomplete)]
+
+
+def test_completion_of_keys_refs_and_grantees(kube: FakeKube) -> None:
+    for key in ("zeta", "alpha", "beta"):
+        run("secret", "add", key, "v")
+    kube.store["secretgrants"]["g1"] = _grant("g1", "alpha", "carol")
+    kube.store["secretgrants"]["g2"] = _grant("g2", "zeta", "dave")
+    assert complete(["secret", "rm"], "") == ["alpha", "beta", "zeta"]
+    assert complete(["-n", "alice-ns", "secret", "rm"], "a") == ["alpha"]
+    assert complete(["share"], "z") == ["zeta"]
+    assert complete(["share"], "secret:") == ["secret:alpha", "secret:beta", "secret:zeta"]
+    assert complete(["revoke"], "secret:a") == ["secret:alpha"]
+    assert complete(["revoke", "secret:alpha"], "") == ["carol"]
+    assert complete(["acl", "revoke", "zeta"], "") == ["dave"]
+    assert complete(["revoke", "nope"], "") == []
+
+
+def test_completion_of_users_where_namespaces_may_be_listed(kube: FakeKube) -> None:
+    def request(verb: str, resource: str, method: str, path: str) -> dict[str, Any]:
+        labels = {"usersecrets.io/user": "carol"}
+        return {
+            "items": [{"metadata": {"name": "bob"}}, {"metadata": {"name": "x", "labels": labels}}]
+        }
+
+    kube.request = request  # type: ignore[attr-defined]
+    assert complete(["share", "k"], "") == ["bob", "carol"]
+    assert complete(["-n"], "") == ["bob", "x"]
+
+
+def test_completion_says_nothing_when_the_cluster_refuses(kube: FakeKube) -> None:
+    def refused(verb: str, resource: str, method: str, path: str) -> dict[str, Any]:
+        raise errors.from_exception(_api_exc(403, "namespaces is forbidden"))
+
+    kube.request = refused  # type: ignore[attr-defined]
+    kube.fail["list"] = _api_exc(403, "usersecrets is forbidden")
+    assert complete(["share", "k"], "") == []
+    assert complete(["secret", "rm"], "") == []
+    assert complete(["--namespace"], "") == []
+
+
+def test_completion_of_contexts_and_commands(tmp_path: Path) -> None:
+    kubeconfig = _kubeconfig(tmp_path, "https://127.0.0.1:1")
+    assert complete(["--kubeconfig", str(kubeconfig), "--context"], "") == ["x"]
+    assert complete([], "s") == ["secret", "share"]
+    assert complete(["secret"], "") == ["add", "ls", "rm"]
+    assert "--namespace" in complete(["acl", "list"], "--")
+
+
+@pytest.mark.parametrize(
+    ("shell", "hook"),
+    [
+        ("bash", "complete -o nosort -F _usersecrets_completion usersecrets"),
+        ("zsh", "compdef _usersecrets_completion usersecrets"),
+        (
+            "fish",
+            'complete --no-files --command usersecrets --arguments "(_usersecrets_completion)"',
+        ),
+    ],
+)
+def test_completion_scripts(shell: str, hook: str) -> None:
+    result = CliRunner().invoke(cli.cli, ["completion", shell])
+    assert result.exit_code == 0, result.output
+    assert hook in result.stdout
+    assert "_USERSECRETS_COMPLETE" in result.stdout
+
+
+def test_kubectl_completer_speaks_cobra(
+    kube: FakeKube, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("zeta", "alpha"):
+        run("secret", "add", key, "v")
+    for argv, printed in [
+        (["secret", "rm", ""], "alpha\nzeta\n:4\n"),
+        (["sh"], "share\tLet USER use your secret in their...\n:4\n"),
+        (["secret", "ls", "--kubeconfig", ""], ":0\n"),
+        ([], "acl\tWhat is shared with you, and what you shared.\n"),
+    ]:
+        monkeypatch.setattr(sys, "argv", ["kubectl_complete-usersecrets", *argv])
+        cli.kubectl_complete()
+        assert capsys.readouterr().out.startswith(printed)

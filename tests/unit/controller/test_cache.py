@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from usersecrets.controller.cache import Cache, Lists
+from usersecrets.controller.cache import Cache, Labelled
 from usersecrets.rules.desired import OwnerKey, SecretView
 from usersecrets.settings import Settings
 
@@ -158,15 +159,17 @@ def test_what_a_reconcile_found_replaces_what_the_last_one_did() -> None:
     assert found.refused == {}
 
 
-def relisted(found: Cache, lists: Lists | None) -> set[OwnerKey]:
-    return set().union(*found.end_relist(lists))
-
-
-def lists(namespaces: dict[str, str], grants: list[dict[str, Any]]) -> Lists:
-    labelled: dict[str, tuple[dict[str, str] | None, dict[str, str] | None]] = {
-        n: ({USER: u}, None) for n, u in namespaces.items()
-    }
-    return Lists(labelled, copies=[], quotas=[], grants=grants, usersecrets=[], secrets_version="7")
+def relisted(
+    found: Cache, namespaces: dict[str, str] | None, grants: Sequence[dict[str, Any]] = ()
+) -> set[OwnerKey]:
+    """A relist whose lists hold these namespaces (name -> user) and grants, and nothing else;
+    None when they could not be had."""
+    if namespaces is None:
+        return set().union(*found.end_relist(None))
+    labelled: dict[str, Labelled] = {n: ({USER: u}, None) for n, u in namespaces.items()}
+    dirty = set().union(*found.relisted_namespaces(labelled))
+    dirty |= found.relisted("grant", list(grants))
+    return dirty | set().union(*found.end_relist(namespaces))
 
 
 def test_a_relist_forgets_what_was_deleted_unseen_but_not_what_came_back() -> None:
@@ -177,9 +180,7 @@ def test_a_relist_forgets_what_was_deleted_unseen_but_not_what_came_back() -> No
     found.begin_relist()
     # Listed after "revoked" was deleted; "late" arrives by an event meanwhile.
     found.secretgrant(grant("alice-ns", "late", "db", "dave"), deleted=False)
-    dirty = relisted(
-        found, lists({"alice-ns": "alice"}, [grant("alice-ns", "kept", "db", "carol")])
-    )
+    dirty = relisted(found, {"alice-ns": "alice"}, [grant("alice-ns", "kept", "db", "carol")])
     assert set(found.grants) == {("alice-ns", "kept"), ("alice-ns", "late")}
     assert found.world.namespaces() == {"alice-ns"}  # bob's namespace went unseen too
     assert OwnerKey("alice", "db") in dirty
@@ -190,7 +191,7 @@ def test_a_relist_keeps_what_an_event_changed_while_it_listed() -> None:
     found = cache(("alice-ns", "alice"))
     found.begin_relist()
     found.secretgrant(grant("alice-ns", "g", "db", "carol", generation=2), deleted=False)
-    relisted(found, lists({"alice-ns": "alice"}, [grant("alice-ns", "g", "db", "bob")]))
+    relisted(found, {"alice-ns": "alice"}, [grant("alice-ns", "g", "db", "bob")])
     view = found.world.grant("alice-ns", "g")
     assert view is not None
     assert view.user == "carol"
@@ -202,7 +203,7 @@ def test_a_relist_that_failed_stops_noting_events() -> None:
     assert relisted(found, None) == set()
     found.secretgrant(grant("alice-ns", "g", "db", "bob"), deleted=False)
     found.begin_relist()
-    relisted(found, lists({}, [grant("alice-ns", "g", "db", "bob")]))
+    relisted(found, {}, [grant("alice-ns", "g", "db", "bob")])
     assert ("alice-ns", "g") in found.grants  # not mistaken for an event during this relist
 
 
@@ -223,22 +224,30 @@ def test_a_copys_finalizers_and_deletion_are_remembered() -> None:
     assert (kept.finalizers, kept.deleting) == (("bob.example/keep",), True)
 
 
-def test_a_relist_yields_in_chunks_and_an_event_in_between_wins() -> None:
-    """The event loop answers admissions between chunks; what it records meanwhile is newer."""
+def test_a_relist_comes_in_pages_and_an_event_in_between_wins() -> None:
+    """The event loop answers admissions between pages; what it records meanwhile is newer."""
     found = cache(("alice-ns", "alice"))
-    listed = [grant("alice-ns", f"g{i}", "db", "bob") for i in range(1200)]
+    listed = [grant("alice-ns", f"g{i}", "db", "bob") for i in range(1000)]
     found.begin_relist()
-    steps = found.end_relist(lists({"alice-ns": "alice"}, listed))
-    while len(found.grants) < 500:  # the namespaces, the quotas, the first 500 grants
-        next(steps)
+    found.relisted("grant", listed[:500])
     assert len(found.grants) == 500
     found.secretgrant(grant("alice-ns", "g999", "db", "carol", generation=2), deleted=False)
-    for _ in steps:
+    found.relisted("grant", listed[500:])
+    for _ in found.end_relist({"alice-ns"}):
         pass
-    assert len(found.grants) == 1200
+    assert len(found.grants) == 1000
     view = found.world.grant("alice-ns", "g999")
     assert view is not None
     assert view.user == "carol"
+
+
+def test_a_relist_forgets_nothing_when_its_lists_were_not_had_in_full() -> None:
+    found = cache(("alice-ns", "alice"))
+    found.secretgrant(grant("alice-ns", "a", "db", "bob"), deleted=False)
+    found.begin_relist()
+    found.relisted("grant", [grant("alice-ns", "b", "db", "bob")])  # then a page failed
+    assert relisted(found, None) == set()
+    assert set(found.grants) == {("alice-ns", "a"), ("alice-ns", "b")}
 
 
 def test_one_value_is_kept_once_however_many_usersecrets_hold_it() -> None:

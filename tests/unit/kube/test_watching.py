@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import threading
@@ -50,15 +51,22 @@ class FakeApi:
         self.watches: list[dict[str, Any]] = []
         self.streams: list[Stream] = []
         self.script: list[Stream] = []  # answers to the next watches, before the default ones
+        self.listed: list[dict[str, Any]] = []
+        self.held_while_watching: list[int] = []
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         assert (method, path) == ("GET", "/things")
         self.lists.append({**kwargs["query"], "headers": kwargs["headers"]})
         version = str(10 * len(self.lists))
-        return {"metadata": {"resourceVersion": version}, "items": [obj("a", version)]}
+        self.listed = [obj("a", version)]
+        return {"metadata": {"resourceVersion": version}, "items": self.listed[:]}
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         assert (method, path, kwargs["query"]["watch"]) == ("GET", "/things", "true")
+        # What still holds the objects of the last list, now that its watch begins.
+        gc.collect()
+        held = [r for o in self.listed for r in gc.get_referrers(o) if r is not self.listed]
+        self.held_while_watching.append(len(held))
         self.watches.append({**kwargs["query"], "headers": kwargs["headers"]})
         if self.script:
             self.streams.append(self.script.pop(0))
@@ -92,6 +100,7 @@ def test_events_in_order_then_a_new_list_after_gone() -> None:
         metadata_only=True,
     )
     assert listed == [["a"], ["a"]]
+    assert api.held_while_watching == [0, 0]
     assert changed == [("ADDED", "11"), ("MODIFIED", "13")]  # DELETED came after stop
     assert [w["resourceVersion"] for w in api.watches] == ["10", "20"]
     assert all(w["labelSelector"] == "x=y" for w in api.lists + api.watches)
