@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/dev
 
 BROWSER_TESTS := tests/browser
 
-.PHONY: run test lint unit integration controlplane node browser crds bench bench-scale ui-timing mutation e2e-kind clean
+.PHONY: run test lint unit integration controlplane node browser crds bench bench-scale peers bench-peers ui-timing mutation e2e-kind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,17 @@ bench-scale: $(VENV)/.installed controlplane
 ## Mutation testing of the pure modules (rules/, api/) against their unit tests; not in `test`.
 mutation: $(VENV)/.installed
 	bash hack/mutation.sh
+
+## Build (once, cached by version) the peers bench-peers measures: External Secrets Operator,
+## vault-k8s and Kyverno, from their releases on the Go module proxy.
+peers:
+	bash hack/peers/build.sh external-secrets >/dev/null
+	bash hack/peers/build.sh vault-k8s >/dev/null
+	bash hack/peers/build.sh kyverno >/dev/null
+
+## usersecrets side by side with those peers (heavy: not part of `make test`).
+bench-peers: $(VENV)/.installed controlplane peers
+	$(BIN)/python -m bench.peers $(ARGS)
 
 ## End-to-end on kind (needs Docker): image, cluster, chart, a Job that reads its secret.
 e2e-kind:

@@ -146,8 +146,11 @@ class Bench:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "usersecrets", body)
 
     @contextmanager
-    def copies_seen(self, namespace: str | None) -> Iterator[dict[str, float]]:
-        """Names of copies -> when a watch first saw them (ADDED or MODIFIED)."""
+    def copies_seen(
+        self, namespace: str | None, selector: str = naming.MANAGED_SELECTOR
+    ) -> Iterator[dict[str, float]]:
+        """Names of copies (Secrets with the `selector` labels) -> when a watch first saw them
+        (ADDED or MODIFIED)."""
         seen: dict[str, float] = {}
         stream = watch.Watch()
         listing = (
@@ -156,14 +159,14 @@ class Bench:
             else self.core.list_secret_for_all_namespaces
         )
         args = (namespace,) if namespace else ()
-        version = listing(*args, label_selector=naming.MANAGED_SELECTOR).metadata.resource_version
+        version = listing(*args, label_selector=selector).metadata.resource_version
 
         def follow() -> None:
             with suppress(ProtocolError):  # how the stream ends when we stop it
                 for event in stream.stream(
                     listing,
                     *args,
-                    label_selector=naming.MANAGED_SELECTOR,
+                    label_selector=selector,
                     resource_version=version,
                 ):
                     meta = event["object"].metadata
@@ -522,18 +525,20 @@ SCENARIOS = (
 )
 
 
+#: The chart values of a bench's operator: warnings only, and per-user limits above the sizes
+#: (one user holds each scenario's secrets).
+VALUES = [
+    "logLevel=WARNING",
+    *(f"limits.{name}=1000000" for name in ("secretsPerUser", "grantsPerUser", "sharesPerUser")),
+    "limits.valueMiBPerUser=100000",
+]
+
+
 @contextmanager
 def new_cluster() -> Iterator[Bench]:
     """A control plane of its own, with the operator installed by the chart."""
     with ControlPlane(find_binaries()) as plane:
-        # One user holds each scenario's secrets: the per-user limits go above its sizes.
-        limits = [
-            f"limits.{name}=1000000"
-            for name in ("secretsPerUser", "grantsPerUser", "sharesPerUser")
-        ]
-        operator = OperatorProcess(
-            plane, values=["logLevel=WARNING", *limits, "limits.valueMiBPerUser=100000"]
-        ).start()
+        operator = OperatorProcess(plane, values=VALUES).start()
         try:
             yield Bench(plane, operator)
         finally:

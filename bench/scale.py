@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.__main__ import RESULTS, Bench, step, summary
-
 from usersecrets import GROUP, VERSION
 from usersecrets.kube import paths, watching
 from usersecrets.kube.client import ApiError, KubeApi, from_kubeconfig
