@@ -53,6 +53,7 @@ from usersecrets_dev.controlplane import (
     free_port,
 )
 from usersecrets_dev.operator_process import OperatorProcess
+from usersecrets_dev.pods import review
 from usersecrets_dev.processes import Processes
 
 BUILD = REPO / "hack" / "peers" / "build.sh"
@@ -259,19 +260,8 @@ def post_review(url: str, ca: Path, review: dict[str, Any]) -> dict[str, Any]:
 
 
 def admission_review(namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "someone"},
-            "object": pod,
-        },
-    }
+    """The tests' review of a pod create, from a user no peer knows."""
+    return review(namespace, pod, userInfo={"username": "someone"})
 
 
 def vault_pod(namespace: str) -> dict[str, Any]:
