@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from conftest import CLUSTER_NAME, wait_for
+from conftest import CLUSTER_NAME, skip_or_fail, wait_for
 from fakes import copy_name
 from kube import copy_value, create_usersecret, wait_copy
 from usersecrets_dev import ui_process
@@ -40,10 +40,7 @@ WEBHOOK = "pods.usersecrets.io"
 
 
 def _missing(what: str) -> None:
-    message = f"{what} is missing: run `make test`, which installs it"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    skip_or_fail(f"{what} is missing: run `make test`, which installs it")
 
 
 @pytest.fixture(scope="module")
