@@ -9,12 +9,11 @@ need no finalizer either: the desired state no longer has the copies, so they go
 
 kopf runs in a thread with an event loop of its own, because on stopping it cancels every task
 of its loop, and the webhook must not be one of them. Handlers hand each event to the
-controller's loop, in order, with call_soon_threadsafe.
+controller's loop, in order, through its inbox.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
@@ -53,6 +52,21 @@ class _Forgetful(ResourceMemories):
         )
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """kopf diffs every event's object against the last one handled, for on.create/update
+    handlers, and stores that in an annotation. We have neither: the diff (a deep copy of the
+    body and a search for the annotation, each time) was a fifth of kopf's work per event."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.login(registry=registry)
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a pod its ServiceAccount, elsewhere the kubeconfig: as the rest of the operator.
@@ -71,8 +85,8 @@ def _record(memo: kopf.Memo, kind: str, *args: Any) -> None:
     """Hands the event to the controller's loop, where the cache method of that name records it."""
     metrics.WATCH_EVENTS.labels(kind).inc()
     controller: Controller = memo["controller"]
-    event = getattr(controller.cache, kind)
-    watching.hand_over(memo["loop"], controller.handle, event, *args)
+    inbox: watching.Inbox = memo["inbox"]
+    inbox.put(controller.handle, getattr(controller.cache, kind), *args)
 
 
 @kopf.on.event(GROUP, VERSION, "usersecrets", registry=registry)
@@ -92,12 +106,10 @@ async def namespace(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 
 
 def run(
-    controller: Controller,
-    loop: asyncio.AbstractEventLoop,
-    stop: threading.Event,
-    identity: str,
+    controller: Controller, inbox: watching.Inbox, stop: threading.Event, identity: str
 ) -> None:
-    """kopf until `stop` is set; run it in a thread of its own, `loop` being the controller's.
+    """kopf until `stop` is set; run it in a thread of its own, `inbox` going to the
+    controller's loop.
 
     `identity` is given: kopf would otherwise look its user up in /etc/passwd, which has no
     entry for the uid a pod runs as (65532 in the chart, any uid on some platforms), and fail.
@@ -106,7 +118,7 @@ def run(
         kopf.operator(
             registry=registry,
             settings=settings(),
-            memo=kopf.Memo(controller=controller, loop=loop),
+            memo=kopf.Memo(controller=controller, inbox=inbox),
             memories=_Forgetful(),
             clusterwide=True,
             standalone=True,
@@ -131,4 +143,9 @@ def settings() -> kopf.OperatorSettings:
     # A worker per object lives on this long after its last event (5 s by default): after a
     # restart lists 100,000 objects, that was 100,000 idle tasks and queues at once.
     operator.queueing.idle_timeout = 0.5
+    # A restart lists every object: a page at a time, and no more workers than this at once,
+    # or the whole list is parsed and held at once (most of a restart's peak of memory).
+    operator.watching.chunk_size = 500
+    operator.queueing.worker_limit = 1000
+    operator.persistence.diffbase_storage = _NoDiffBase()
     return operator

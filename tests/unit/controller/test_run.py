@@ -14,6 +14,7 @@ from fakes import FakeApi, copy_labels, watch_events
 from samples import Growth
 from usersecrets.controller import handlers
 from usersecrets.controller.run import Controller
+from usersecrets.kube import watching
 from usersecrets.rules.desired import OwnerKey
 from usersecrets.settings import Settings
 
@@ -45,7 +46,7 @@ def following(api: Watches) -> Controller:
     """The controller's Secret and quota watches, from version 42, until each was opened
     twice."""
     controller = Controller(cast(Any, api), Settings())
-    stops = controller.follow_secrets(asyncio.new_event_loop(), "42")
+    stops = controller.follow_secrets(watching.Inbox(asyncio.new_event_loop()), "42")
     try:
         assert api.all.wait(5)
     finally:
@@ -113,7 +114,7 @@ def test_an_event_queues_the_pairs_it_dirtied() -> None:
 def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None:
     async def scenario() -> set[OwnerKey]:
         controller = Controller(cast(Any, FakeApi()), Settings())
-        memo = kopf.Memo(controller=controller, loop=asyncio.get_running_loop())
+        memo = kopf.Memo(controller=controller, inbox=watching.Inbox(asyncio.get_running_loop()))
         namespace = {"metadata": {"name": "alice-ns", "labels": {"usersecrets.io/user": "bob"}}}
         await handlers.namespace(type="ADDED", body=kopf.Body(namespace), memo=memo)
         usersecret = {
@@ -137,3 +138,18 @@ def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None
         '{kind="usersecret"}': 1.0,
         '{kind="secretgrant"}': 1.0,
     }
+
+
+def test_kopf_lists_a_page_at_a_time_paces_its_workers_and_neither_diffs_nor_stores() -> None:
+    settings = handlers.settings()
+    assert (settings.watching.chunk_size, settings.queueing.worker_limit) == (500, 1000)
+    stored = '{"spec":{"value":"Y2FuYXJ5LTA0NTE="}}'
+    body = kopf.Body(
+        {
+            "metadata": {"annotations": {"kopf.zalando.org/last-handled-configuration": stored}},
+            "spec": {"value": "Y2FuYXJ5LTA0NTE="},
+        }
+    )
+    diffbase = settings.persistence.diffbase_storage
+    assert diffbase.fetch(body=body) is None
+    assert diffbase.build(body=body) == {}
