@@ -271,6 +271,50 @@ class Bench:
         first, last = min(seen.values()), max(seen.values())
         return round((n - 1) / max(last - first, 1e-6), 1)
 
+    def events(self, n: int) -> dict[str, Any]:
+        """The operator's CPU per watch event that changes nothing it reconciles: N UserSecrets
+        annotated, each event through kopf, against N Secrets annotated, each through our own
+        metadata-only watch, in the same run: what kopf's processing of an event costs."""
+        namespace = self.namespace(f"e{uuid.uuid4().hex[:6]}")
+        kinds = {"usersecret": "usersecrets", "secret": "secrets"}
+        counted = {kind: f'usersecrets_watch_events_total{{kind="{kind}"}}' for kind in kinds}
+
+        def events_seen(kind: str) -> float:
+            return self.metrics(counted[kind]).get(counted[kind], 0.0)
+
+        def each(kind: str, call: Callable[[int], object]) -> dict[str, float]:
+            """`call` for 0..N-1; returns once the operator had the N events, its CPU per one."""
+            seen, cpu = events_seen(kind), self.cpu()
+            list(self.pool.map(call, range(n)))
+            self.wait(lambda: events_seen(kind) >= seen + n, 120, f"{n} {kind} events", 0.5)
+            return self.cpu_per_object(cpu, n)
+
+        each("usersecret", lambda i: self.create_usersecret(namespace, f"k{i}", b"x"))
+        secret = {"data": {"v": "eA=="}}
+        each(
+            "secret",
+            lambda i: self.core.create_namespaced_secret(
+                namespace, {"metadata": {"name": f"s{i}"}, **secret}
+            ),
+        )
+        self.converged(300)
+        note = {"metadata": {"annotations": {"bench.usersecrets.io/touched": "yes"}}}
+        kopf = each(
+            "usersecret",
+            lambda i: self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "usersecrets", f"k{i}", note
+            ),
+        )["operator"]
+        ours = each(
+            "secret", lambda i: self.core.patch_namespaced_secret(f"s{i}", namespace, note)
+        )["operator"]
+        return {
+            "n": n,
+            "kopf_ms": kopf,
+            "own_watch_ms": ours,
+            "ratio": round(kopf / ours, 1) if ours else None,
+        }
+
     def steady(self, rate: float, seconds: float) -> dict[str, Any]:
         """Create-to-Secret latency at a steady rate of creates."""
         user = f"r{uuid.uuid4().hex[:6]}"
@@ -514,6 +558,7 @@ def step(name: str) -> None:
 
 SCENARIOS = (
     "materialization",
+    "events",
     "steady",
     "propagation",
     "fanout",
@@ -554,6 +599,9 @@ def run(sizes: Sizes, only: frozenset[str] = frozenset(SCENARIOS)) -> dict[str, 
             if "materialization" in only:
                 step("materialization")
                 results["materialization"] = bench.materialization(sizes.secrets)
+            if "events" in only:
+                step("operator CPU per watch event")
+                results["events"] = bench.events(sizes.secrets)
             if "steady" in only:
                 step("steady rate")
                 results["steady_50_per_s"] = bench.steady(50, 10 if sizes is not SMOKE else 1)
@@ -609,6 +657,12 @@ def table(results: dict[str, Any]) -> str:
             lines.append(
                 f"| CPU ms per secret, {way} | {shares}; total {round(sum(usage.values()), 2)} |"
             )
+    if e := results.get("events"):
+        times = f" ({e['ratio']}x)" if e["ratio"] else ""
+        lines.append(
+            f"| operator CPU per event that changes nothing, N={e['n']} | through kopf "
+            f"{e['kopf_ms']} ms, through our own watch {e['own_watch_ms']} ms{times} |"
+        )
     if s := results.get("steady_50_per_s"):
         lines.append(
             f"| create-to-Secret at {s['rate_per_s']}/s | "

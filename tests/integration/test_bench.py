@@ -38,6 +38,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert set(results) == {
         "materialization",
+        "events",
         "steady_50_per_s",
         "propagation",
         "fanout",
@@ -48,11 +49,13 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "memory",
     }
     assert results["materialization"]["ratio"] > 0
+    assert results["events"]["n"] == 20  # CPU at this size is a tick or two: not checked
     assert [w["concurrency"] for w in results["webhook_direct"]] == [1, 16]
     servers = [(w["server"], w["concurrency"]) for w in results["webhook_servers"]]
     assert servers == [("ours", 1), ("ours", 16), ("aiohttp", 1), ("aiohttp", 16)]
     assert all(w["requests_per_s"] > 0 for w in results["webhook_servers"])
     assert "| materialization" in printed
+    assert "| operator CPU per event that changes nothing, N=20 | through kopf" in printed
 
 
 def test_bench_scale_smoke(tmp_path: Path) -> None:
