@@ -1,8 +1,8 @@
 """List+watch loops in threads, for the Secrets and the webhook's caches (kopf has the rest).
 
-kopf follows UserSecrets, SecretGrants and Namespaces. It cannot ask the apiserver to filter
-by label nor to send metadata only, so following Secrets with it would mean receiving,
-processing and remembering every Secret of the cluster, data included. Here the reconciler
+kopf follows UserSecrets, SecretGrants and Namespaces. It cannot ask the apiserver for metadata
+only, so following Secrets with it would mean receiving, processing and remembering every
+Secret of the cluster, data included. Here the reconciler
 gets its own copies in full (a label selector) and every other Secret as metadata only, and
 the webhook's caches get metadata only. Objects are plain dicts: one JSON parse, no models.
 """
