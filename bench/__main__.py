@@ -276,8 +276,10 @@ class Bench:
         annotated, each event through kopf, against N Secrets annotated, each through our own
         metadata-only watch, in the same run: what kopf's processing of an event costs."""
         namespace = self.namespace(f"e{uuid.uuid4().hex[:6]}")
-        kinds = {"usersecret": "usersecrets", "secret": "secrets"}
-        counted = {kind: f'usersecrets_watch_events_total{{kind="{kind}"}}' for kind in kinds}
+        counted = {
+            kind: f'usersecrets_watch_events_total{{kind="{kind}"}}'
+            for kind in ("usersecret", "secret")
+        }
 
         def events_seen(kind: str) -> float:
             return self.metrics(counted[kind]).get(counted[kind], 0.0)

@@ -55,7 +55,7 @@ class _Forgetful(ResourceMemories):
 class _NoDiffBase(kopf.DiffBaseStorage):
     """kopf diffs every event's object against the last one handled, for on.create/update
     handlers, and stores that in an annotation. We have neither: the diff (a deep copy of the
-    body and a search for the annotation, each time) was a fifth of kopf's work per event."""
+    body and a search for the annotation, each time) was near a fifth of kopf's work per event."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         return kopf.BodyEssence()

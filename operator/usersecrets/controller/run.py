@@ -1,8 +1,8 @@
 """The leader's controller, wired: watches feed the cache, the pairs they dirty feed the workers.
 
 kopf watches UserSecrets, SecretGrants and Namespaces (`handlers`); our own list+watch loops
-follow Secrets, which kopf cannot ask for as metadata only. Every event is handed
-to this event loop, the only thread that touches the cache.
+follow Secrets, which kopf cannot ask for as metadata only. Every event is handed to this
+event loop, the only thread that touches the cache.
 """
 
 from __future__ import annotations

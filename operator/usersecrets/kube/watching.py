@@ -2,9 +2,9 @@
 
 kopf follows UserSecrets, SecretGrants and Namespaces. It cannot ask the apiserver for metadata
 only, so following Secrets with it would mean receiving, processing and remembering every
-Secret of the cluster, data included. Here the reconciler
-gets its own copies in full (a label selector) and every other Secret as metadata only, and
-the webhook's caches get metadata only. Objects are plain dicts: one JSON parse, no models.
+Secret of the cluster, data included. Here the reconciler gets its own copies in full (a label
+selector) and every other Secret as metadata only, and the webhook's caches get metadata only.
+Objects are plain dicts: one JSON parse, no models.
 """
 
 from __future__ import annotations
@@ -175,11 +175,11 @@ class Inbox:
     """Updates from other threads, applied in order on `loop`, the only thread that touches
     the reconciler's caches.
 
-    The loop is woken once per batch, not once per event: under a burst, waking it (a write to
-    its self-pipe, the GIL held) cost as much as recording the event. A batch is applied
-    `BATCH` updates at a time, so that an admission on the same loop waits for no more.
-    The updates are closures' arguments, not `call_soon_threadsafe(update, *args)`: asyncio
-    would log the arguments (a body holding a value) of a callback that raises."""
+    The loop is woken once per batch, not once per event: in a profile of a burst, waking it
+    (a write to its self-pipe, the GIL held) took longer than recording the event. A batch is
+    applied `BATCH` updates at a time, so that an admission on the same loop waits for no more.
+    The inbox applies them, rather than `call_soon_threadsafe(update, *args)`: asyncio would
+    log the arguments (a body holding a value) of a callback that raises."""
 
     BATCH = 100
 
