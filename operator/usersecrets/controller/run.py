@@ -91,7 +91,9 @@ class Controller:
         )
         return versions["secret"]
 
-    def follow_secrets(self, inbox: watching.Inbox, version: str) -> list[threading.Event]:
+    def follow_secrets(
+        self, loop: asyncio.AbstractEventLoop, version: str
+    ) -> list[threading.Event]:
         """Our copies in full (label-selected), every other Secret's metadata for valueFrom
         sources and names held by others, from `version` on; and quotas. Set the Events to
         stop."""
@@ -99,22 +101,24 @@ class Controller:
 
         def copy_changed(kind: str, body: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("copy").inc()
-            inbox.put(self.handle, cache.copy, body, kind == "DELETED")
+            watching.hand_over(loop, self.handle, cache.copy, body, kind == "DELETED")
 
         def quota_changed(kind: str, body: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("quota").inc()
-            inbox.put(self.handle, cache.quota, body, kind == "DELETED")
+            watching.hand_over(loop, self.handle, cache.quota, body, kind == "DELETED")
 
         def secret_changed(_: str, obj: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("secret").inc()
-            inbox.put(self.handle, cache.secret, obj["metadata"])
+            watching.hand_over(loop, self.handle, cache.secret, obj["metadata"])
 
         return [
             watching.start(
                 "reconciler-copies",
                 self.api,
                 paths.SECRETS,
-                listed=lambda items: inbox.put(self.handle, cache.copies_listed, items),
+                listed=lambda items: watching.hand_over(
+                    loop, self.handle, cache.copies_listed, items
+                ),
                 changed=copy_changed,
                 label_selector=naming.MANAGED_SELECTOR,
                 version=version,
@@ -123,7 +127,7 @@ class Controller:
                 "reconciler-secrets",
                 self.api,
                 paths.SECRETS,
-                listed=lambda _: inbox.put(self.handle, cache.secrets_listed),
+                listed=lambda _: watching.hand_over(loop, self.handle, cache.secrets_listed),
                 changed=secret_changed,
                 # Our copies come in full through the first watch: not twice.
                 label_selector=naming.UNMANAGED_SELECTOR,
@@ -135,7 +139,9 @@ class Controller:
                 "reconciler-quotas",
                 self.api,
                 paths.RESOURCE_QUOTAS,
-                listed=lambda items: inbox.put(self.handle, cache.quotas_listed, items),
+                listed=lambda items: watching.hand_over(
+                    loop, self.handle, cache.quotas_listed, items
+                ),
                 changed=quota_changed,
             ),
         ]
@@ -185,15 +191,15 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
             return
         tasks.append(asyncio.create_task(elector.keep()))
     controller = Controller(api, settings)
-    inbox = watching.Inbox(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
     version = await controller.relist()
-    secret_watches = controller.follow_secrets(inbox, version)
+    secret_watches = controller.follow_secrets(loop, version)
     metrics.LEADING.set(1)
     tasks += controller.workers()
     tasks.append(asyncio.create_task(controller.resync()))
     kopf_stop = threading.Event()
     kopf = asyncio.create_task(
-        asyncio.to_thread(handlers.run, controller, inbox, kopf_stop, identity)
+        asyncio.to_thread(handlers.run, controller, loop, kopf_stop, identity)
     )
     stopped = asyncio.create_task(stop.wait())
     try:

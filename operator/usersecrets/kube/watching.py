@@ -10,7 +10,6 @@ Objects are plain dicts: one JSON parse, no models.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import random
 import threading
@@ -171,43 +170,16 @@ def start(name: str, core: KubeApi, path: str, **kwargs: Any) -> threading.Event
     return stop
 
 
-class Inbox:
-    """Updates from other threads, applied in order on `loop`, the only thread that touches
-    the reconciler's caches.
+def hand_over(loop: asyncio.AbstractEventLoop, update: Callable[..., None], *args: Any) -> None:
+    """Runs `update(*args)` on `loop`, the only thread that touches the reconciler's caches.
 
-    The loop is woken once per batch, not once per event: in a profile of a burst, waking it
-    (a write to its self-pipe, the GIL held) took longer than recording the event. A batch is
-    applied `BATCH` updates at a time, so that an admission on the same loop waits for no more.
-    The inbox applies them, rather than `call_soon_threadsafe(update, *args)`: asyncio would
-    log the arguments (a body holding a value) of a callback that raises."""
+    A closure, not `call_soon_threadsafe(update, *args)`: asyncio would log the arguments (a
+    body holding a value) of a callback that raises."""
 
-    BATCH = 100
+    def apply() -> None:
+        try:
+            update(*args)
+        except Exception as error:
+            logger.error("a watch event could not be recorded: %s", type(error).__name__)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._pending: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
-            collections.deque()
-        )
-        self._woken = False
-
-    def put(self, update: Callable[..., None], *args: Any) -> None:
-        """Runs `update(*args)` on the loop, after every update put before it."""
-        self._pending.append((update, args))
-        if not self._woken:
-            self._woken = True
-            self._loop.call_soon_threadsafe(self._apply)
-
-    def _apply(self) -> None:
-        # Cleared first: an update put from now on wakes the loop again, none is left behind.
-        self._woken = False
-        for _ in range(self.BATCH):
-            try:
-                update, args = self._pending.popleft()
-            except IndexError:
-                return
-            try:
-                update(*args)
-            except Exception as error:
-                logger.error("a watch event could not be recorded: %s", type(error).__name__)
-        self._woken = True
-        self._loop.call_soon(self._apply)  # the rest after what else waits on the loop
+    loop.call_soon_threadsafe(apply)

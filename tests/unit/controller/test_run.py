@@ -14,7 +14,6 @@ from fakes import FakeApi, copy_labels, watch_events
 from samples import Growth
 from usersecrets.controller import handlers
 from usersecrets.controller.run import Controller
-from usersecrets.kube import watching
 from usersecrets.rules.desired import OwnerKey
 from usersecrets.settings import Settings
 
@@ -46,7 +45,7 @@ def following(api: Watches) -> Controller:
     """The controller's Secret and quota watches, from version 42, until each was opened
     twice."""
     controller = Controller(cast(Any, api), Settings())
-    stops = controller.follow_secrets(watching.Inbox(asyncio.new_event_loop()), "42")
+    stops = controller.follow_secrets(asyncio.new_event_loop(), "42")
     try:
         assert api.all.wait(5)
     finally:
@@ -114,7 +113,7 @@ def test_an_event_queues_the_pairs_it_dirtied() -> None:
 def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None:
     async def scenario() -> set[OwnerKey]:
         controller = Controller(cast(Any, FakeApi()), Settings())
-        memo = kopf.Memo(controller=controller, inbox=watching.Inbox(asyncio.get_running_loop()))
+        memo = kopf.Memo(controller=controller, loop=asyncio.get_running_loop())
         namespace = {"metadata": {"name": "alice-ns", "labels": {"usersecrets.io/user": "bob"}}}
         await handlers.namespace(type="ADDED", body=kopf.Body(namespace), memo=memo)
         usersecret = {

@@ -127,62 +127,13 @@ def test_a_failing_update_logs_its_type_only(caplog: pytest.LogCaptureFixture) -
         raise ValueError(body["value"])
 
     async def scenario() -> None:
-        watching.Inbox(asyncio.get_running_loop()).put(update, {"value": "canary-0451"})
+        watching.hand_over(asyncio.get_running_loop(), update, {"value": "canary-0451"})
         await asyncio.sleep(0.01)
 
     with caplog.at_level(logging.DEBUG):
         asyncio.run(scenario())
     assert "ValueError" in caplog.text
     assert "canary-0451" not in caplog.text
-
-
-class CountingLoop:
-    """An event loop's two scheduling calls, counted; the callbacks are run by `run`."""
-
-    def __init__(self) -> None:
-        self.wakeups = 0
-        self.scheduled: list[Any] = []
-
-    def call_soon_threadsafe(self, callback: Any) -> None:
-        self.wakeups += 1
-        self.scheduled.append(callback)
-
-    def call_soon(self, callback: Any) -> None:
-        self.scheduled.append(callback)
-
-    def run(self) -> int:
-        """Runs what is scheduled until nothing is; returns how many turns that took."""
-        turns = 0
-        while self.scheduled:
-            self.scheduled.pop(0)()
-            turns += 1
-        return turns
-
-
-def test_a_burst_wakes_the_loop_once_and_is_applied_in_order_a_batch_a_turn() -> None:
-    loop = CountingLoop()
-    inbox = watching.Inbox(cast(Any, loop))
-    seen: list[int] = []
-    for i in range(250):
-        inbox.put(seen.append, i)
-    assert (loop.wakeups, seen) == (1, [])
-    assert loop.run() == 3  # 100, 100, 50: the loop serves others between them
-    assert seen == list(range(250))
-
-
-def test_an_update_put_while_a_batch_is_applied_is_not_left_behind() -> None:
-    loop = CountingLoop()
-    inbox = watching.Inbox(cast(Any, loop))
-    seen: list[str] = []
-
-    def first(_: str) -> None:
-        seen.append("first")
-        inbox.put(seen.append, "during")  # as a watch thread would, meanwhile
-
-    inbox.put(first, "x")
-    loop.run()
-    assert seen == ["first", "during"]
-    assert loop.wakeups == 2
 
 
 def test_a_list_comes_in_pages() -> None:
