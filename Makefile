@@ -69,7 +69,7 @@ ui-timing: $(VENV)/.installed controlplane browser
 bench: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench $(ARGS)
 
-## One leader at platform size: 5,000 users, 100,000 UserSecrets, 20,000 grants (~1 h).
+## One leader at platform size: 5,000 users, 100,000 UserSecrets, 20,000 grants (~25 min on 2 cores).
 bench-scale: $(VENV)/.installed controlplane
 	$(BIN)/python -m bench.scale $(ARGS)
 
