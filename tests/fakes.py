@@ -37,6 +37,12 @@ def copy_name(owner: str, key: str) -> str:
     return f"usec-{owner}-{key}-{digest}"
 
 
+def slot(owner: str) -> str:
+    """The owner's shard slot: the first 4 bytes of sha256(OWNER), big-endian, modulo 64,
+    worked out here (test_sharding pins a few)."""
+    return str(int.from_bytes(hashlib.sha256(owner.encode()).digest()[:4], "big") % 64)
+
+
 def copy_labels(owner: str, key: str, reason: str = "owner") -> dict[str, str]:
     """The labels of a copy as the operator writes them, and as the webhook, the CLI and the
     copies already in clusters read them: written out here, never taken from rules.naming."""
@@ -45,6 +51,7 @@ def copy_labels(owner: str, key: str, reason: str = "owner") -> dict[str, str]:
         "usersecrets.io/owner": owner,
         "usersecrets.io/key": key,
         "usersecrets.io/reason": reason,
+        "usersecrets.io/slot": slot(owner),
     }
 
 

@@ -42,8 +42,9 @@ ADMISSIONS = Counter(
 )
 VALIDATIONS = Counter(
     "usersecrets_validations_total",
-    "Writes of UserSecrets and SecretGrants checked, by result (admitted, denied, malformed) "
-    "and denial reason (not_readable: the author may not read the Secret it would copy).",
+    "Writes of UserSecrets and SecretGrants checked, by result (admitted, labelled with their "
+    "owner's shard slot, denied, malformed) and denial reason (not_readable: the author may not "
+    "read the Secret it would copy; lookup: the namespace could not be looked up).",
     ["result", "reason"],
 )
 ADMISSION_SECONDS = Histogram(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Secret types that are credentials of the cluster itself: a user may read a ServiceAccount
 #: token of their namespace, but sharing it hands out a workload's identity.
 CLUSTER_CREDENTIALS = ("kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token")
+#: Owners are hashed into this many slots, and shards take slots (rules.sharding): the most
+#: shards there can be.
+SHARD_SLOTS = 64
 
 
 class Settings(BaseSettings):
@@ -104,7 +107,17 @@ class Settings(BaseSettings):
         False, description="Compute and log every change, write none (server-side dry run)."
     )
     leader_election: bool = True
-    lease_name: str = "usersecrets-leader"
+    lease_name: str = Field(
+        "usersecrets-leader", description="The Lease of the leader; with shards, its prefix."
+    )
+    shards: int = Field(
+        1,
+        ge=1,
+        le=SHARD_SLOTS,
+        description="Leaders that share the owners between them, each with a Lease of its own: "
+        "for clusters too large for one (README, 'At platform size'). Needs leader election, "
+        "and at least as many replicas.",
+    )
     lease_seconds: int = Field(
         15,
         description="A standby takes the Lease once it has seen its record unchanged for this "
@@ -112,3 +125,9 @@ class Settings(BaseSettings):
         "wall clock).",
     )
     lease_renew_seconds: float = Field(5.0, description="How often the leader renews.")
+
+    @model_validator(mode="after")
+    def _shards_are_elected(self) -> Settings:
+        if self.shards > 1 and not self.leader_election:
+            raise ValueError("shards > 1 needs leader_election: each shard has a Lease")
+        return self

@@ -26,6 +26,7 @@ from kopf._core.reactor.inventory import ResourceMemories, ResourceMemory
 from usersecrets import GROUP, VERSION, metrics
 from usersecrets.kube import watching
 from usersecrets.kube.credentials import in_cluster_server
+from usersecrets.rules.sharding import UNSHARDED, Shard
 
 if TYPE_CHECKING:
     from usersecrets.controller.run import Controller
@@ -121,7 +122,7 @@ def run(
     uvloop.run(
         kopf.operator(
             registry=registry,
-            settings=settings(),
+            settings=settings(controller.shard),
             memo=kopf.Memo(controller=controller, loop=loop),
             memories=_Forgetful(),
             clusterwide=True,
@@ -133,8 +134,11 @@ def run(
     )
 
 
-def settings() -> kopf.OperatorSettings:
+def settings(shard: Shard = UNSHARDED) -> kopf.OperatorSettings:
     operator = kopf.OperatorSettings()
+    # Only the shard's UserSecrets, selected by the apiserver; grants and namespaces all.
+    if (selector := shard.narrowing()) is not None:
+        operator.watching.label_selectors[GROUP, "usersecrets"] = selector
     # Users read our Events and statuses; kopf's own Events would only echo handler errors.
     operator.posting.enabled = False
     # The apiserver closes each watch within server_timeout; a watch silent for longer than

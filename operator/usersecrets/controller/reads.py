@@ -15,6 +15,7 @@ from usersecrets.controller.cache import Labelled
 from usersecrets.kube import paths, watching
 from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.rules import naming
+from usersecrets.rules.sharding import Shard
 
 
 def list_namespaces(api: KubeApi) -> tuple[dict[str, Labelled], list[dict[str, Any]]]:
@@ -27,12 +28,13 @@ def list_namespaces(api: KubeApi) -> tuple[dict[str, Labelled], list[dict[str, A
     return labelled, watching.list_objects(api, paths.RESOURCE_QUOTAS)[0]
 
 
-def pages_of(api: KubeApi, kind: str) -> Iterator[tuple[list[dict[str, Any]], str]]:
-    """The pages of a full list of one of the kinds a relist reads (`cache.RELISTED`)."""
+def pages_of(api: KubeApi, kind: str, shard: Shard) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """The pages of a full list of one of the kinds a relist reads (`cache.RELISTED`): the
+    shard's UserSecrets and copies, and every grant."""
     path, selector = {
-        "secret": (paths.SECRETS, naming.MANAGED_SELECTOR),
+        "secret": (paths.SECRETS, shard.narrowing(naming.MANAGED_SELECTOR)),
         "grant": (paths.custom("secretgrants"), None),
-        "usersecret": (paths.custom("usersecrets"), None),
+        "usersecret": (paths.custom("usersecrets"), shard.narrowing()),
     }[kind]
     return watching.pages(api, path, selector)
 

@@ -22,6 +22,7 @@ from usersecrets.controller.reporter import Reporter, status_writes
 from usersecrets.controller.writer import Outcome, Writer
 from usersecrets.rules import desired, naming, quota
 from usersecrets.rules.desired import ActualSecret, OwnerKey
+from usersecrets.rules.sharding import UNSHARDED, Shard
 from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,17 +42,25 @@ class Reconciler:
         settings: Settings,
         dry_run: bool = False,
         requeue: Callable[[Iterable[OwnerKey]], None] = lambda _: None,
+        shard: Shard = UNSHARDED,
     ) -> None:
         """`requeue` takes the other pairs a reconcile found changed (a source that grew
-        may put its owner past a limit)."""
+        may put its owner past a limit). Only the pairs of owners in `shard` are reconciled."""
         self.cache, self.writer, self.reporter = cache, writer, reporter
         self.read_source, self.read_quotas = read_source, read_quotas
         self.settings, self.dry_run = settings, dry_run
-        self.requeue = requeue
+        self.requeue, self.shard = requeue, shard
         self._quota_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def copies(self, pair: OwnerKey) -> None:
-        """Compute, diff and apply the copies of one (owner, key); raise to be retried."""
+        """Compute, diff and apply the copies of one (owner, key); raise to be retried.
+
+        An owner of another shard has nothing here but grants (every shard follows them all)
+        and UserSecrets that are on their way to its shard: they are sent on."""
+        if not self.shard.owns(pair.owner):
+            if moving := [(s.namespace, s.key) for s in self.cache.world.secrets_of(pair)]:
+                await asyncio.to_thread(self.writer.move, moving, pair.owner)
+            return
         await self._resolve(pair)
         cache = self.cache
         want = desired.compute(cache.world, self.settings.cluster_name, [pair])
@@ -101,7 +110,10 @@ class Reconciler:
             copies.forget(ref)
 
     async def statuses(self, pair: OwnerKey) -> None:
-        """The statuses of the pair's UserSecrets and grants, from the cache as it is now."""
+        """The statuses of the pair's UserSecrets and grants, from the cache as it is now;
+        another shard's owner's are its shard's to write."""
+        if not self.shard.owns(pair.owner):
+            return
         cache = self.cache
         want = desired.compute(cache.world, self.settings.cluster_name, [pair])
         writes = status_writes(

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from usersecrets import metrics
 from usersecrets.controller import handlers, reads
@@ -25,29 +25,35 @@ from usersecrets.controller.workers import Queues, copy_worker, report_worker
 from usersecrets.controller.writer import Writer
 from usersecrets.kube import paths, watching
 from usersecrets.kube.client import KubeApi
-from usersecrets.kube.lease import LeaderElector
+from usersecrets.kube.lease import LeaderElector, acquire_one
 from usersecrets.rules import naming
+from usersecrets.rules.desired import NO_OWNER
+from usersecrets.rules.sharding import UNSHARDED, Shard, all_shards
 from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class Controller:
-    """The cache, the queues and the reconciler of one leader."""
+    """The cache, the queues and the reconciler of one leader: of one shard's owners."""
 
-    def __init__(self, api: KubeApi, settings: Settings) -> None:
-        self.api, self.settings = api, settings
+    def __init__(self, api: KubeApi, settings: Settings, shard: Shard = UNSHARDED) -> None:
+        self.api, self.settings, self.shard = api, settings, shard
         self.cache = Cache(settings)
         self.queues = Queues()
+        self.writer = Writer(api, settings.dry_run)
         self.reconciler = Reconciler(
             self.cache,
-            Writer(api, settings.dry_run),
+            self.writer,
             Reporter(api),
             functools.partial(reads.read_source, api),
             functools.partial(reads.read_quotas, api),
             settings,
             settings.dry_run,
             requeue=self.queues.copies.add_all,
+            shard=shard,
         )
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queues))
         metrics.COPIES.set_function(lambda: len(self.cache.copies))
@@ -60,7 +66,7 @@ class Controller:
     async def relist(self) -> str:
         """Makes the cache equal to full lists, a page at a time; returns the version the
         Secret watches may start from (the copies' list's)."""
-        cache, dirty = self.cache, self.queues.copies.add_all
+        cache, dirty, shard = self.cache, self.queues.copies.add_all, self.shard
         cache.begin_relist()
         versions: dict[str, str] = {}
         try:
@@ -69,8 +75,12 @@ class Controller:
                 dirty(pairs)
                 await asyncio.sleep(0)  # admissions first
             dirty(cache.quotas_listed(quotas))
+            if shard.count > 1:  # what has no slot yet is in no shard's lists
+                owners = {n: cache.world.user_of(n) or NO_OWNER for n in cache.world.namespaces()}
+                if labelled := await asyncio.to_thread(self.writer.label_unlabelled, owners):
+                    logger.info("labelled %d user secrets and copies with their slots", labelled)
             for kind in RELISTED:
-                pages = reads.pages_of(self.api, kind)
+                pages = reads.pages_of(self.api, kind, shard)
                 while page := await asyncio.to_thread(next, pages, None):
                     items, versions[kind] = page
                     dirty(cache.relisted(kind, items))
@@ -120,7 +130,7 @@ class Controller:
                     loop, self.handle, cache.copies_listed, items
                 ),
                 changed=copy_changed,
-                label_selector=naming.MANAGED_SELECTOR,
+                label_selector=self.shard.narrowing(naming.MANAGED_SELECTOR),
                 version=version,
             ),
             watching.start(
@@ -173,24 +183,32 @@ class Controller:
 
 
 async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
-    """Leads (when elected), loads the world, and runs the workers and kopf until `stop`."""
+    """Leads (when elected: a shard, the first free one), loads the world, and runs the
+    workers and kopf until `stop`."""
     elector = None
     tasks: list[asyncio.Task[None]] = []
     identity = f"{socket.gethostname()}-{os.getpid()}"
+    shard = UNSHARDED
     if settings.leader_election:
-        elector = LeaderElector(
-            api,
-            settings.operator_namespace,
-            settings.lease_name,
-            identity,
-            settings.lease_seconds,
-            settings.lease_renew_seconds,
-        )
-        await _until(elector.acquire(), stop)
-        if stop.is_set():
+        electors = {
+            LeaderElector(
+                api,
+                settings.operator_namespace,
+                shard.lease_name(settings.lease_name),
+                identity,
+                settings.lease_seconds,
+                settings.lease_renew_seconds,
+            ): shard
+            for shard in all_shards(settings.shards)
+        }
+        elector = await _until(acquire_one(list(electors)), stop)
+        if elector is None:
             return
+        shard = electors[elector]
         tasks.append(asyncio.create_task(elector.keep()))
-    controller = Controller(api, settings)
+    if shard.count > 1:
+        logger.info("leading %s", shard)
+    controller = Controller(api, settings, shard)
     loop = asyncio.get_running_loop()
     version = await controller.relist()
     secret_watches = controller.follow_secrets(loop, version)
@@ -219,9 +237,11 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
             await asyncio.to_thread(elector.release)
 
 
-async def _until(work: Awaitable[None], stop: asyncio.Event) -> None:
+async def _until(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """What `work` returns, or None if `stop` comes first."""
     waiter = asyncio.ensure_future(work)
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, stopped], return_when=asyncio.FIRST_COMPLETED)
     for task in (waiter, stopped):
         task.cancel()
+    return waiter.result() if waiter.done() and not waiter.cancelled() else None

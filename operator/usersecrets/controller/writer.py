@@ -1,4 +1,5 @@
-"""Writes copies: what a plan says to create, update and delete, and what came of each write.
+"""Writes copies: what a plan says to create, update and delete, and what came of each write;
+and, with shards, the slot label that sends a UserSecret to its owner's shard.
 
 Runs in a worker thread and touches no cache: the reconciler hands it a plan and the versions
 it knows, and records the `Outcome` back on the event loop. Only Secrets carrying our
@@ -11,13 +12,13 @@ import base64
 import contextlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from usersecrets.kube import paths
+from usersecrets.kube import paths, watching
 from usersecrets.kube.client import MERGE_PATCH, ApiError, KubeApi
-from usersecrets.rules import naming, status
+from usersecrets.rules import naming, sharding, status
 from usersecrets.rules.desired import ActualSecret, DesiredCopy, Plan
 
 logger = logging.getLogger(__name__)
@@ -170,3 +171,41 @@ class Writer:
             if error.status != 404:
                 raise
         outcome.deleted.append((stale.namespace, stale.name))
+
+    def move(self, usersecrets: Iterable[Ref], owner: str) -> None:
+        """Labels UserSecrets with their owner's slot: they leave this shard's watches (the
+        apiserver tells them as deleted) for the owner's shard's. For those whose namespace
+        changed hands, or whose label someone edited."""
+        for namespace, name in usersecrets:
+            self._label(f"{paths.custom('usersecrets', namespace)}/{name}", owner)
+
+    def label_unlabelled(self, owners: Mapping[str, str]) -> int:
+        """Labels every UserSecret and copy that has no slot (written before shards, or past
+        the webhook) with its owner's; `owners` are the namespaces' owners. How many it did."""
+        done = 0
+        unlabelled = f"!{sharding.SLOT_LABEL}"
+        for page, _ in watching.pages(self.api, paths.custom("usersecrets"), unlabelled):
+            for item in page:
+                namespace, name = item["metadata"]["namespace"], item["metadata"]["name"]
+                if (owner := owners.get(namespace)) is not None:
+                    done += self._label(f"{paths.custom('usersecrets', namespace)}/{name}", owner)
+        copies = f"{naming.MANAGED_SELECTOR},{unlabelled}"
+        for page, _ in watching.pages(self.api, paths.SECRETS, copies, metadata_only=True):
+            for meta in (item["metadata"] for item in page):
+                if (owner := (meta.get("labels") or {}).get(naming.OWNER_LABEL)) is not None:
+                    done += self._label(
+                        f"{paths.secrets_in(meta['namespace'])}/{meta['name']}", owner
+                    )
+        return done
+
+    def _label(self, path: str, owner: str) -> bool:
+        """False if it is gone."""
+        slot = str(sharding.slot_of(owner))
+        body = {"metadata": {"labels": {sharding.SLOT_LABEL: slot}}}
+        try:
+            self.api.json("PATCH", path, body=body, content_type=MERGE_PATCH, query=self.query)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            return False
+        return True

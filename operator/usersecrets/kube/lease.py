@@ -16,7 +16,7 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,13 +154,7 @@ class LeaderElector:
         self._observe(written, now)
         return True
 
-    async def acquire(self) -> None:
-        logger.info("waiting to lead through Lease %s/%s", self.namespace, self.name)
-        while not await self._attempt():
-            await asyncio.sleep(self.renew_seconds)
-        logger.info("leading as %s", self.identity)
-
-    async def _attempt(self) -> bool:
+    async def attempt(self) -> bool:
         try:
             return await asyncio.to_thread(self.try_acquire)
         except Exception as error:  # the API may be briefly unreachable
@@ -173,7 +167,7 @@ class LeaderElector:
         while True:
             await asyncio.sleep(self.renew_seconds)
             now = asyncio.get_running_loop().time()
-            if await self._attempt():
+            if await self.attempt():
                 last = now
             elif now - last > self.lease_seconds - self.renew_seconds:
                 raise LeadershipLost(f"could not renew Lease {self.namespace}/{self.name}")
@@ -189,3 +183,16 @@ class LeaderElector:
                 self.api.call("PUT", self.path, body=lease)
         except ApiError as error:
             logger.warning("could not release the Lease: %s", error.reason)
+
+
+async def acquire_one(electors: Sequence[LeaderElector]) -> LeaderElector:
+    """Waits until one of these Leases is ours, trying each in turn: with shards, a replica
+    leads the first shard it finds without a leader, and stands by for all of them."""
+    names = ", ".join(elector.name for elector in electors)
+    logger.info("waiting to lead through one of the Leases %s", names)
+    while True:
+        for elector in electors:
+            if await elector.attempt():
+                logger.info("leading through Lease %s as %s", elector.name, elector.identity)
+                return elector
+        await asyncio.sleep(min(elector.renew_seconds for elector in electors))

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from usersecrets.rules import naming
+from usersecrets.rules import naming, sharding
 
 
 class OwnerKey(NamedTuple):
@@ -454,7 +454,7 @@ class World:
     def _keys_in(self, namespace: str) -> Collection[str]:
         return self._keys_by_namespace.get(namespace, set())
 
-    def _candidates(self, owner_key: OwnerKey) -> list[SecretView]:
+    def secrets_of(self, owner_key: OwnerKey) -> list[SecretView]:
         """The UserSecrets named `key` in the owner's namespaces (a handful: not every user's
         secret of that name, which is every user's for a common one like `wandb-token`)."""
         found = (
@@ -511,7 +511,7 @@ def compute(world: World, cluster: str, for_keys: Collection[OwnerKey] | None = 
         scope = None
     else:
         scope = frozenset(OwnerKey(*pair) for pair in for_keys)
-        groups = {pair: world._candidates(pair) for pair in scope}
+        groups = {pair: world.secrets_of(pair) for pair in scope}
         grouped_grants = {pair: world._grants_of(pair) for pair in scope}
         pairs = scope
 
@@ -666,7 +666,9 @@ def data_digest(data: Mapping[str, bytes]) -> str:
     return mac.hexdigest()
 
 
-_INTERNED_VALUES = frozenset({naming.MANAGED_BY_LABEL, naming.OWNER_LABEL, naming.REASON_LABEL})
+_INTERNED_VALUES = frozenset(
+    {naming.MANAGED_BY_LABEL, naming.OWNER_LABEL, naming.REASON_LABEL, sharding.SLOT_LABEL}
+)
 
 
 def _interned(strings: Mapping[str, str] | None) -> dict[str, str]:

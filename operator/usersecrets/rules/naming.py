@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from usersecrets.rules import sharding
+
 if TYPE_CHECKING:
     from usersecrets.settings import Settings
 
@@ -83,7 +85,14 @@ def grant_name(key: str, user: str) -> str:
 
 
 def copy_labels(owner: str, key: str, reason: str) -> dict[str, str]:
-    return {MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: owner, KEY_LABEL: key, REASON_LABEL: reason}
+    """Every copy carries its owner's slot, sharded or not: more shards later select by it."""
+    return {
+        MANAGED_BY_LABEL: MANAGED_BY,
+        OWNER_LABEL: owner,
+        KEY_LABEL: key,
+        REASON_LABEL: reason,
+        sharding.SLOT_LABEL: str(sharding.slot_of(owner)),
+    }
 
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"

@@ -14,16 +14,36 @@ from typing import Any
 import orjson
 
 from usersecrets import metrics
-from usersecrets.rules import admission
+from usersecrets.rules import admission, sharding
+from usersecrets.rules.desired import NO_OWNER
 from usersecrets.settings import Settings
 from usersecrets.webhook.lookups import Lookups
 from usersecrets.webhook.server import JSON, Answer, Handler, Routes, ok
 
 MUTATE_PATH = "/mutate-pods"
 VALIDATE_PATH = "/validate-usersecrets"
+LABEL_PATH = "/label-usersecrets"
 HEALTH_PATH = "/healthz"
 
 Review = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def user_of(lookups: Lookups, namespace: str) -> str | admission.Decision | None:
+    """The namespace's user, from the cache or, for one newer than it, the apiserver; or a
+    denial that says why it is not known (never a 500)."""
+    known, user = lookups.known_user(namespace)
+    if known:
+        return user
+    try:
+        return await asyncio.to_thread(lookups.read_user, namespace)
+    except Exception as error:
+        status = getattr(error, "status", None)
+        problem = (
+            f"Namespace '{namespace}' not found"
+            if status == 404
+            else f"Could not look up namespace '{namespace}'; try again"
+        )
+        return admission.Decision(allowed=False, message=problem, reason="lookup")
 
 
 def reviewer(lookups: Lookups, settings: Settings) -> Review:
@@ -33,21 +53,10 @@ def reviewer(lookups: Lookups, settings: Settings) -> Review:
         if isinstance(request, str):
             metrics.ADMISSIONS.labels("malformed", "").inc()
             return admission.malformed_response(body, request)
-        known, user = lookups.known_user(request.namespace)
-        if not known:
-            try:
-                user = await asyncio.to_thread(lookups.read_user, request.namespace)
-            except Exception as error:  # a denial that says why, never a 500
-                status = getattr(error, "status", None)
-                problem = (
-                    f"Namespace '{request.namespace}' not found"
-                    if status == 404
-                    else f"Could not look up namespace '{request.namespace}'; try again"
-                )
-                metrics.ADMISSIONS.labels("denied", "lookup").inc()
-                return admission.review_response(
-                    body, admission.Decision(allowed=False, message=problem, reason="lookup")
-                )
+        user = await user_of(lookups, request.namespace)
+        if isinstance(user, admission.Decision):
+            metrics.ADMISSIONS.labels("denied", user.reason).inc()
+            return admission.review_response(body, user)
         decision = admission.decide(
             request.pod,
             namespace=request.namespace,
@@ -59,6 +68,30 @@ def reviewer(lookups: Lookups, settings: Settings) -> Review:
         metrics.ADMISSIONS.labels(result, decision.reason).inc()
         metrics.ADMISSION_SECONDS.observe(time.perf_counter() - started)
         return admission.review_response(body, decision)
+
+    return review
+
+
+def labeller(lookups: Lookups) -> Review:
+    """With shards: a UserSecret written without its owner's slot label gets it, so that the
+    owner's shard, which selects by it, follows it from its first version on."""
+
+    async def review(body: dict[str, Any]) -> dict[str, Any]:
+        request = body.get("request")
+        obj = request.get("object") if isinstance(request, dict) else None
+        namespace = request.get("namespace") if isinstance(request, dict) else None
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if not isinstance(meta, dict) or not isinstance(namespace, str) or not namespace:
+            metrics.VALIDATIONS.labels("malformed", "").inc()
+            return admission.malformed_response(body, "no request.object or request.namespace")
+        user = await user_of(lookups, namespace)
+        if isinstance(user, admission.Decision):
+            metrics.VALIDATIONS.labels("denied", user.reason).inc()
+            return admission.review_response(body, user)
+        labels = meta.get("labels")
+        patch = sharding.slot_patch(labels if isinstance(labels, dict) else None, user or NO_OWNER)
+        metrics.VALIDATIONS.labels("labelled" if patch else "admitted", "").inc()
+        return admission.review_response(body, admission.Decision(allowed=True, patch=patch))
 
     return review
 
@@ -78,13 +111,16 @@ def admission_handler(review: Review) -> Handler:
     return handle
 
 
-def routes(review: Review, validate: Review | None = None) -> Routes:
+def routes(review: Review, validate: Review | None = None, label: Review | None = None) -> Routes:
     """What the apiserver may call on the webhook's port: pods to mutate, and (with
-    `validate`) writes of UserSecrets and SecretGrants to check."""
+    `validate`) writes of UserSecrets and SecretGrants to check, (with `label`) UserSecrets to
+    label with their slot."""
     found: dict[bytes, tuple[bytes, Handler]] = {
         MUTATE_PATH.encode(): (b"POST", admission_handler(review)),
         HEALTH_PATH.encode(): (b"GET", ok),
     }
     if validate is not None:
         found[VALIDATE_PATH.encode()] = (b"POST", admission_handler(validate))
+    if label is not None:
+        found[LABEL_PATH.encode()] = (b"POST", admission_handler(label))
     return found

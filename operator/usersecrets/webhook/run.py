@@ -13,7 +13,7 @@ from usersecrets.kube.client import KubeApi
 from usersecrets.settings import Settings
 from usersecrets.webhook import selfmanaged, tls
 from usersecrets.webhook.lookups import Lookups
-from usersecrets.webhook.review import reviewer, routes
+from usersecrets.webhook.review import labeller, reviewer, routes
 from usersecrets.webhook.server import Server, serve
 from usersecrets.webhook.validation import validator
 
@@ -68,7 +68,7 @@ async def start(
     peer_check = _client_authentication(context, settings)
     review, validate = reviewer(lookups, settings), validator(api)
     server = await serve(
-        routes(review, validate),
+        routes(review, validate, labeller(lookups)),
         context,
         settings.webhook_host,
         settings.webhook_port,

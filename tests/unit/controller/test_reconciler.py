@@ -17,6 +17,7 @@ from usersecrets.controller.reporter import Reporter
 from usersecrets.controller.writer import Writer
 from usersecrets.kube.client import ApiError
 from usersecrets.rules.desired import OwnerKey
+from usersecrets.rules.sharding import UNSHARDED, Shard
 from usersecrets.settings import Settings
 
 PAIR = OwnerKey("alice", "db")
@@ -29,6 +30,7 @@ def setup(
     dry_run: bool = False,
     source_type: str = "Opaque",
     quotas: list[dict[str, Any]] | None = None,
+    shard: Shard = UNSHARDED,
 ) -> tuple[Reconciler, Cache, FakeApi, list[tuple[str, str]]]:
     """`quotas` are what a read of the quotas finds (by reference: a test may change them)."""
     settings = Settings(cluster_name="c", dry_run=dry_run)
@@ -44,7 +46,14 @@ def setup(
 
     kube = cast(Any, api)
     reconciler = Reconciler(
-        cache, Writer(kube, dry_run), Reporter(kube), read_source, read_quotas, settings, dry_run
+        cache,
+        Writer(kube, dry_run),
+        Reporter(kube),
+        read_source,
+        read_quotas,
+        settings,
+        dry_run,
+        shard=shard,
     )
     for name, user in (("alice-ns", "alice"), ("bob-ns", "bob")):
         cache.namespace(name, {"usersecrets.io/user": user}, deleted=False)
@@ -89,6 +98,38 @@ def test_copies_go_to_owner_and_grantee_then_statuses_say_so() -> None:
     # In sync now: a second round writes nothing.
     asyncio.run(reconcile(reconciler))
     assert len(api.requests) == 4
+
+
+def test_a_shard_reconciles_its_owners_secrets_as_one_leader_does() -> None:
+    reconciler, cache, api, _ = setup(created, shard=Shard(1, 2))  # alice's slot is 9
+    cache.usersecret(usersecret({"value": "dg=="}), deleted=False)
+    asyncio.run(reconcile(reconciler))
+    assert api.sent() == [
+        ("POST", "/api/v1/namespaces/alice-ns/secrets"),
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db/status"),
+    ]
+
+
+def test_another_shards_owner_gets_neither_copies_nor_statuses_here_only_its_label() -> None:
+    """alice-ns changed hands to bob (slot 24): the shard of slot 9 still follows its
+    UserSecret, and sends it on to bob's shard, by its label."""
+    reconciler, cache, api, _ = setup(created, shard=Shard(1, 2))
+    cache.usersecret(usersecret({"value": "dg=="}), deleted=False)
+    cache.secretgrant(grant_to_bob(), deleted=False)
+    cache.namespace("alice-ns", {"usersecrets.io/user": "bob"}, deleted=False)
+    bobs = OwnerKey("bob", "db")
+    asyncio.run(reconciler.copies(bobs))
+    asyncio.run(reconciler.statuses(bobs))
+    assert api.sent() == [
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db")
+    ]
+    assert api.requests[0].body == {"metadata": {"labels": {"usersecrets.io/slot": "24"}}}
+    assert api.requests[0].content_type == "application/merge-patch+json"
+    # Nothing of bob's here once it is gone: a grant's pair costs no request.
+    cache.usersecret(usersecret({"value": "dg=="}), deleted=True)
+    asyncio.run(reconcile(reconciler))
+    asyncio.run(reconciler.copies(bobs))
+    assert len(api.requests) == 1
 
 
 def test_a_valuefrom_source_is_read_by_the_reconcile() -> None:

@@ -15,6 +15,7 @@ from samples import Growth
 from usersecrets.controller import handlers
 from usersecrets.controller.run import Controller
 from usersecrets.rules.desired import OwnerKey
+from usersecrets.rules.sharding import UNSHARDED, Shard
 from usersecrets.settings import Settings
 
 
@@ -41,10 +42,10 @@ class Watches(FakeApi):
         raise ConnectionResetError("dropped")
 
 
-def following(api: Watches) -> Controller:
+def following(api: Watches, shard: Shard = UNSHARDED) -> Controller:
     """The controller's Secret and quota watches, from version 42, until each was opened
     twice."""
-    controller = Controller(cast(Any, api), Settings())
+    controller = Controller(cast(Any, api), Settings(), shard)
     stops = controller.follow_secrets(asyncio.new_event_loop(), "42")
     try:
         assert api.all.wait(5)
@@ -152,3 +153,24 @@ def test_kopf_lists_a_page_at_a_time_paces_its_workers_and_neither_diffs_nor_sto
     diffbase = settings.persistence.diffbase_storage
     assert diffbase.fetch(body=body) is None
     assert diffbase.build(body=body) == {}
+
+
+ODD_SLOTS = "usersecrets.io/slot in (" + ",".join(str(n) for n in range(1, 64, 2)) + ")"
+
+
+def test_a_shard_follows_its_own_copies_and_usersecrets_and_every_grant() -> None:
+    api = Watches()
+    following(api, Shard(1, 2))
+    copies = (
+        "/api/v1/secrets",
+        f"app.kubernetes.io/managed-by=usersecrets,{ODD_SLOTS}",
+        None,
+        "42",
+    )
+    assert copies in api.watched
+    selectors = handlers.settings(Shard(1, 2)).watching.label_selectors
+    usersecrets = kopf.Resource("usersecrets.io", "v1alpha1", "usersecrets")
+    grants = kopf.Resource("usersecrets.io", "v1alpha1", "secretgrants")
+    assert (selectors.collect(usersecrets), selectors.collect(grants)) == ([ODD_SLOTS], [])
+    unsharded = handlers.settings().watching.label_selectors
+    assert unsharded.collect(usersecrets) == []

@@ -177,3 +177,40 @@ def test_a_copy_with_finalizers_is_emptied_and_freed_before_its_delete() -> None
     assert api.requests[0].content_type == "application/merge-patch+json"
     assert api.requests[1].body == {"preconditions": {"resourceVersion": "8"}}
     assert outcome.deleted == [("bob", NAME)]
+
+
+def test_what_has_no_slot_is_labelled_with_its_owners_and_what_is_gone_is_skipped() -> None:
+    """Before a second shard starts: UserSecrets and copies from before shards get the label
+    each shard selects by; a UserSecret in a namespace not yet known waits for a resync."""
+
+    def answer(request: Request) -> Any:
+        if request.method == "GET" and request.path.endswith("/usersecrets"):
+            items = [
+                {"metadata": {"namespace": ns, "name": name}}
+                for ns, name in (("alice-ns", "db"), ("kube-system", "x"), ("new-ns", "y"))
+            ]
+            return {"metadata": {"resourceVersion": "5"}, "items": items}
+        if request.method == "GET":
+            meta = {"namespace": "bob-ns", "name": NAME, "labels": LABELS}
+            return {"metadata": {"resourceVersion": "5"}, "items": [{"metadata": meta}]}
+        if request.path.endswith("/usersecrets/x"):
+            raise refusal(404)
+        return {}
+
+    w, api = writer(answer)
+    labelled = w.label_unlabelled({"alice-ns": "alice", "kube-system": "", "bob-ns": "bob"})
+    assert labelled == 2
+    assert [(r.method, r.path, r.query.get("labelSelector")) for r in api.requests] == [
+        ("GET", "/apis/usersecrets.io/v1alpha1/usersecrets", "!usersecrets.io/slot"),
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db", None),
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/kube-system/usersecrets/x", None),
+        (
+            "GET",
+            "/api/v1/secrets",
+            "app.kubernetes.io/managed-by=usersecrets,!usersecrets.io/slot",
+        ),
+        ("PATCH", f"/api/v1/namespaces/bob-ns/secrets/{NAME}", None),
+    ]
+    slots = [r.body["metadata"]["labels"] for r in api.requests if r.method == "PATCH"]
+    # alice's slot, that of namespaces without a user, and the copy's owner's: alice's.
+    assert slots == [{"usersecrets.io/slot": s} for s in ("9", "2", "9")]

@@ -7,6 +7,7 @@ replica's wall clock can be skewed against the other's.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any, cast
 
 from fakes import FakeApi, Request, refusal
 from usersecrets.kube.client import KubeApi
-from usersecrets.kube.lease import LeaderElector, LeaseRecord, Observed, can_take
+from usersecrets.kube.lease import LeaderElector, LeaseRecord, Observed, acquire_one, can_take
 
 NAMESPACE, NAME = "usersecrets-system", "usersecrets-leader"
 PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{NAME}"
@@ -44,17 +45,18 @@ class LeaseServer:
     lease: dict[str, Any] | None = None
     version: int = 0
     puts: list[dict[str, Any]] = field(default_factory=list)
+    path: str = PATH
 
     def answer(self, request: Request) -> Any:
-        if request.method == "GET" and request.path == PATH:
+        if request.method == "GET" and request.path == self.path:
             if self.lease is None:
                 raise refusal(404)
             return copy.deepcopy(self.lease)
-        if request.method == "POST" and request.path == PATH.rsplit("/", 1)[0]:
+        if request.method == "POST" and request.path == self.path.rsplit("/", 1)[0]:
             if self.lease is not None:
                 raise refusal(409)
             return self._store(request.body)
-        if request.method == "PUT" and request.path == PATH:
+        if request.method == "PUT" and request.path == self.path:
             assert self.lease is not None
             if (
                 request.body["metadata"]["resourceVersion"]
@@ -217,3 +219,20 @@ def test_who_renews_or_takes_first_wins_the_race() -> None:
     b.elector.api = cast(KubeApi, FakeApi(stale_get))
     assert not b.elector.try_acquire()
     assert server.holder == "a"
+
+
+def test_with_shards_a_replica_leads_the_first_shard_without_a_leader() -> None:
+    servers = [LeaseServer(path=f"{PATH}-{shard}") for shard in (0, 1)]
+
+    def electors(identity: str) -> list[LeaderElector]:
+        return [
+            LeaderElector(
+                cast(KubeApi, FakeApi(server.answer)), NAMESPACE, f"{NAME}-{shard}", identity
+            )
+            for shard, server in enumerate(servers)
+        ]
+
+    first = asyncio.run(acquire_one(electors("first")))
+    second = asyncio.run(acquire_one(electors("second")))
+    assert (first.name, second.name) == (f"{NAME}-0", f"{NAME}-1")
+    assert [server.holder for server in servers] == ["first", "second"]

@@ -92,6 +92,7 @@ def test_copy_labels() -> None:
         "usersecrets.io/owner": "alice",
         "usersecrets.io/key": "db",
         "usersecrets.io/reason": "owner",
+        "usersecrets.io/slot": "9",
     }
 
 

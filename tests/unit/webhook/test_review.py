@@ -4,6 +4,8 @@ answered from the caches and counted."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -145,3 +147,61 @@ def test_a_namespace_newer_than_the_cache_is_read_once_and_a_failed_read_denies(
         '{result="denied",reason="missing"}': 1.0,
         '{result="denied",reason="lookup"}': 2.0,
     }
+
+
+# With shards: UserSecrets labelled with their owner's slot as they are written.
+
+
+def labelling(answer: Answer | None = None) -> review.Review:
+    lookups = Lookups(FakeApi(answer), Settings(cluster_name="c"))
+    lookups.namespaces.load([{"metadata": ALICE_NS}, {"metadata": {"name": "kube-system"}}])
+    return review.labeller(lookups)
+
+
+def usersecret_review(namespace: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "db", "namespace": namespace}
+    if labels is not None:
+        meta["labels"] = labels
+    obj = {"apiVersion": "usersecrets.io/v1alpha1", "kind": "UserSecret", "metadata": meta}
+    request = {"uid": "u1", "namespace": namespace, "operation": "CREATE", "object": obj}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+
+
+def patch_of(response: dict[str, Any]) -> Any:
+    assert response["allowed"] is True
+    if "patch" not in response:
+        return None
+    assert response["patchType"] == "JSONPatch"
+    return json.loads(base64.b64decode(response["patch"]))
+
+
+def test_a_usersecret_gets_its_owners_slot_and_one_that_has_it_is_left_alone() -> None:
+    validations, labeller = Growth(VALIDATIONS), labelling()
+    add = {"op": "add", "path": "/metadata/labels", "value": {"usersecrets.io/slot": "9"}}
+    assert patch_of(answered(labeller, usersecret_review("alice-ns"))) == [add]
+    slot = {"usersecrets.io/slot": "9"}
+    assert patch_of(answered(labeller, usersecret_review("alice-ns", slot))) is None
+    # Namespaces without a user have a slot too: their UserSecrets' statuses say so.
+    added = patch_of(answered(labeller, usersecret_review("kube-system", {"a": "b"})))
+    assert added == [{"op": "add", "path": "/metadata/labels/usersecrets.io~1slot", "value": "2"}]
+    assert validations() == {
+        '{result="labelled",reason=""}': 2.0,
+        '{result="admitted",reason=""}': 1.0,
+    }
+
+
+def test_a_usersecret_whose_namespace_cannot_be_looked_up_is_refused_with_why() -> None:
+    def unavailable(_: Request) -> Any:
+        raise refusal(503, "unavailable")
+
+    labeller = labelling(unavailable)
+    response = answered(labeller, usersecret_review("new-ns"))
+    assert response["allowed"] is False
+    assert response["status"]["message"] == "Could not look up namespace 'new-ns'; try again"
+    malformed = answered(labeller, {"request": {"uid": "u2", "namespace": "alice-ns"}})
+    assert malformed["status"]["message"] == (
+        "Malformed AdmissionReview: no request.object or request.namespace"
+    )
+
+
+VALIDATIONS = "usersecrets_validations_total"
