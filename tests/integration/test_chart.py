@@ -233,6 +233,8 @@ def test_helm_lint_strict(tools: Tools, variant: str) -> None:
             "needs webhook.clientAuth.caBundle",
         ),
         (("--set", "webhook.clientAuth.caBundle=not-a-certificate"), "caBundle"),
+        (("--set", "shards=3"), "replicaCount must be at least shards"),
+        (("--set", "shards=65", "--set", "replicaCount=65"), "shards"),
     ],
     ids=[
         "misspelt-key",
@@ -244,6 +246,8 @@ def test_helm_lint_strict(tools: Tools, variant: str) -> None:
         "network-policy-bad-peer",
         "client-names-no-ca",
         "client-ca-not-pem",
+        "shards-without-replicas",
+        "shards-past-the-slots",
     ],
 )
 def test_bad_values_are_refused(tools: Tools, values: Sequence[str], complaint: str) -> None:
@@ -310,6 +314,7 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     assert env["USERSECRETS_NAMESPACE_NAME_FALLBACK"] == "false"
     assert yaml.safe_load(env["USERSECRETS_SYSTEM_NAMESPACES"]) == options["systemNamespaces"]
     assert env["USERSECRETS_LOG_LEVEL"] == "DEBUG"
+    assert env["USERSECRETS_SHARDS"] == "3"
     assert env["USERSECRETS_METRICS_PORT"] == "9090"
     assert env["USERSECRETS_WEBHOOK_CERT_DIR"] == "/etc/usersecrets/tls"
     assert env["KUBERNETES_SERVICE_HOST"] == "api.internal.example.com"
@@ -366,6 +371,17 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     }
     excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
     assert excluded == ["kube-system", "opts-ns", "ci-runners", "legacy-jobs"]
+    # Shards: UserSecrets get their owner's slot as they are written; the operator may label
+    # them (and nothing else of them), and each shard has a Lease.
+    labeller = webhook["webhooks"][1]
+    assert (labeller["name"], labeller["failurePolicy"]) == ("usersecrets.usersecrets.io", "Fail")
+    assert labeller["clientConfig"]["service"]["path"] == "/label-usersecrets"
+    assert labeller["rules"][0]["resources"] == ["usersecrets"]
+    assert {"apiGroups": ["usersecrets.io"], "resources": ["usersecrets"], "verbs": ["patch"]} in (
+        one(docs, "ClusterRole")["rules"]
+    )
+    leases = [r for r in one(docs, "Role")["rules"] if "resourceNames" in r]
+    assert leases[0]["resourceNames"] == [f"opts-usec-leader-{shard}" for shard in range(3)]
 
     # With cert-manager, its CA injector writes caBundle: no RBAC on webhook configurations,
     # and cert-manager writes the certificate Secret: no Role to replace it.
@@ -572,6 +588,8 @@ def test_second_release_installs_upgrades_and_uninstalls(
             "webhook.clientAuth.allowedNames=null",
             "--set",
             "replicaCount=1",
+            "--set",
+            "shards=1",
             "--set",
             "webhook.timeoutSeconds=7",
         )
