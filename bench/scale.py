@@ -1,13 +1,15 @@
-"""`make bench-scale`: one leader serving a platform's worth of users on one control plane.
+"""`make bench-scale`: a platform's worth of users on one control plane, served by one leader
+or (`--shards N`) by N leaders sharing the owners, each a process of its own.
 
 USERS users, each with SECRETS/USERS UserSecrets in a namespace of their own, and GRANTS
 SecretGrants, each sharing one of its owner's secrets with another user (every user grants and
 receives the same number). Measured, with the chart's default limits:
 
 - how fast it all materializes (creates and copies together, as on a first install);
-- the operator's memory once converged (RSS) and at its peak (VmHWM);
-- a restart: from the process's start until it leads with every copy accounted for and an
-  empty queue, and how many writes that restart made (none are due);
+- the operator's memory once converged (RSS) and at its peak (VmHWM), the largest leader's and
+  each one's;
+- a restart (of every leader at once): from the processes' start until each leads with every
+  copy accounted for and an empty queue, and how many writes that restart made (none are due);
 - a value change reaching every copy (the owner's and its grantees'), p50/p99 over CHANGES;
 - the webhook's p99 at concurrency 16 at this size, against the same review at 1,000 secrets
   on the same cluster before the rest was created (the README's comparison point).
@@ -47,6 +49,8 @@ class Scale:
     reviews: int = 10_000
     #: Secrets at the webhook's comparison point.
     baseline_secrets: int = 1000
+    #: Leaders sharing the owners (the chart's `shards`), each a process of its own.
+    shards: int = 1
 
 
 SMOKE = Scale(users=10, secrets=40, grants=10, changes=5, reviews=50, baseline_secrets=20)
@@ -161,34 +165,42 @@ def now(api: KubeApi) -> str:
     return str(listing["metadata"]["resourceVersion"])
 
 
-def rss(pid: int) -> dict[str, float]:
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    fields = {line.split(":")[0]: int(line.split()[1]) for line in status if "kB" in line}
+def rss(operators: list[OperatorProcess]) -> dict[str, Any]:
+    """The largest leader's RSS and peak (VmHWM), and each leader's."""
+    each = []
+    for operator in operators:
+        assert operator.process is not None
+        status = Path(f"/proc/{operator.process.pid}/status").read_text().splitlines()
+        fields = {line.split(":")[0]: int(line.split()[1]) for line in status if "kB" in line}
+        each.append([round(fields["VmRSS"] / 1024, 1), round(fields["VmHWM"] / 1024, 1)])
     return {
-        "rss_mib": round(fields["VmRSS"] / 1024, 1),
-        "peak_rss_mib": round(fields["VmHWM"] / 1024, 1),
+        "rss_mib": max(rss for rss, _ in each),
+        "peak_rss_mib": max(peak for _, peak in each),
+        "each_rss_and_peak_mib": each,
     }
 
 
-def pid(operator: OperatorProcess) -> int:
-    assert operator.process is not None
-    return operator.process.pid
-
-
-def converged(bench: Bench, copies: int, timeout: float) -> None:
-    """Leading, every copy made, nothing queued."""
+def converged(benches: list[Bench], copies: int, timeout: float) -> None:
+    """Every shard led, every copy made (by one of them), nothing queued."""
 
     def done() -> bool:
-        found = bench.metrics(
-            "usersecrets_leader", "usersecrets_work_queue_depth", "usersecrets_materialized_secrets"
+        found = [
+            bench.metrics(
+                "usersecrets_leader",
+                "usersecrets_work_queue_depth",
+                "usersecrets_materialized_secrets",
+            )
+            for bench in benches
+        ]
+        return (
+            all(
+                (f.get("usersecrets_leader"), f.get("usersecrets_work_queue_depth")) == (1, 0)
+                for f in found
+            )
+            and sum(f.get("usersecrets_materialized_secrets", 0) for f in found) == copies
         )
-        return found == {
-            "usersecrets_leader": 1,
-            "usersecrets_work_queue_depth": 0,
-            "usersecrets_materialized_secrets": copies,
-        }
 
-    bench.wait(done, timeout, f"{copies} copies and an empty queue", every=1.0)
+    benches[0].wait(done, timeout, f"{copies} copies and empty queues", every=1.0)
 
 
 def timed(what: Callable[[], None]) -> float:
@@ -200,9 +212,15 @@ def timed(what: Callable[[], None]) -> float:
 def run(scale: Scale) -> dict[str, Any]:
     out: dict[str, Any] = {"scale": asdict(scale)}
     with ControlPlane(find_binaries()) as plane:
-        operator = OperatorProcess(plane, values=["logLevel=WARNING"]).start()
+        values = ["logLevel=WARNING", f"shards={scale.shards}", f"replicaCount={scale.shards}"]
+        operators = [
+            OperatorProcess(plane, name=f"operator-{i}", values=values) for i in range(scale.shards)
+        ]
         try:
-            bench = Bench(plane, operator)
+            for operator in operators:
+                operator.start()
+            benches = [Bench(plane, operator) for operator in operators]
+            bench = benches[-1]  # the webhook configuration points at the last one installed
             api, _ = from_kubeconfig(str(plane.kubeconfig), None)
             api = KubeApi(api.credentials, pool=32)
             with ThreadPoolExecutor(16) as pool:
@@ -211,7 +229,7 @@ def run(scale: Scale) -> dict[str, Any]:
                 step(f"{len(first) * cluster.per_user} secrets, the webhook's comparison point")
                 cluster.namespaces(first)
                 cluster.usersecrets(first)
-                converged(bench, len(first) * cluster.per_user, 600)
+                converged(benches, len(first) * cluster.per_user, 600)
                 out["webhook_at_baseline"] = bench.webhook_direct(scale.reviews, 16, "u0", "u0")
                 rest = range(len(first), scale.users)
                 step(f"{scale.users} users, {scale.secrets} secrets, {scale.grants} grants")
@@ -219,25 +237,28 @@ def run(scale: Scale) -> dict[str, Any]:
                 out["create_namespaces_s"] = timed(lambda: cluster.namespaces(rest))
                 out["create_usersecrets_s"] = timed(lambda: cluster.usersecrets(rest))
                 out["create_grants_s"] = timed(cluster.grants)
-                converged(bench, cluster.copies, 7200)
+                converged(benches, cluster.copies, 7200)
                 out["populated_and_converged_s"] = round(time.monotonic() - started, 1)
                 out["copies"] = cluster.copies
-                out["converged"] = rss(pid(operator))
+                out["converged"] = rss(operators)
                 step("the webhook at full size")
                 out["webhook_at_full_size"] = bench.webhook_direct(scale.reviews, 16, "u0", "u0")
                 step("a restart")
                 with copies_changed(api, now(api)) as written:
-                    operator.stop()
+                    for operator in operators:
+                        operator.stop()
                     started = time.monotonic()
-                    operator.start()
-                    converged(bench, cluster.copies, 3600)
+                    for operator in operators:
+                        operator.start()
+                    converged(benches, cluster.copies, 3600)
                     out["restart_converged_s"] = round(time.monotonic() - started, 1)
                     out["copies_written_by_the_restart"] = len(written)
-                out["after_restart"] = rss(pid(operator))
+                out["after_restart"] = rss(operators)
                 step("value changes reaching every copy")
                 out["value_change_to_every_copy"] = value_changes(api, cluster)
         finally:
-            operator.stop()
+            for operator in operators:
+                operator.stop()
     return out
 
 
@@ -283,10 +304,13 @@ def main() -> None:
     parser.add_argument("--users", type=int)
     parser.add_argument("--secrets", type=int)
     parser.add_argument("--grants", type=int)
+    parser.add_argument("--shards", type=int, help="leaders sharing the work (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args()
     scale = SMOKE if args.smoke else Scale()
-    sizes = {k: v for k, v in vars(args).items() if k in ("users", "secrets", "grants") and v}
+    sizes = {
+        k: v for k, v in vars(args).items() if k in ("users", "secrets", "grants", "shards") and v
+    }
     scale = Scale(**{**asdict(scale), **sizes})
     results = run(scale)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -59,13 +59,15 @@ def test_bench_smoke(tmp_path: Path) -> None:
 
 
 def test_bench_scale_smoke(tmp_path: Path) -> None:
+    """At two shards: the default of one is the same code with one leader."""
     out = tmp_path / "scale.json"
-    bench("bench.scale", "--smoke", "--out", str(out))
+    bench("bench.scale", "--smoke", "--shards", "2", "--out", str(out))
     results = json.loads(out.read_text())
     assert results["copies"] == 50  # 40 owners' copies and 10 shared ones
     assert results["copies_written_by_the_restart"] == 0
     assert results["restart_converged_s"] > 0
     assert results["converged"]["rss_mib"] > 0
+    assert len(results["after_restart"]["each_rss_and_peak_mib"]) == 2
     assert results["value_change_to_every_copy"]["changes"] == 5
     assert results["webhook_at_full_size"]["concurrency"] == 16
 

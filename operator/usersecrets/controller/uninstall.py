@@ -2,7 +2,8 @@
 
 Once the operator is gone nobody revokes a share any more: a grantee would keep a usable copy
 that deleting the SecretGrant no longer removes. The hook deletes every copy instead. It first
-takes the leader Lease for good, so that no replica still shutting down writes a copy again.
+takes the leader Lease (every shard's) for good, so that no replica still shutting down writes a
+copy again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from usersecrets.kube import paths
 from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.kube.lease import LeaderElector
 from usersecrets.rules import naming
+from usersecrets.rules.sharding import all_shards
 from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,15 +34,17 @@ def _delete(api: KubeApi, path: str) -> None:
 
 def delete_copies(api: KubeApi, settings: Settings, poll_seconds: float = 1.0) -> int:
     """Deletes every Secret labelled as ours in every namespace; returns how many."""
-    elector = LeaderElector(
-        api,
-        settings.operator_namespace,
-        settings.lease_name,
-        f"uninstall-{socket.gethostname()}",
-        HOLD_SECONDS,
-    )
-    while not elector.try_acquire():
-        time.sleep(poll_seconds)
+    leases = [shard.lease_name(settings.lease_name) for shard in all_shards(settings.shards)]
+    for lease in leases:
+        elector = LeaderElector(
+            api,
+            settings.operator_namespace,
+            lease,
+            f"uninstall-{socket.gethostname()}",
+            HOLD_SECONDS,
+        )
+        while not elector.try_acquire():
+            time.sleep(poll_seconds)
     deleted = 0
     query: dict[str, str] = {"labelSelector": naming.MANAGED_SELECTOR, "limit": "500"}
     while True:
@@ -54,6 +58,7 @@ def delete_copies(api: KubeApi, settings: Settings, poll_seconds: float = 1.0) -
             break
         query = {**query, "continue": token}
     _delete(api, f"{paths.secrets_in(settings.operator_namespace)}/{settings.webhook_cert_secret}")
-    _delete(api, f"{paths.leases_in(settings.operator_namespace)}/{settings.lease_name}")
+    for lease in leases:
+        _delete(api, f"{paths.leases_in(settings.operator_namespace)}/{lease}")
     logger.info("deleted %d copies", deleted)
     return deleted

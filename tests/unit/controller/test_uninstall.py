@@ -55,3 +55,20 @@ def test_takes_the_lease_then_deletes_every_copy_and_its_leftovers() -> None:
     lease = api.requests[1].body
     assert lease["spec"]["leaseDurationSeconds"] == 3600
     assert lease["spec"]["holderIdentity"].startswith("uninstall-")
+
+
+def test_with_shards_it_takes_and_deletes_every_shards_lease() -> None:
+    leases = "/apis/coordination.k8s.io/v1/namespaces/ops/leases"
+
+    def none_yet(request: Request) -> Any:
+        if request.path.startswith(f"{leases}/") and request.method == "GET":
+            raise refusal(404)
+        return answer(request)
+
+    api = FakeApi(none_yet)
+    settings = Settings(operator_namespace="ops", shards=2)
+    delete_copies(cast(KubeApi, api), settings, poll_seconds=0)
+    taken = [r.body["metadata"]["name"] for r in api.requests if r.path == leases]
+    assert taken == ["usersecrets-leader-0", "usersecrets-leader-1"]
+    deleted = [r.path for r in api.requests if r.method == "DELETE" and "/leases/" in r.path]
+    assert deleted == [f"{leases}/usersecrets-leader-0", f"{leases}/usersecrets-leader-1"]
