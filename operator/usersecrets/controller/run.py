@@ -34,6 +34,8 @@ from usersecrets.settings import Settings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: Seconds between attempts of the first relist, at most.
+MAX_RELIST_DELAY = 30.0
 
 
 class Controller:
@@ -100,6 +102,20 @@ class Controller:
             len(cache.copies),
         )
         return versions["secret"]
+
+    async def first_relist(self) -> str:
+        """`relist`, until it succeeds: an apiserver starting, or a CRD just created, answers
+        429 for a moment ("storage is (re)initializing"), and that is no reason to exit."""
+        delay = 1.0
+        while True:
+            try:
+                return await self.relist()
+            except Exception as error:
+                logger.warning(
+                    "listing failed (%s); trying again in %.0f s", type(error).__name__, delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RELIST_DELAY)
 
     def follow_secrets(
         self, loop: asyncio.AbstractEventLoop, version: str
@@ -210,18 +226,25 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
         logger.info("leading %s", shard)
     controller = Controller(api, settings, shard)
     loop = asyncio.get_running_loop()
-    version = await controller.relist()
-    secret_watches = controller.follow_secrets(loop, version)
-    metrics.LEADING.set(1)
-    tasks += controller.workers()
-    tasks.append(asyncio.create_task(controller.resync()))
     kopf_stop = threading.Event()
-    kopf = asyncio.create_task(
-        asyncio.to_thread(handlers.run, controller, loop, kopf_stop, identity)
-    )
+    secret_watches: list[threading.Event] = []
+    kopf: list[asyncio.Task[None]] = []
     stopped = asyncio.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait([*tasks, kopf, stopped], return_when=asyncio.FIRST_COMPLETED)
+        version = await _until(controller.first_relist(), stop)
+        if version is None:
+            return
+        secret_watches = controller.follow_secrets(loop, version)
+        metrics.LEADING.set(1)
+        tasks += controller.workers()
+        tasks.append(asyncio.create_task(controller.resync()))
+        # Not cancelled, but stopped (kopf_stop), and waited for: it ends its thread's loop.
+        kopf.append(
+            asyncio.create_task(
+                asyncio.to_thread(handlers.run, controller, loop, kopf_stop, identity)
+            )
+        )
+        done, _ = await asyncio.wait([*tasks, *kopf, stopped], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task is not stopped:
                 task.result()  # a lost Lease or a stopped kopf ends the process: raise it
@@ -232,7 +255,7 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
             watch.set()
         for task in [*tasks, stopped]:
             task.cancel()
-        await asyncio.gather(*tasks, kopf, stopped, return_exceptions=True)
+        await asyncio.gather(*tasks, *kopf, stopped, return_exceptions=True)
         if elector is not None:
             await asyncio.to_thread(elector.release)
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import kopf
 
-from fakes import FakeApi, copy_labels, watch_events
+from fakes import FakeApi, Request, copy_labels, refusal, watch_events
 from samples import Growth
 from usersecrets.controller import handlers
 from usersecrets.controller.run import Controller
@@ -174,3 +174,19 @@ def test_a_shard_follows_its_own_copies_and_usersecrets_and_every_grant() -> Non
     assert (selectors.collect(usersecrets), selectors.collect(grants)) == ([ODD_SLOTS], [])
     unsharded = handlers.settings().watching.label_selectors
     assert unsharded.collect(usersecrets) == []
+
+
+def test_the_first_relist_is_tried_again_when_the_apiserver_is_not_ready() -> None:
+    """A CRD just created: its lists answer 429 for a moment. The leader waits, not exits."""
+    answers: list[str] = []
+
+    def answer(request: Request) -> Any:
+        if not answers:
+            answers.append("429")
+            raise refusal(429, "storage is (re)initializing")
+        answers.append("200")
+        return {"metadata": {"resourceVersion": "7"}, "items": []}
+
+    controller = Controller(cast(Any, FakeApi(answer)), Settings())
+    assert asyncio.run(controller.first_relist()) == "7"
+    assert answers[:2] == ["429", "200"]
