@@ -185,7 +185,14 @@ BASE_KINDS = [
 ALL_OPTIONS_KINDS = ["ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "ServiceMonitor"]
 SELF_MANAGED_CERT_KINDS = ["Role", "RoleBinding"]
 #: The uninstall hook (uninstall.deleteCopies, on by default): its identity and its Job.
-UNINSTALL_KINDS = ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]
+UNINSTALL_KINDS = [
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Job",
+    "Role",
+    "RoleBinding",
+    "ServiceAccount",
+]
 #: Users' rights in the built-in admin and edit roles (rbac.aggregateClusterRoles, on by default).
 AGGREGATED_KINDS = ["ClusterRole"]
 EXPECTED_KINDS = {
@@ -374,14 +381,14 @@ def test_all_options_reach_the_objects(tools: Tools) -> None:
     # Shards: UserSecrets get their owner's slot as they are written; the operator may label
     # them (and nothing else of them), and each shard has a Lease.
     labeller = webhook["webhooks"][1]
-    assert (labeller["name"], labeller["failurePolicy"]) == ("usersecrets.usersecrets.io", "Fail")
+    assert (labeller["name"], labeller["failurePolicy"]) == ("slots.usersecrets.io", "Fail")
     assert labeller["clientConfig"]["service"]["path"] == "/label-usersecrets"
     assert labeller["rules"][0]["resources"] == ["usersecrets"]
     assert {"apiGroups": ["usersecrets.io"], "resources": ["usersecrets"], "verbs": ["patch"]} in (
         one(docs, "ClusterRole")["rules"]
     )
     leases = [r for r in one(docs, "Role")["rules"] if "resourceNames" in r]
-    assert leases[0]["resourceNames"] == [f"opts-usec-leader-{shard}" for shard in range(3)]
+    assert leases[0]["resourceNames"] == [f"opts-usec-leader-{shard}-of-3" for shard in range(3)]
 
     # With cert-manager, its CA injector writes caBundle: no RBAC on webhook configurations,
     # and cert-manager writes the certificate Secret: no Role to replace it.
@@ -1055,5 +1062,37 @@ def test_the_uninstall_hook_deletes_copies_as_the_operator_image_with_the_least_
     role = one(hooks, "ClusterRole")
     assert [(r["resources"], r["verbs"]) for r in role["rules"]] == [
         (["secrets"], ["list", "delete"]),
-        (["leases"], ["get", "create", "update", "delete"]),
     ]
+    # The Lease in the release namespace only, by name but for create: never another Lease
+    # of the cluster (a controller's, a node's).
+    leases = one(hooks, "Role")
+    assert leases["metadata"]["namespace"] == "un-ns"
+    assert [(r["verbs"], r.get("resourceNames")) for r in leases["rules"]] == [
+        (["create"], None),
+        (["get", "update", "delete"], ["un-usersecrets-leader"]),
+    ]
+    assert one(hooks, "RoleBinding")["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "un-usersecrets-uninstall",
+    }
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["USERSECRETS_SHARDS"] == "1"
+
+
+def test_one_leader_has_no_slot_webhook_and_may_not_write_a_usersecret(tools: Tools) -> None:
+    """Shards off (the default): no webhook call is added to a UserSecret's write, and the
+    operator may not patch UserSecrets (only their status); its one Lease is the leader's."""
+    docs = parse(render(tools, "one", "one-ns", "defaults"))
+    hooks = one(docs, "MutatingWebhookConfiguration")["webhooks"]
+    assert [hook["name"] for hook in hooks] == ["pods.usersecrets.io"]
+    operator = named(docs, "ClusterRole", "one-usersecrets")
+    rules = [r for r in operator["rules"] if "usersecrets" in r["resources"]]
+    assert [r["verbs"] for r in rules] == [["get", "list", "watch"]]
+    election = named(docs, "Role", "one-usersecrets-leader-election")
+    leases = [r["resourceNames"] for r in election["rules"] if "resourceNames" in r]
+    assert leases == [["one-usersecrets-leader"]]
+
+
+def named(docs: Docs, kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)

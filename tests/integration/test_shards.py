@@ -129,7 +129,7 @@ def test_two_shards_share_the_owners_and_a_namespace_takes_its_secrets_to_its_ne
     shards = two_shards()
     wait_for(lambda: all(map(leading, shards)), timeout=60, what="both shards to lead")
     leases = [lease_of(admin, replica) for replica in shards]
-    assert sorted(leases) == ["usersecrets-leader-0", "usersecrets-leader-1"]
+    assert sorted(leases) == ["usersecrets-leader-0-of-2", "usersecrets-leader-1-of-2"]
 
     # What came before is labelled with its owner's slot, and kept: no copy went or came back.
     wait_for(
@@ -157,9 +157,9 @@ def test_two_shards_share_the_owners_and_a_namespace_takes_its_secrets_to_its_ne
     logs = {
         lease: r.log.read_text(errors="replace") for lease, r in zip(leases, shards, strict=True)
     }
-    assert f"secret {bob}/fresh:" in logs["usersecrets-leader-0"]
-    assert f"secret {bob}/fresh:" not in logs["usersecrets-leader-1"]
-    assert f"secret {alice}/before:" in logs["usersecrets-leader-1"]
+    assert f"secret {bob}/fresh:" in logs["usersecrets-leader-0-of-2"]
+    assert f"secret {bob}/fresh:" not in logs["usersecrets-leader-1-of-2"]
+    assert f"secret {alice}/before:" in logs["usersecrets-leader-1-of-2"]
 
     # A slot set by hand to the other shard's: that shard sends it back. (Meanwhile its own
     # shard saw it go, and its copies with it: only its owner can do this to it.)

@@ -81,6 +81,18 @@ Names of derived objects.
 {{- printf "%s-leader" (include "usersecrets.fullname" .) }}
 {{- end }}
 
+{{/* The Leases' names, one per shard, as a YAML list (rules.sharding.Shard.lease_name). */}}
+{{- define "usersecrets.leaseNames" -}}
+{{- $lease := include "usersecrets.leaseName" . }}
+{{- if eq (int .Values.shards) 1 }}
+- {{ $lease | quote }}
+{{- else }}
+{{- range $shard := until (int .Values.shards) }}
+- {{ printf "%s-%d-of-%d" $lease $shard (int $.Values.shards) | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The MutatingWebhookConfiguration is cluster-scoped: its name is the full name. */}}
 {{- define "usersecrets.webhookConfigName" -}}
 {{- include "usersecrets.fullname" . }}

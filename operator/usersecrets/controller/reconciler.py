@@ -55,11 +55,13 @@ class Reconciler:
     async def copies(self, pair: OwnerKey) -> None:
         """Compute, diff and apply the copies of one (owner, key); raise to be retried.
 
-        An owner of another shard has nothing here but grants (every shard follows them all)
-        and UserSecrets that are on their way to its shard: they are sent on."""
+        An owner of another shard has nothing here but grants (every shard follows them all),
+        and UserSecrets and copies on their way to its shard: they are sent on."""
         if not self.shard.owns(pair.owner):
-            if moving := [(s.namespace, s.key) for s in self.cache.world.secrets_of(pair)]:
-                await asyncio.to_thread(self.writer.move, moving, pair.owner)
+            secrets = [(s.namespace, s.key) for s in self.cache.world.secrets_of(pair)]
+            copies = [(c.namespace, c.name) for c in self.cache.copies.of_pair(pair)]
+            if secrets or copies:
+                await asyncio.to_thread(self.writer.move, secrets, copies, pair.owner)
             return
         await self._resolve(pair)
         cache = self.cache
@@ -75,7 +77,8 @@ class Reconciler:
                 cache.quotas_read(namespace, await asyncio.to_thread(self.read_quotas, namespace))
             rooms = {c.namespace: r for c in plan.creates if (r := cache.room(c.namespace))}
             percent = self.settings.quota_reserve_percent
-            creates, held = quota.hold_back(plan.creates, rooms, percent)
+            margin = self.shard.count - 1  # other leaders deciding at the same moment
+            creates, held = quota.hold_back(plan.creates, rooms, percent, margin)
             plan = dataclasses.replace(plan, creates=tuple(creates))
             touched = [(c.namespace, c.name) for c in plan.updates]
             touched += [(s.namespace, s.name) for s in plan.deletes]

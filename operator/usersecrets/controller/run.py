@@ -24,7 +24,7 @@ from usersecrets.controller.reporter import Reporter
 from usersecrets.controller.workers import Queues, copy_worker, report_worker
 from usersecrets.controller.writer import Writer
 from usersecrets.kube import paths, watching
-from usersecrets.kube.client import KubeApi
+from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.kube.lease import LeaderElector, acquire_one
 from usersecrets.rules import naming
 from usersecrets.rules.desired import NO_OWNER
@@ -79,7 +79,8 @@ class Controller:
             dirty(cache.quotas_listed(quotas))
             if shard.count > 1:  # what has no slot yet is in no shard's lists
                 owners = {n: cache.world.user_of(n) or NO_OWNER for n in cache.world.namespaces()}
-                if labelled := await asyncio.to_thread(self.writer.label_unlabelled, owners):
+                labelled = await asyncio.to_thread(self.writer.label_unlabelled, owners, shard)
+                if labelled:
                     logger.info("labelled %d user secrets and copies with their slots", labelled)
             for kind in RELISTED:
                 pages = reads.pages_of(self.api, kind, shard)
@@ -110,10 +111,11 @@ class Controller:
         while True:
             try:
                 return await self.relist()
-            except Exception as error:
-                logger.warning(
-                    "listing failed (%s); trying again in %.0f s", type(error).__name__, delay
-                )
+            except ApiError as error:
+                said = f"HTTP {error.status} {error.reason}"
+            except Exception as error:  # a connection, a timeout
+                said = type(error).__name__
+            logger.warning("listing failed (%s); trying again in %.0f s", said, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RELIST_DELAY)
 
@@ -210,12 +212,12 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
             LeaderElector(
                 api,
                 settings.operator_namespace,
-                shard.lease_name(settings.lease_name),
+                one.lease_name(settings.lease_name),
                 identity,
                 settings.lease_seconds,
                 settings.lease_renew_seconds,
-            ): shard
-            for shard in all_shards(settings.shards)
+            ): one
+            for one in all_shards(settings.shards)
         }
         elector = await _until(acquire_one(list(electors)), stop)
         if elector is None:
@@ -231,9 +233,16 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
     kopf: list[asyncio.Task[None]] = []
     stopped = asyncio.create_task(stop.wait())
     try:
-        version = await _until(controller.first_relist(), stop)
-        if version is None:
+        # The Lease is kept meanwhile, and may be lost: then the process ends, as below.
+        listing = asyncio.create_task(controller.first_relist())
+        done, _ = await asyncio.wait(
+            [listing, *tasks, stopped], return_when=asyncio.FIRST_COMPLETED
+        )
+        if listing not in done:
+            listing.cancel()
+            _raise_ended(done - {stopped})
             return
+        version = listing.result()
         secret_watches = controller.follow_secrets(loop, version)
         metrics.LEADING.set(1)
         tasks += controller.workers()
@@ -245,10 +254,7 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
             )
         )
         done, _ = await asyncio.wait([*tasks, *kopf, stopped], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopped:
-                task.result()  # a lost Lease or a stopped kopf ends the process: raise it
-                raise RuntimeError(f"{task.get_name()} ended; the controller cannot go on")
+        _raise_ended(done - {stopped})
     finally:
         kopf_stop.set()
         for watch in secret_watches:
@@ -258,6 +264,13 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
         await asyncio.gather(*tasks, *kopf, stopped, return_exceptions=True)
         if elector is not None:
             await asyncio.to_thread(elector.release)
+
+
+def _raise_ended(ended: set[asyncio.Task[Any]]) -> None:
+    """A lost Lease or a stopped kopf ends the process: raises what ended them."""
+    for task in ended:
+        task.result()
+        raise RuntimeError(f"{task.get_name()} ended; the controller cannot go on")
 
 
 async def _until(work: Awaitable[T], stop: asyncio.Event) -> T | None:

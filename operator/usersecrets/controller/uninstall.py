@@ -35,16 +35,13 @@ def _delete(api: KubeApi, path: str) -> None:
 def delete_copies(api: KubeApi, settings: Settings, poll_seconds: float = 1.0) -> int:
     """Deletes every Secret labelled as ours in every namespace; returns how many."""
     leases = [shard.lease_name(settings.lease_name) for shard in all_shards(settings.shards)]
-    for lease in leases:
-        elector = LeaderElector(
-            api,
-            settings.operator_namespace,
-            lease,
-            f"uninstall-{socket.gethostname()}",
-            HOLD_SECONDS,
-        )
-        while not elector.try_acquire():
-            time.sleep(poll_seconds)
+    identity = f"uninstall-{socket.gethostname()}"
+    waiting = [
+        LeaderElector(api, settings.operator_namespace, lease, identity, HOLD_SECONDS)
+        for lease in leases
+    ]
+    while waiting := [elector for elector in waiting if not elector.try_acquire()]:
+        time.sleep(poll_seconds)
     deleted = 0
     query: dict[str, str] = {"labelSelector": naming.MANAGED_SELECTOR, "limit": "500"}
     while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
@@ -172,36 +173,45 @@ class Writer:
                 raise
         outcome.deleted.append((stale.namespace, stale.name))
 
-    def move(self, usersecrets: Iterable[Ref], owner: str) -> None:
-        """Labels UserSecrets with their owner's slot: they leave this shard's watches (the
-        apiserver tells them as deleted) for the owner's shard's. For those whose namespace
-        changed hands, or whose label someone edited."""
+    def move(self, usersecrets: Iterable[Ref], copies: Iterable[Ref], owner: str) -> None:
+        """Labels UserSecrets and copies with their owner's slot: they leave this shard's
+        watches (the apiserver tells them as deleted) for the owner's shard's. For UserSecrets
+        whose namespace changed hands, and for either kind whose label someone edited."""
         for namespace, name in usersecrets:
             self._label(f"{paths.custom('usersecrets', namespace)}/{name}", owner)
+        for namespace, name in copies:
+            self._label(f"{paths.secrets_in(namespace)}/{name}", owner)
 
-    def label_unlabelled(self, owners: Mapping[str, str]) -> int:
-        """Labels every UserSecret and copy that has no slot (written before shards, or past
-        the webhook) with its owner's; `owners` are the namespaces' owners. How many it did."""
-        done = 0
+    def label_unlabelled(self, owners: Mapping[str, str], shard: sharding.Shard) -> int:
+        """Labels the shard's UserSecrets and copies that have no slot (written before
+        shards, or past the webhook) with their owner's; `owners` are the namespaces'. Each
+        shard labels its own, before it lists them. How many it labelled."""
         unlabelled = f"!{sharding.SLOT_LABEL}"
-        for page, _ in watching.pages(self.api, paths.custom("usersecrets"), unlabelled):
-            for item in page:
-                namespace, name = item["metadata"]["namespace"], item["metadata"]["name"]
-                if (owner := owners.get(namespace)) is not None:
-                    done += self._label(f"{paths.custom('usersecrets', namespace)}/{name}", owner)
+        usersecrets = paths.custom("usersecrets")
         copies = f"{naming.MANAGED_SELECTOR},{unlabelled}"
-        for page, _ in watching.pages(self.api, paths.SECRETS, copies, metadata_only=True):
-            for meta in (item["metadata"] for item in page):
-                if (owner := (meta.get("labels") or {}).get(naming.OWNER_LABEL)) is not None:
-                    done += self._label(
-                        f"{paths.secrets_in(meta['namespace'])}/{meta['name']}", owner
-                    )
-        return done
+        found = itertools.chain(
+            (
+                (
+                    paths.custom("usersecrets", meta["namespace"]),
+                    meta,
+                    owners.get(meta["namespace"]),
+                )
+                for meta in _metadata(self.api, usersecrets, unlabelled)
+            ),
+            (
+                (paths.secrets_in(meta["namespace"]), meta, meta["labels"].get(naming.OWNER_LABEL))
+                for meta in _metadata(self.api, paths.SECRETS, copies)
+            ),
+        )
+        return sum(
+            self._label(f"{where}/{meta['name']}", owner)
+            for where, meta, owner in found
+            if owner is not None and shard.owns(owner)
+        )
 
     def _label(self, path: str, owner: str) -> bool:
         """False if it is gone."""
-        slot = str(sharding.slot_of(owner))
-        body = {"metadata": {"labels": {sharding.SLOT_LABEL: slot}}}
+        body = {"metadata": {"labels": sharding.slot_label(owner)}}
         try:
             self.api.json("PATCH", path, body=body, content_type=MERGE_PATCH, query=self.query)
         except ApiError as error:
@@ -209,3 +219,10 @@ class Writer:
                 raise
             return False
         return True
+
+
+def _metadata(api: KubeApi, path: str, selector: str) -> Iterator[dict[str, Any]]:
+    """The metadata of what a list finds, a page at a time."""
+    for page, _ in watching.pages(api, path, selector, metadata_only=True):
+        for item in page:
+            yield item["metadata"]

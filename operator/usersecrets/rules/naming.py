@@ -91,7 +91,7 @@ def copy_labels(owner: str, key: str, reason: str) -> dict[str, str]:
         OWNER_LABEL: owner,
         KEY_LABEL: key,
         REASON_LABEL: reason,
-        sharding.SLOT_LABEL: str(sharding.slot_of(owner)),
+        **sharding.slot_label(owner),
     }
 
 

@@ -28,9 +28,9 @@ class Room:
     def reserve(self, percent: int) -> int:
         return max(1, self.hard * percent // 100)
 
-    def for_others(self, percent: int) -> int:
-        """Copies of others' secrets that may still be made here."""
-        return self.hard - self.used - self.reserve(percent)
+    def for_others(self, percent: int, margin: int = 0) -> int:
+        """Copies of others' secrets that may still be made here, `margin` more kept free."""
+        return self.hard - self.used - self.reserve(percent) - margin
 
 
 def _quantity(value: object) -> int | None:
@@ -62,11 +62,15 @@ def room_of(quota: Mapping[str, object]) -> Room | None:
 
 
 def hold_back(
-    creates: Iterable[DesiredCopy], rooms: Mapping[str, Room], percent: int
+    creates: Iterable[DesiredCopy], rooms: Mapping[str, Room], percent: int, margin: int = 0
 ) -> tuple[list[DesiredCopy], dict[str, str]]:
     """The creates that may be made, and, per namespace, why the others were held back: a
     copy an owner makes for herself is always made; a shared one only within the room her
-    grantee's quota leaves beyond its reserve."""
+    grantee's quota leaves beyond its reserve.
+
+    `margin`: with N shards, up to N-1 other leaders may each be making one copy in the same
+    namespace, each on the quota as it read it: keeping N-1 more slots free keeps the reserve
+    whatever they do."""
     made: list[DesiredCopy] = []
     held: dict[str, str] = {}
     planned: dict[str, int] = {}
@@ -76,10 +80,10 @@ def hold_back(
             made.append(copy)
             continue
         planned[copy.namespace] = planned.get(copy.namespace, 0) + 1
-        if planned[copy.namespace] <= room.for_others(percent):
+        if planned[copy.namespace] <= room.for_others(percent, margin):
             made.append(copy)
         else:
-            reserve = room.reserve(percent)
+            reserve = room.reserve(percent) + margin
             slots = "slot" if reserve == 1 else "slots"
             held[copy.namespace] = (
                 f"its Secret quota ({room.used} of {room.hard} used) keeps its last {reserve} "

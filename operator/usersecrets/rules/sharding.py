@@ -27,6 +27,11 @@ def slot_of(owner: str) -> int:
     return int.from_bytes(hashlib.sha256(owner.encode()).digest()[:4], "big") % SHARD_SLOTS
 
 
+def slot_label(owner: str) -> dict[str, str]:
+    """The label that puts an object with its owner's shard."""
+    return {SLOT_LABEL: str(slot_of(owner))}
+
+
 @dataclass(frozen=True)
 class Shard:
     """One of `count` shards; the only one when `count` is 1, which selects nothing."""
@@ -50,8 +55,11 @@ class Shard:
         return ",".join(s for s in (selector, self.selector) if s) or None
 
     def lease_name(self, base: str) -> str:
-        """One shard leads through the Lease one leader always did; the others have theirs."""
-        return base if self.count == 1 else f"{base}-{self.index}"
+        """The one leader's Lease, or this shard's. The count is part of the name: once
+        `shards` changes, the chart's RBAC no longer names the old Leases, so the leaders of
+        the old count fail to renew and stop within a Lease's duration, rather than lead on
+        beside the new ones for the whole rollout."""
+        return base if self.count == 1 else f"{base}-{self.index}-of-{self.count}"
 
     def __str__(self) -> str:
         return f"shard {self.index} of {self.count}"
@@ -67,9 +75,10 @@ def all_shards(count: int) -> list[Shard]:
 
 def slot_patch(labels: Mapping[str, Any] | None, owner: str) -> list[dict[str, Any]]:
     """The JSON patch that gives an object its owner's slot label (none if it has it)."""
-    slot = str(slot_of(owner))
+    wanted = slot_label(owner)
     if labels is None:
-        return [{"op": "add", "path": "/metadata/labels", "value": {SLOT_LABEL: slot}}]
-    if labels.get(SLOT_LABEL) == slot:
+        return [{"op": "add", "path": "/metadata/labels", "value": wanted}]
+    if labels.get(SLOT_LABEL) == wanted[SLOT_LABEL]:
         return []
-    return [{"op": "add", "path": "/metadata/labels/usersecrets.io~1slot", "value": slot}]
+    pointer = SLOT_LABEL.replace("~", "~0").replace("/", "~1")  # RFC 6901
+    return [{"op": "add", "path": f"/metadata/labels/{pointer}", "value": wanted[SLOT_LABEL]}]

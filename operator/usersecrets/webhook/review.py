@@ -28,9 +28,16 @@ HEALTH_PATH = "/healthz"
 Review = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def user_of(lookups: Lookups, namespace: str) -> str | admission.Decision | None:
-    """The namespace's user, from the cache or, for one newer than it, the apiserver; or a
-    denial that says why it is not known (never a 500)."""
+class UnknownNamespace(Exception):
+    """The namespace could not be looked up; `denial` says why (never a 500)."""
+
+    def __init__(self, denial: admission.Decision) -> None:
+        super().__init__(denial.message)
+        self.denial = denial
+
+
+async def user_of(lookups: Lookups, namespace: str) -> str | None:
+    """The namespace's user, from the cache or, for one newer than it, the apiserver."""
     known, user = lookups.known_user(namespace)
     if known:
         return user
@@ -43,7 +50,8 @@ async def user_of(lookups: Lookups, namespace: str) -> str | admission.Decision 
             if status == 404
             else f"Could not look up namespace '{namespace}'; try again"
         )
-        return admission.Decision(allowed=False, message=problem, reason="lookup")
+        denial = admission.Decision(allowed=False, message=problem, reason="lookup")
+        raise UnknownNamespace(denial) from None
 
 
 def reviewer(lookups: Lookups, settings: Settings) -> Review:
@@ -53,10 +61,11 @@ def reviewer(lookups: Lookups, settings: Settings) -> Review:
         if isinstance(request, str):
             metrics.ADMISSIONS.labels("malformed", "").inc()
             return admission.malformed_response(body, request)
-        user = await user_of(lookups, request.namespace)
-        if isinstance(user, admission.Decision):
-            metrics.ADMISSIONS.labels("denied", user.reason).inc()
-            return admission.review_response(body, user)
+        try:
+            user = await user_of(lookups, request.namespace)
+        except UnknownNamespace as unknown:
+            metrics.ADMISSIONS.labels("denied", unknown.denial.reason).inc()
+            return admission.review_response(body, unknown.denial)
         decision = admission.decide(
             request.pod,
             namespace=request.namespace,
@@ -84,10 +93,11 @@ def labeller(lookups: Lookups) -> Review:
         if not isinstance(meta, dict) or not isinstance(namespace, str) or not namespace:
             metrics.VALIDATIONS.labels("malformed", "").inc()
             return admission.malformed_response(body, "no request.object or request.namespace")
-        user = await user_of(lookups, namespace)
-        if isinstance(user, admission.Decision):
-            metrics.VALIDATIONS.labels("denied", user.reason).inc()
-            return admission.review_response(body, user)
+        try:
+            user = await user_of(lookups, namespace)
+        except UnknownNamespace as unknown:
+            metrics.VALIDATIONS.labels("denied", unknown.denial.reason).inc()
+            return admission.review_response(body, unknown.denial)
         labels = meta.get("labels")
         patch = sharding.slot_patch(labels if isinstance(labels, dict) else None, user or NO_OWNER)
         metrics.VALIDATIONS.labels("labelled" if patch else "admitted", "").inc()

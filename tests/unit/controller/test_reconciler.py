@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from fakes import FakeApi, Request, refusal
+from fakes import FakeApi, Request, copy_labels, refusal
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Cache
 from usersecrets.controller.reconciler import Reconciler
@@ -130,6 +130,36 @@ def test_another_shards_owner_gets_neither_copies_nor_statuses_here_only_its_lab
     asyncio.run(reconcile(reconciler))
     asyncio.run(reconciler.copies(bobs))
     assert len(api.requests) == 1
+
+
+def test_a_copy_labelled_by_hand_for_another_shard_is_sent_back_to_its_owners() -> None:
+    """bob (slot 24) moved a copy of his into the odd shard's slots: the odd shard sends it
+    back, so that his shard, which alone knows whether it is still wanted, sees it again."""
+    reconciler, cache, api, _ = setup(created, shard=Shard(1, 2))
+    bobs = OwnerKey("bob", "db")
+    copy_name = "usec-bob-db-0123456789"
+    meta = {"namespace": "alice-ns", "name": copy_name, "resourceVersion": "3"}
+    cache.copy({"metadata": {**meta, "labels": copy_labels("bob", "db", "grant")}}, False)
+    asyncio.run(reconciler.copies(bobs))
+    assert api.sent() == [("PATCH", f"/api/v1/namespaces/alice-ns/secrets/{copy_name}")]
+    assert api.requests[0].body == {"metadata": {"labels": {"usersecrets.io/slot": "24"}}}
+
+
+def test_with_shards_the_quota_keeps_a_slot_more_per_other_leader() -> None:
+    """bob's namespace has room for one more Secret beyond its reserve: one leader alone
+    shares a copy there, one of two does not (the other may be taking it this moment)."""
+    quota = {
+        "metadata": {"namespace": "bob-ns", "name": "q"},
+        "spec": {"hard": {"count/secrets": "10"}},
+        "status": {"used": {"count/secrets": "8"}},
+    }
+    for shard, shared in ((UNSHARDED, True), (Shard(1, 2), False)):
+        reconciler, cache, api, _ = setup(created, quotas=[quota], shard=shard)
+        cache.quota(quota, deleted=False)
+        cache.usersecret(usersecret({"value": "dg=="}), deleted=False)
+        cache.secretgrant(grant_to_bob(), deleted=False)
+        asyncio.run(reconciler.copies(PAIR))
+        assert (("POST", "/api/v1/namespaces/bob-ns/secrets") in api.sent()) is shared
 
 
 def test_a_valuefrom_source_is_read_by_the_reconcile() -> None:

@@ -69,6 +69,6 @@ def test_with_shards_it_takes_and_deletes_every_shards_lease() -> None:
     settings = Settings(operator_namespace="ops", shards=2)
     delete_copies(cast(KubeApi, api), settings, poll_seconds=0)
     taken = [r.body["metadata"]["name"] for r in api.requests if r.path == leases]
-    assert taken == ["usersecrets-leader-0", "usersecrets-leader-1"]
+    assert taken == ["usersecrets-leader-0-of-2", "usersecrets-leader-1-of-2"]
     deleted = [r.path for r in api.requests if r.method == "DELETE" and "/leases/" in r.path]
-    assert deleted == [f"{leases}/usersecrets-leader-0", f"{leases}/usersecrets-leader-1"]
+    assert deleted == [f"{leases}/usersecrets-leader-0-of-2", f"{leases}/usersecrets-leader-1-of-2"]

@@ -9,6 +9,7 @@ import pytest
 from fakes import FakeApi, Request, refusal
 from usersecrets.controller.writer import Writer
 from usersecrets.rules.desired import ActualSecret, DesiredCopy, Plan
+from usersecrets.rules.sharding import Shard
 
 NAME = "usec-alice-db-0123456789"
 LABELS = {
@@ -179,31 +180,38 @@ def test_a_copy_with_finalizers_is_emptied_and_freed_before_its_delete() -> None
     assert outcome.deleted == [("bob", NAME)]
 
 
-def test_what_has_no_slot_is_labelled_with_its_owners_and_what_is_gone_is_skipped() -> None:
-    """Before a second shard starts: UserSecrets and copies from before shards get the label
-    each shard selects by; a UserSecret in a namespace not yet known waits for a resync."""
+def test_what_has_no_slot_is_labelled_with_its_owners_by_the_owners_shard() -> None:
+    """Before a shard lists: its UserSecrets and copies from before shards get the label it
+    selects by. A UserSecret in a namespace not yet known waits for a resync; one that is gone
+    is skipped; the other shard's owners' are left to it."""
 
     def answer(request: Request) -> Any:
         if request.method == "GET" and request.path.endswith("/usersecrets"):
             items = [
                 {"metadata": {"namespace": ns, "name": name}}
-                for ns, name in (("alice-ns", "db"), ("kube-system", "x"), ("new-ns", "y"))
+                for ns, name in (
+                    ("alice-ns", "db"),
+                    ("alice-ns", "gone"),
+                    ("bob-ns", "x"),
+                    ("new-ns", "y"),
+                )
             ]
             return {"metadata": {"resourceVersion": "5"}, "items": items}
         if request.method == "GET":
             meta = {"namespace": "bob-ns", "name": NAME, "labels": LABELS}
             return {"metadata": {"resourceVersion": "5"}, "items": [{"metadata": meta}]}
-        if request.path.endswith("/usersecrets/x"):
+        if request.path.endswith("/usersecrets/gone"):
             raise refusal(404)
         return {}
 
     w, api = writer(answer)
-    labelled = w.label_unlabelled({"alice-ns": "alice", "kube-system": "", "bob-ns": "bob"})
-    assert labelled == 2
+    odd = Shard(1, 2)  # alice's slot is 9, bob's 24
+    assert w.label_unlabelled({"alice-ns": "alice", "bob-ns": "bob"}, odd) == 2
+    metadata = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
     assert [(r.method, r.path, r.query.get("labelSelector")) for r in api.requests] == [
         ("GET", "/apis/usersecrets.io/v1alpha1/usersecrets", "!usersecrets.io/slot"),
         ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db", None),
-        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/kube-system/usersecrets/x", None),
+        ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/gone", None),
         (
             "GET",
             "/api/v1/secrets",
@@ -211,6 +219,8 @@ def test_what_has_no_slot_is_labelled_with_its_owners_and_what_is_gone_is_skippe
         ),
         ("PATCH", f"/api/v1/namespaces/bob-ns/secrets/{NAME}", None),
     ]
-    slots = [r.body["metadata"]["labels"] for r in api.requests if r.method == "PATCH"]
-    # alice's slot, that of namespaces without a user, and the copy's owner's: alice's.
-    assert slots == [{"usersecrets.io/slot": s} for s in ("9", "2", "9")]
+    assert [r.headers.get("Accept") for r in api.requests if r.method == "GET"] == [metadata] * 2
+    patches = [r for r in api.requests if r.method == "PATCH"]
+    assert {r.content_type for r in patches} == {"application/merge-patch+json"}
+    # alice's slot, for her UserSecret and for the copy of hers in bob's namespace.
+    assert [r.body for r in patches] == [{"metadata": {"labels": {"usersecrets.io/slot": "9"}}}] * 3

@@ -81,3 +81,15 @@ def test_a_copy_made_for_its_owner_holds_up_no_shared_one() -> None:
     made, held = hold_back(creates, {"bob": Room(hard=3, used=0)}, 10)
     assert [(c.namespace, c.key) for c in made] == [("bob", "mine"), ("carol", "x"), ("bob", "k")]
     assert held == {}
+
+
+def test_with_three_shards_two_more_slots_stay_free_for_the_other_leaders_at_that_moment() -> None:
+    """Each of the other two leaders may make one copy there on the same reading of the quota:
+    at worst 8 + 1 + 2 = 11 of 12, the reserve's one slot still free."""
+    rooms = {"bob": Room(hard=12, used=8)}
+    creates = [copy("bob", "grant", f"k{i}") for i in range(3)]
+    made, held = hold_back(creates, rooms, 10, margin=2)
+    assert [c.key for c in made] == ["k0"]
+    assert held == {
+        "bob": "its Secret quota (8 of 12 used) keeps its last 3 slots for the user's own Secrets"
+    }

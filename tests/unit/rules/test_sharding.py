@@ -39,7 +39,7 @@ def test_a_shard_selects_its_slots_and_leads_through_a_lease_of_its_own() -> Non
         "app.kubernetes.io/managed-by=usersecrets,usersecrets.io/slot in "
         "(1,5,9,13,17,21,25,29,33,37,41,45,49,53,57,61)"
     )
-    assert shard.lease_name("usersecrets-leader") == "usersecrets-leader-1"
+    assert shard.lease_name("usersecrets-leader") == "usersecrets-leader-1-of-4"
     assert str(shard) == "shard 1 of 4"
 
 
