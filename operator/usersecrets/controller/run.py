@@ -144,8 +144,9 @@ class Controller:
                 "reconciler-copies",
                 self.api,
                 paths.SECRETS,
+                # Read here, in the watch's thread: the loop never waits for the apiserver.
                 listed=lambda items: watching.hand_over(
-                    loop, self.handle, cache.copies_listed, items
+                    loop, self.handle, cache.copies_listed, list(items)
                 ),
                 changed=copy_changed,
                 label_selector=self.shard.narrowing(naming.MANAGED_SELECTOR),
@@ -168,7 +169,7 @@ class Controller:
                 self.api,
                 paths.RESOURCE_QUOTAS,
                 listed=lambda items: watching.hand_over(
-                    loop, self.handle, cache.quotas_listed, items
+                    loop, self.handle, cache.quotas_listed, list(items)
                 ),
                 changed=quota_changed,
             ),

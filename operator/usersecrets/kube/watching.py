@@ -32,7 +32,8 @@ MAX_BACKOFF = 30.0
 #: Objects per page of a list.
 PAGE = 500
 
-Listed = Callable[[list[dict[str, Any]]], None]
+#: Takes a fresh list, as an iterator that reads it a page at a time as it goes.
+Listed = Callable[[Iterator[dict[str, Any]]], None]
 Changed = Callable[[str, dict[str, Any]], None]
 
 
@@ -142,11 +143,21 @@ def follow(
 def _list_into(
     listed: Listed, core: KubeApi, path: str, label_selector: str | None, metadata_only: bool
 ) -> str:
-    """Hands a fresh list to `listed`; returns its version. A function of its own so that
-    the list is gone when the watch begins: a variable of `follow` kept every listed object,
-    all the copies' metadata on every replica, for as long as the watch lasted."""
-    items, version = list_objects(core, path, label_selector, metadata_only)
-    listed(items)
+    """Hands a fresh list to `listed`, read a page at a time as `listed` goes through it;
+    returns its version. The webhook's caches thus never hold a whole list of every copy's
+    metadata besides themselves: on every replica, that was ~150 MiB at 120,000 copies, kept
+    by the allocator after a restart."""
+    version = ""
+
+    def items() -> Iterator[dict[str, Any]]:
+        nonlocal version
+        for page, version in pages(core, path, label_selector, metadata_only):  # noqa: B007
+            yield from page
+
+    stream = items()
+    listed(stream)
+    for _ in stream:  # what `listed` left unread: the version is the last page's
+        pass
     return version
 
 

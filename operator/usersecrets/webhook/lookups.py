@@ -10,7 +10,7 @@ only lets the pod mount Secrets of its own namespace.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -43,7 +43,7 @@ class MetadataCache(Generic[T]):
         self.objects: dict[str, dict[str, T]] = {}
         self.synced = threading.Event()
 
-    def load(self, items: list[dict[str, Any]]) -> None:
+    def load(self, items: Iterable[dict[str, Any]]) -> None:
         objects: dict[str, dict[str, T]] = {}
         for item in items:
             meta = item["metadata"]

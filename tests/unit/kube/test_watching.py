@@ -158,3 +158,30 @@ def test_a_list_comes_in_pages() -> None:
         {"labelSelector": "x=y", "limit": 500, "continue": None},
         {"labelSelector": "x=y", "limit": 500, "continue": "next"},
     ]
+
+
+def test_a_list_is_handed_over_a_page_at_a_time_and_its_version_is_the_last_pages() -> None:
+    """The webhook's caches take every copy's metadata: a page is read when the one before
+    it has been taken in, never the whole list at once. What `listed` leaves unread is read
+    anyway, for the version the watch starts from."""
+    requested: list[str | None] = []
+    pages = {
+        None: {"metadata": {"resourceVersion": "7", "continue": "p2"}, "items": [obj("a", "5")]},
+        "p2": {"metadata": {"resourceVersion": "7"}, "items": [obj("b", "6")]},
+    }
+
+    class Paged:
+        def json(self, method: str, path: str, **kwargs: Any) -> Any:
+            requested.append(kwargs["query"]["continue"])
+            return pages[kwargs["query"]["continue"]]
+
+    seen: list[tuple[str, int]] = []
+
+    def listed(items: Any) -> None:
+        seen.extend((i["metadata"]["name"], len(requested)) for i in items)
+
+    assert watching._list_into(listed, cast(Any, Paged()), "/things", None, True) == "7"
+    assert seen == [("a", 1), ("b", 2)]
+    requested.clear()
+    assert watching._list_into(lambda _: None, cast(Any, Paged()), "/things", None, True) == "7"
+    assert requested == [None, "p2"]
