@@ -8,9 +8,11 @@ receives the same number). Measured, with the chart's default limits:
 - how fast it all materializes (creates and copies together, as on a first install);
 - the operator's memory once converged (RSS) and at its peak (VmHWM), the largest leader's and
   each one's;
-- a restart: from the processes' start until each shard has a leader with every copy accounted
-  for and an empty queue, and how many writes that restart made (none are due); with shards,
-  of one leader while the others lead on (a failover, or a rollout's step), then of all at once;
+- with shards (and a replica more, standing by): a leader stopped, until the standby leads its
+  shard with every copy accounted for and an empty queue (a failover, or a rollout's step);
+- a restart of every leader at once: from the processes' start until each shard has a leader
+  with every copy accounted for and an empty queue; and how many writes each of these made
+  (none are due);
 - a value change reaching every copy (the owner's and its grantees'), p50/p99 over CHANGES;
 - the webhook's p99 at concurrency 16 at this size, against the same review at 1,000 secrets
   on the same cluster before the rest was created (the README's comparison point).
@@ -204,13 +206,24 @@ def converged(benches: list[Bench], copies: int, timeout: float) -> None:
     benches[0].wait(done, timeout, f"{copies} copies and empty queues", every=1.0)
 
 
+def failover(
+    api: KubeApi, leader: OperatorProcess, benches: list[Bench], copies: int
+) -> dict[str, Any]:
+    """Stops `leader` (it hands its Lease back): until the standby leads its shard with every
+    copy accounted for, `benches` being the leaders then."""
+    with copies_changed(api, now(api)) as written:
+        started = time.monotonic()
+        leader.stop()
+        converged(benches, copies, 3600)
+        took = round(time.monotonic() - started, 1)
+    return {"failover_converged_s": took, "copies_written_by_the_failover": len(written)}
+
+
 def restart(
     api: KubeApi, benches: list[Bench], operators: list[OperatorProcess], copies: int
 ) -> dict[str, Any]:
-    """Stops `operators` and starts them again: until every shard leads, converged again."""
+    """Starts `operators` (stopped) again, all at once: until every shard leads, converged."""
     with copies_changed(api, now(api)) as written:
-        for operator in operators:
-            operator.stop()
         started = time.monotonic()
         for operator in operators:
             operator.start()
@@ -228,15 +241,23 @@ def timed(what: Callable[[], None]) -> float:
 def run(scale: Scale) -> dict[str, Any]:
     out: dict[str, Any] = {"scale": asdict(scale)}
     with ControlPlane(find_binaries()) as plane:
-        values = ["logLevel=WARNING", f"shards={scale.shards}", f"replicaCount={scale.shards}"]
-        operators = [
+        # With shards, as the chart advises: a replica more, standing by.
+        replicas = scale.shards + 1 if scale.shards > 1 else 1
+        values = ["logLevel=WARNING", f"shards={scale.shards}", f"replicaCount={replicas}"]
+        # Each installs the chart, pointing its webhooks at itself: the last one, a leader,
+        # answers them; the standby, installed first, starts once every shard has a leader.
+        standby = (
+            [OperatorProcess(plane, name="standby", values=values)] if scale.shards > 1 else []
+        )
+        leaders = [
             OperatorProcess(plane, name=f"operator-{i}", values=values) for i in range(scale.shards)
         ]
+        operators = leaders + standby
         try:
-            for operator in operators:
+            for operator in leaders:
                 operator.start()
             benches = [Bench(plane, operator) for operator in operators]
-            bench = benches[-1]  # the webhook configuration points at the last one installed
+            bench = benches[scale.shards - 1]
             api, _ = from_kubeconfig(str(plane.kubeconfig), None)
             api = KubeApi(api.credentials, pool=32)
             with ThreadPoolExecutor(16) as pool:
@@ -245,7 +266,9 @@ def run(scale: Scale) -> dict[str, Any]:
                 step(f"{len(first) * cluster.per_user} secrets, the webhook's comparison point")
                 cluster.namespaces(first)
                 cluster.usersecrets(first)
-                converged(benches, len(first) * cluster.per_user, 600)
+                converged(benches[: scale.shards], len(first) * cluster.per_user, 600)
+                for operator in standby:  # once every shard has its leader
+                    operator.start()
                 out["webhook_at_baseline"] = bench.webhook_direct(scale.reviews, 16, "u0", "u0")
                 rest = range(len(first), scale.users)
                 step(f"{scale.users} users, {scale.secrets} secrets, {scale.grants} grants")
@@ -253,18 +276,20 @@ def run(scale: Scale) -> dict[str, Any]:
                 out["create_namespaces_s"] = timed(lambda: cluster.namespaces(rest))
                 out["create_usersecrets_s"] = timed(lambda: cluster.usersecrets(rest))
                 out["create_grants_s"] = timed(cluster.grants)
-                converged(benches, cluster.copies, 7200)
+                converged(benches[: scale.shards], cluster.copies, 7200)
                 out["populated_and_converged_s"] = round(time.monotonic() - started, 1)
                 out["copies"] = cluster.copies
-                out["converged"] = rss(operators)
+                out["converged"] = rss(leaders)
                 step("the webhook at full size")
                 out["webhook_at_full_size"] = bench.webhook_direct(scale.reviews, 16, "u0", "u0")
-                if len(operators) > 1:
-                    step("one leader's restart, the others leading on")
-                    out["one_restart"] = restart(api, benches, operators[:1], cluster.copies)
+                if standby:
+                    step("a leader stops, and the standby takes its shard over")
+                    out.update(failover(api, leaders[0], benches[1:], cluster.copies))
                 step("a restart of every leader at once")
-                out.update(restart(api, benches, operators, cluster.copies))
-                out["after_restart"] = rss(operators)
+                for operator in operators:
+                    operator.stop()
+                out.update(restart(api, benches[: scale.shards], leaders, cluster.copies))
+                out["after_restart"] = rss(leaders)
                 step("value changes reaching every copy")
                 out["value_change_to_every_copy"] = value_changes(api, cluster)
         finally:
