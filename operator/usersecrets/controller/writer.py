@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
@@ -186,28 +185,18 @@ class Writer:
         """Labels the shard's UserSecrets and copies that have no slot (written before
         shards, or past the webhook) with their owner's; `owners` are the namespaces'. Each
         shard labels its own, before it lists them. How many it labelled."""
-        unlabelled = f"!{sharding.SLOT_LABEL}"
-        usersecrets = paths.custom("usersecrets")
+        unlabelled, done = f"!{sharding.SLOT_LABEL}", 0
+        for meta in _metadata(self.api, paths.custom("usersecrets"), unlabelled):
+            owner = owners.get(meta["namespace"])
+            if owner is not None and shard.owns(owner):
+                where = paths.custom("usersecrets", meta["namespace"])
+                done += self._label(f"{where}/{meta['name']}", owner)
         copies = f"{naming.MANAGED_SELECTOR},{unlabelled}"
-        found = itertools.chain(
-            (
-                (
-                    paths.custom("usersecrets", meta["namespace"]),
-                    meta,
-                    owners.get(meta["namespace"]),
-                )
-                for meta in _metadata(self.api, usersecrets, unlabelled)
-            ),
-            (
-                (paths.secrets_in(meta["namespace"]), meta, meta["labels"].get(naming.OWNER_LABEL))
-                for meta in _metadata(self.api, paths.SECRETS, copies)
-            ),
-        )
-        return sum(
-            self._label(f"{where}/{meta['name']}", owner)
-            for where, meta, owner in found
-            if owner is not None and shard.owns(owner)
-        )
+        for meta in _metadata(self.api, paths.SECRETS, copies):
+            owner = meta["labels"].get(naming.OWNER_LABEL)
+            if owner is not None and shard.owns(owner):
+                done += self._label(f"{paths.secrets_in(meta['namespace'])}/{meta['name']}", owner)
+        return done
 
     def _label(self, path: str, owner: str) -> bool:
         """False if it is gone."""
