@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         ge=1,
         le=SHARD_SLOTS,
         description="Leaders that share the owners between them, each with a Lease of its own: "
-        "for clusters too large for one (README, 'At platform size'). Needs leader election, "
+        "for clusters too large for one (README, 'Shards'). Needs leader election, "
         "and at least as many replicas.",
     )
     lease_seconds: int = Field(
