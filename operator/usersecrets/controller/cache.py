@@ -389,11 +389,24 @@ class Cache:
 
     def copies_listed(self, items: list[dict[str, Any]]) -> Pairs:
         """The copies watch listed again (after 410 Gone or a failure): what it missed."""
+        return self._listed_anew("secret", items, self.copies.refs(), self.copy)
+
+    def usersecrets_listed(self, items: list[dict[str, Any]]) -> Pairs:
+        """The UserSecrets watch listed again: what it missed."""
+        return self._listed_anew("usersecret", items, self.usersecrets.keys(), self.usersecret)
+
+    def _listed_anew(
+        self,
+        kind: str,
+        items: list[dict[str, Any]],
+        cached: Iterable[Ref],
+        record: Callable[[Mapping[str, Any], bool], Pairs],
+    ) -> Pairs:
         dirty: Pairs = set()
         for item in items:
-            dirty |= self.copy(item, False)
+            dirty |= record(item, False)
         listed = {ref_of(item) for item in items}
-        return dirty | self._forget_unlisted("secret", self.copies.refs(), listed, self.copy)
+        return dirty | self._forget_unlisted(kind, cached, listed, record)
 
     def secrets_listed(self) -> Pairs:
         """The Secrets watch listed again: any source may have changed, any Secret holding a

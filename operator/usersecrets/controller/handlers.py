@@ -1,7 +1,8 @@
 """kopf's part: every watch event becomes a cache update and dirty pairs; nothing more.
 
-kopf follows UserSecrets, SecretGrants and Namespaces; Secrets are followed by `watching`,
-which can ask for our copies only, and for metadata only.
+kopf follows SecretGrants and Namespaces. UserSecrets and Secrets are followed by `watching`
+(`run.Controller.follow`): it asks for our copies only, and for metadata only, and it spends
+a seventh of kopf's CPU on an event, which counts for the two events of every secret.
 
 Only `on.event` handlers, on purpose: kopf then stores nothing on our objects, so no finalizer
 can get stuck and no last-handled-configuration annotation ever holds `spec.value`. Deletions
@@ -26,7 +27,6 @@ from kopf._core.reactor.inventory import ResourceMemories, ResourceMemory
 from usersecrets import GROUP, VERSION, metrics
 from usersecrets.kube import watching
 from usersecrets.kube.credentials import in_cluster_server
-from usersecrets.rules.sharding import UNSHARDED, Shard
 
 if TYPE_CHECKING:
     from usersecrets.controller.run import Controller
@@ -92,11 +92,6 @@ def _record(memo: kopf.Memo, kind: str, *args: Any) -> None:
     watching.hand_over(memo["loop"], controller.handle, event, *args)
 
 
-@kopf.on.event(GROUP, VERSION, "usersecrets", registry=registry)
-async def usersecret(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _record(memo, "usersecret", body, type == "DELETED")
-
-
 @kopf.on.event(GROUP, VERSION, "secretgrants", registry=registry)
 async def secretgrant(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _record(memo, "secretgrant", body, type == "DELETED")
@@ -122,7 +117,7 @@ def run(
     uvloop.run(
         kopf.operator(
             registry=registry,
-            settings=settings(controller.shard),
+            settings=settings(),
             memo=kopf.Memo(controller=controller, loop=loop),
             memories=_Forgetful(),
             clusterwide=True,
@@ -134,11 +129,10 @@ def run(
     )
 
 
-def settings(shard: Shard = UNSHARDED) -> kopf.OperatorSettings:
+def settings() -> kopf.OperatorSettings:
+    """Every shard follows every grant and namespace: they are few, and a grantee's limit on
+    shares received counts across owners."""
     operator = kopf.OperatorSettings()
-    # Only the shard's UserSecrets, selected by the apiserver; grants and namespaces all.
-    if (selector := shard.narrowing()) is not None:
-        operator.watching.label_selectors[GROUP, "usersecrets"] = selector
     # Users read our Events and statuses; kopf's own Events would only echo handler errors.
     operator.posting.enabled = False
     # The apiserver closes each watch within server_timeout; a watch silent for longer than

@@ -1,10 +1,12 @@
-"""List+watch loops in threads, for the Secrets and the webhook's caches (kopf has the rest).
+"""List+watch loops in threads, for UserSecrets, Secrets and the webhook's caches (kopf has
+SecretGrants and Namespaces).
 
-kopf follows UserSecrets, SecretGrants and Namespaces. It cannot ask the apiserver for metadata
-only, so following Secrets with it would mean receiving, processing and remembering every
-Secret of the cluster, data included. Here the reconciler gets its own copies in full (a label
-selector) and every other Secret as metadata only, and the webhook's caches get metadata only.
-Objects are plain dicts: one JSON parse, no models.
+kopf cannot ask the apiserver for metadata only, so following Secrets with it would mean
+receiving, processing and remembering every Secret of the cluster, data included. Here the
+reconciler gets its own copies in full (a label selector) and every other Secret as metadata
+only, and the webhook's caches get metadata only. Objects are plain dicts: one JSON parse, no
+models, ~0.1 ms of CPU an event where kopf spends 0.6-0.8 ms; so UserSecrets, two events of
+each secret, come here too.
 """
 
 from __future__ import annotations

@@ -140,6 +140,17 @@ def test_a_relisted_copies_watch_forgets_what_was_deleted_meanwhile() -> None:
     assert len(found.copies) == 0
 
 
+def test_a_relisted_usersecrets_watch_records_what_it_missed_and_forgets_what_went() -> None:
+    found = cache(("alice-ns", "alice"))
+    found.usersecret(usersecret("alice-ns", "old"), deleted=False)
+    assert found.usersecrets_listed([usersecret("alice-ns", "new")]) == {
+        OwnerKey("alice", "old"),
+        OwnerKey("alice", "new"),
+    }
+    assert list(found.usersecrets) == [("alice-ns", "new")]
+    assert found.world.secret("alice-ns", "old") is None
+
+
 def test_a_relisted_secrets_watch_rereads_sources_and_retries_collisions() -> None:
     found = cache(("alice-ns", "alice"))
     found.sources[("alice-ns", "src")] = {("alice-ns", "from-src")}

@@ -1,5 +1,5 @@
-"""The controller's wiring: what the Secret watches ask for, and that each event they and
-kopf's handlers bring is counted and queues what it dirtied."""
+"""The controller's wiring: what our watches ask for, and that each event they and kopf's
+handlers bring is counted and queues what it dirtied."""
 
 from __future__ import annotations
 
@@ -35,18 +35,22 @@ class Watches(FakeApi):
         accept = headers.get("Accept")
         self.watched.append((path, query.get("labelSelector"), accept, query["resourceVersion"]))
         kinds = Counter((p, a) for p, _, a, _ in self.watched)
-        if len(kinds) == 3 and min(kinds.values()) >= 2:  # each thread is done with its first
+        if len(kinds) == 4 and min(kinds.values()) >= 2:  # each thread is done with its first
             self.all.set()
         if (event := self.events.pop((path, accept), None)) is not None:
             return watch_events(("ADDED", event))
         raise ConnectionResetError("dropped")
 
 
+USERSECRETS = "/apis/usersecrets.io/v1alpha1/usersecrets"
+
+
 def following(api: Watches, shard: Shard = UNSHARDED) -> Controller:
-    """The controller's Secret and quota watches, from version 42, until each was opened
-    twice."""
+    """The controller's watches, from the versions of a relist (41 for UserSecrets, 42 for
+    Secrets), until each was opened twice."""
     controller = Controller(cast(Any, api), Settings(), shard)
-    stops = controller.follow_secrets(asyncio.new_event_loop(), "42")
+    versions = {"usersecret": "41", "grant": "40", "secret": "42"}
+    stops = controller.follow(asyncio.new_event_loop(), versions)
     try:
         assert api.all.wait(5)
     finally:
@@ -55,7 +59,7 @@ def following(api: Watches, shard: Shard = UNSHARDED) -> Controller:
     return controller
 
 
-def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata() -> None:
+def test_the_watches_ask_for_usersecrets_and_copies_in_full_and_other_secrets_as_metadata() -> None:
     api = Watches()
     following(api)
     assert sorted(set(api.watched), key=str) == [
@@ -67,13 +71,18 @@ def test_the_secret_watches_ask_for_copies_in_full_and_the_rest_as_metadata() ->
             "42",
         ),
         ("/api/v1/secrets", "app.kubernetes.io/managed-by=usersecrets", None, "42"),
+        (USERSECRETS, None, None, "41"),
     ]
 
 
-def test_each_secret_and_quota_event_is_counted_and_handed_to_the_controllers_loop() -> None:
+def test_each_event_of_our_watches_is_counted_and_handed_to_the_controllers_loop() -> None:
     meta = {"namespace": "alice-ns", "resourceVersion": "43"}
     api = Watches(
         {
+            (USERSECRETS, None): {
+                "metadata": {**meta, "name": "db", "uid": "u1", "generation": 1},
+                "spec": {"value": "dg=="},
+            },
             ("/api/v1/secrets", None): {
                 "metadata": {
                     **meta,
@@ -92,8 +101,15 @@ def test_each_secret_and_quota_event_is_counted_and_handed_to_the_controllers_lo
     )
     events = Growth("usersecrets_watch_events_total")
     controller = following(api)
-    assert events() == {'{kind="copy"}': 1.0, '{kind="secret"}': 1.0, '{kind="quota"}': 1.0}
-    assert controller.cache.room("alice-ns") is None  # handed over, not applied in the thread
+    assert events() == {
+        '{kind="usersecret"}': 1.0,
+        '{kind="copy"}': 1.0,
+        '{kind="secret"}': 1.0,
+        '{kind="quota"}': 1.0,
+    }
+    # Handed over, not applied in the watches' threads.
+    assert controller.cache.room("alice-ns") is None
+    assert controller.cache.usersecrets == {}
 
 
 def test_an_event_queues_the_pairs_it_dirtied() -> None:
@@ -117,11 +133,6 @@ def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None
         memo = kopf.Memo(controller=controller, loop=asyncio.get_running_loop())
         namespace = {"metadata": {"name": "alice-ns", "labels": {"usersecrets.io/user": "bob"}}}
         await handlers.namespace(type="ADDED", body=kopf.Body(namespace), memo=memo)
-        usersecret = {
-            "metadata": {"namespace": "alice-ns", "name": "db", "uid": "u1", "generation": 1},
-            "spec": {"value": "dg=="},
-        }
-        await handlers.usersecret(type=None, body=kopf.Body(usersecret), memo=memo)
         grant = {
             "metadata": {"namespace": "alice-ns", "name": "g", "uid": "u2", "generation": 1},
             "spec": {"secretName": "db", "user": "carol"},
@@ -133,11 +144,7 @@ def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None
 
     events = Growth("usersecrets_watch_events_total")
     assert asyncio.run(scenario()) == {OwnerKey("bob", "db")}
-    assert events() == {
-        '{kind="namespace"}': 1.0,
-        '{kind="usersecret"}': 1.0,
-        '{kind="secretgrant"}': 1.0,
-    }
+    assert events() == {'{kind="namespace"}': 1.0, '{kind="secretgrant"}': 1.0}
 
 
 def test_kopf_lists_a_page_at_a_time_paces_its_workers_and_neither_diffs_nor_stores() -> None:
@@ -168,12 +175,10 @@ def test_a_shard_follows_its_own_copies_and_usersecrets_and_every_grant() -> Non
         "42",
     )
     assert copies in api.watched
-    selectors = handlers.settings(Shard(1, 2)).watching.label_selectors
-    usersecrets = kopf.Resource("usersecrets.io", "v1alpha1", "usersecrets")
+    assert (USERSECRETS, ODD_SLOTS, None, "41") in api.watched
+    # kopf, which follows grants and namespaces, follows all of them.
     grants = kopf.Resource("usersecrets.io", "v1alpha1", "secretgrants")
-    assert (selectors.collect(usersecrets), selectors.collect(grants)) == ([ODD_SLOTS], [])
-    unsharded = handlers.settings().watching.label_selectors
-    assert unsharded.collect(usersecrets) == []
+    assert handlers.settings().watching.label_selectors.collect(grants) == []
 
 
 def test_the_first_relist_is_tried_again_when_the_apiserver_is_not_ready() -> None:
@@ -188,5 +193,9 @@ def test_the_first_relist_is_tried_again_when_the_apiserver_is_not_ready() -> No
         return {"metadata": {"resourceVersion": "7"}, "items": []}
 
     controller = Controller(cast(Any, FakeApi(answer)), Settings())
-    assert asyncio.run(controller.first_relist()) == "7"
+    assert asyncio.run(controller.first_relist()) == {
+        "secret": "7",
+        "grant": "7",
+        "usersecret": "7",
+    }
     assert answers[:2] == ["429", "200"]
