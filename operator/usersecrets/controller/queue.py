@@ -8,6 +8,7 @@ reconciled again from the state as it is then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,11 @@ class WorkQueue:
     since: dict[OwnerKey, float] = field(default_factory=dict)
     failures: dict[OwnerKey, int] = field(default_factory=dict)
     queue: asyncio.Queue[OwnerKey] = field(default_factory=asyncio.Queue)
+    #: Set while no key waits to be taken.
+    empty: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.empty.set()
 
     def add(self, pair: OwnerKey) -> None:
         self.since.setdefault(pair, time.monotonic())
@@ -31,6 +37,7 @@ class WorkQueue:
         elif pair not in self.queued:
             self.queued.add(pair)
             self.queue.put_nowait(pair)
+            self.empty.clear()
 
     def add_all(self, pairs: Iterable[OwnerKey]) -> None:
         for pair in pairs:
@@ -40,7 +47,15 @@ class WorkQueue:
         pair = await self.queue.get()
         self.queued.discard(pair)
         self.active.add(pair)
+        if not self.queued:
+            self.empty.set()
         return pair
+
+    async def drained(self, patience: float) -> None:
+        """Returns once no key waits to be taken, or after `patience` seconds."""
+        if not self.empty.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.empty.wait(), patience)
 
     def done(self, pair: OwnerKey, ok: bool) -> float | None:
         """Ends work on `pair`; returns the seconds it waited since first dirtied, on success."""

@@ -46,3 +46,26 @@ def test_the_wait_is_measured_from_the_first_time_a_key_was_dirtied() -> None:
     waited = asyncio.run(scenario())
     assert waited is not None
     assert waited >= 0.05
+
+
+def test_drained_returns_once_no_key_waits_or_after_its_patience() -> None:
+    async def scenario() -> tuple[float, float, float]:
+        queue = WorkQueue()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await queue.drained(5)  # nothing waits
+        empty = loop.time() - started
+        queue.add(A)
+        started = loop.time()
+        await queue.drained(0.05)  # A waits, and nobody takes it
+        patience = loop.time() - started
+        loop.call_later(0.05, lambda: asyncio.ensure_future(queue.get()))
+        started = loop.time()
+        await queue.drained(5)
+        taken = loop.time() - started
+        return empty, patience, taken
+
+    empty, patience, taken = asyncio.run(scenario())
+    assert empty < 0.01
+    assert 0.05 <= patience < 1
+    assert 0.04 <= taken < 1

@@ -33,22 +33,30 @@ def test_a_status_waits_for_its_copies() -> None:
     """A pair goes to the status queue only once its copies are in sync, and a status is not
     written while the pair is back in the copies' queue."""
 
-    async def scenario() -> tuple[list[OwnerKey], list[OwnerKey]]:
-        queues, applied, reported = Queues(), [], []
+    async def scenario() -> list[tuple[str, OwnerKey]]:
+        queues, done = Queues(), []
         refused: dict[OwnerKey, dict[str, str]] = {}
+
+        def step(kind: str) -> Callable[[OwnerKey], Awaitable[None]]:
+            async def record(pair: OwnerKey) -> None:
+                done.append((kind, pair))
+
+            return record
+
         queues.copies.add(A)
         queues.reports.add(B)
         queues.copies.add(B)  # B changed again before its status was written
-        workers = [asyncio.create_task(report_worker(queues, recorder(reported), refused))]
+        workers = [asyncio.create_task(report_worker(queues, step("status"), refused))]
         await asyncio.sleep(0.01)
-        assert reported == []  # B is skipped: its copies are not in sync yet
-        workers.append(asyncio.create_task(copy_worker(queues, recorder(applied), refused)))
+        assert done == []  # B is skipped: its copies are not in sync yet
+        workers.append(asyncio.create_task(copy_worker(queues, step("copies"), refused)))
         await until(lambda: len(queues) == 0, workers)
-        return applied, reported
+        return done
 
-    applied, reported = asyncio.run(scenario())
-    assert applied == [A, B]
-    assert reported == [A, B]
+    done = asyncio.run(scenario())
+    assert [pair for kind, pair in done if kind == "copies"] == [A, B]
+    assert {pair for kind, pair in done if kind == "status"} == {A, B}
+    assert done.index(("copies", B)) < done.index(("status", B))
 
 
 def test_refused_copies_are_reported_while_the_pair_waits_for_its_retry() -> None:
@@ -86,3 +94,30 @@ def test_refused_copies_are_reported_while_the_pair_waits_for_its_retry() -> Non
     assert errors() == {'{kind="copies"}': 1.0}
     assert durations() == {'{kind="copies"}': 2.0, '{kind="status"}': 2.0}
     assert synced() == {"{}": 1.0}  # once in sync, not when refused
+
+
+def test_in_a_burst_a_status_waits_while_other_copies_wait() -> None:
+    async def scenario() -> list[OwnerKey]:
+        queues, reported = Queues(), []
+        queues.copies.add(A)
+        queues.reports.add(B)
+        workers = [asyncio.create_task(report_worker(queues, recorder(reported), {}))]
+        await asyncio.sleep(0.05)
+        assert reported == []  # B's copies are in sync, but A's wait
+        workers.append(asyncio.create_task(copy_worker(queues, recorder([]), {})))
+        await until(lambda: len(queues) == 0, workers)
+        return reported
+
+    assert asyncio.run(scenario()) == [B, A]
+
+
+def test_a_status_waits_for_other_copies_no_longer_than_its_patience() -> None:
+    async def scenario() -> list[OwnerKey]:
+        queues, reported = Queues(), []
+        queues.copies.add(A)  # and no copy worker takes it
+        queues.reports.add(B)
+        worker = asyncio.create_task(report_worker(queues, recorder(reported), {}, 0.05))
+        await until(lambda: reported == [B], [worker])
+        return reported
+
+    assert asyncio.run(scenario()) == [B]
