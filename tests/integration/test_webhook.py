@@ -806,6 +806,55 @@ def test_server_side_dry_run_shows_the_mutation_and_creates_nothing(
     assert DENIED + "Missing secrets: 'missing-a'" in result.stderr
 
 
+def test_only_writes_that_may_expose_a_value_depend_on_the_webhook(
+    alice: User, admin: client.ApiClient, operator: OperatorProcess
+) -> None:
+    """With the operator down, an inline UserSecret and a grant's label edit are admitted; a
+    new grant, which may share what its author may not read, is not."""
+    core = client.CoreV1Api(admin)
+    grant = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SecretGrant",
+        "metadata": {"name": f"to-bob-{uid()}"},
+        "spec": {"secretName": "secret-password", "user": "bob"},
+    }
+    name = grant["metadata"]["name"]
+    alice.custom.create_namespaced_custom_object(
+        GROUP, VERSION, alice.namespace, "secretgrants", grant
+    )
+    operator.stop()
+    try:
+        alice.custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            alice.namespace,
+            "usersecrets",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "UserSecret",
+                "metadata": {"name": f"inline-{uid()}"},
+                "spec": {"value": "eA=="},
+            },
+        )
+        alice.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            alice.namespace,
+            "secretgrants",
+            name,
+            {"metadata": {"labels": {"team": "ml"}}},
+        )
+        with pytest.raises(ApiException) as refused:
+            alice.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, alice.namespace, "secretgrants", name, {"spec": {"user": "carol"}}
+            )
+        assert refused.value.status == 500, refused.value.body
+        assert 'failed calling webhook "secretgrants.usersecrets.io"' in message(refused.value)
+    finally:
+        operator.start()
+        wait_for(lambda: webhook_answers(core, alice.namespace), what="the webhook to answer")
+
+
 def test_only_pods_that_ask_depend_on_the_webhook(
     alice: User, admin: client.ApiClient, operator: OperatorProcess
 ) -> None:
