@@ -26,6 +26,8 @@ class WorkQueue:
     queue: asyncio.Queue[OwnerKey] = field(default_factory=asyncio.Queue)
     #: Set while no key waits to be taken.
     empty: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Since when keys have waited without a break, if they do.
+    waiting_since: float | None = None
 
     def __post_init__(self) -> None:
         self.empty.set()
@@ -35,9 +37,11 @@ class WorkQueue:
         if pair in self.active:
             self.dirty.add(pair)
         elif pair not in self.queued:
+            if not self.queued:
+                self.waiting_since = time.monotonic()
+                self.empty.clear()
             self.queued.add(pair)
             self.queue.put_nowait(pair)
-            self.empty.clear()
 
     def add_all(self, pairs: Iterable[OwnerKey]) -> None:
         for pair in pairs:
@@ -48,14 +52,18 @@ class WorkQueue:
         self.queued.discard(pair)
         self.active.add(pair)
         if not self.queued:
+            self.waiting_since = None
             self.empty.set()
         return pair
 
     async def drained(self, patience: float) -> None:
-        """Returns once no key waits to be taken, or after `patience` seconds."""
-        if not self.empty.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.empty.wait(), patience)
+        """Returns once no key waits to be taken, or once keys have waited without a break
+        for `patience` seconds: a burst is waited out, a steady stream is not."""
+        if self.waiting_since is None:
+            return
+        left = self.waiting_since + patience - time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.empty.wait(), max(left, 0))
 
     def done(self, pair: OwnerKey, ok: bool) -> float | None:
         """Ends work on `pair`; returns the seconds it waited since first dirtied, on success."""
