@@ -115,8 +115,9 @@ class Bench:
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each process taking part, this client included."""
-        assert self.operator.process is not None
-        pids = {**self.plane.pids(), "operator": self.operator.process.pid}
+        pids = self.plane.pids()
+        if self.operator.process is not None:
+            pids["operator"] = self.operator.process.pid
         usage = {name: cpu_seconds(pid) for name, pid in pids.items()}
         return {**usage, "client": cpu_seconds(os.getpid())}
 
@@ -291,6 +292,12 @@ class Bench:
             self.wait(lambda: events_seen(kind) >= seen + n, 120, f"{n} {kind} events", 0.5)
             return self.cpu_per_object(cpu, n)
 
+        def quiet() -> bool:
+            """No event for a second: the statuses' events are not counted as the patches'."""
+            before = [events_seen(kind) for kind in counted]
+            time.sleep(1)
+            return before == [events_seen(kind) for kind in counted]
+
         each("usersecret", lambda i: self.create_usersecret(namespace, f"k{i}", b"x"))
         grant = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SecretGrant"}
         each(
@@ -308,6 +315,7 @@ class Bench:
             ),
         )
         self.converged(300)
+        self.wait(quiet, 60, "the statuses' own events to end", every=0)
         note = {"metadata": {"annotations": {"bench.usersecrets.io/touched": "yes"}}}
 
         def touch(plural: str, name: str) -> Callable[[int], object]:
@@ -323,6 +331,50 @@ class Bench:
             "own_watch_ms": ours,
             "ratio": round(kopf / ours, 1) if ours else None,
         }
+
+    def writes(self, n: int) -> dict[str, Any]:
+        """The CPU of each write a secret makes (the UserSecret, its copy, its status), N of
+        each alone, with the operator stopped: the floor under what a secret costs, and, taken
+        from that, what the operator and the watch events add."""
+        user = f"r{uuid.uuid4().hex[:6]}"
+        namespace = self.namespace(user)
+        self.create_usersecret(namespace, "sample", b"x")
+
+        def written() -> dict[str, Any] | None:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "usersecrets", "sample"
+            )
+            return found.get("status")
+
+        self.wait(lambda: written() is not None, 60, "a status")
+        status = {"status": written()}  # as the operator writes it
+        labels = naming.copy_labels(user, "k", "owner")
+        self.operator.stop()
+
+        def alone(call: Callable[[int], object]) -> dict[str, float]:
+            cpu = self.cpu()
+            list(self.pool.map(call, range(n)))
+            return self.cpu_per_object(cpu, n)
+
+        try:
+            return {
+                "n": n,
+                "usersecret": alone(lambda i: self.create_usersecret(namespace, f"k{i}", b"x")),
+                "copy": alone(
+                    lambda i: self.core.create_namespaced_secret(
+                        namespace,
+                        {"metadata": {"name": f"c{i}", "labels": labels}, "data": {"v": "eA=="}},
+                    )
+                ),
+                "status": alone(
+                    lambda i: self.custom.patch_namespaced_custom_object_status(
+                        GROUP, VERSION, namespace, "usersecrets", f"k{i}", status
+                    )
+                ),
+            }
+        finally:
+            self.operator.start()
+            self.converged(300)
 
     def steady(self, rate: float, seconds: float) -> dict[str, Any]:
         """Create-to-Secret latency at a steady rate of creates."""
@@ -568,6 +620,7 @@ def step(name: str) -> None:
 SCENARIOS = (
     "materialization",
     "events",
+    "writes",
     "steady",
     "propagation",
     "fanout",
@@ -611,6 +664,9 @@ def run(sizes: Sizes, only: frozenset[str] = frozenset(SCENARIOS)) -> dict[str, 
             if "events" in only:
                 step("operator CPU per watch event")
                 results["events"] = bench.events(sizes.secrets)
+            if "writes" in only:
+                step("each write of a secret alone")
+                results["writes"] = bench.writes(sizes.secrets)
             if "steady" in only:
                 step("steady rate")
                 results["steady_50_per_s"] = bench.steady(50, 10 if sizes is not SMOKE else 1)
@@ -672,6 +728,17 @@ def table(results: dict[str, Any]) -> str:
             f"| operator CPU per event that changes nothing, N={e['n']} | through kopf (a "
             f"SecretGrant) {e['kopf_ms']} ms, through our own watch (a UserSecret) "
             f"{e['own_watch_ms']} ms{times} |"
+        )
+    if w := results.get("writes"):
+        floor = {name: w[name] for name in ("usersecret", "copy", "status")}
+        lines.append(
+            f"| CPU ms of each write a secret makes, alone, N={w['n']} | "
+            + "; ".join(
+                f"{name} apiserver {u['kube-apiserver']}, etcd {u['etcd']}, total "
+                f"{round(sum(u.values()), 2)}"
+                for name, u in floor.items()
+            )
+            + f"; the three: {round(sum(sum(u.values()) for u in floor.values()), 2)} |"
         )
     if s := results.get("steady_50_per_s"):
         lines.append(

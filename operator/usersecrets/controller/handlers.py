@@ -1,8 +1,9 @@
 """kopf's part: every watch event becomes a cache update and dirty pairs; nothing more.
 
 kopf follows SecretGrants and Namespaces. UserSecrets and Secrets are followed by `watching`
-(`run.Controller.follow`): it asks for our copies only, and for metadata only, and it spends
-a seventh of kopf's CPU on an event, which counts for the two events of every secret.
+(`run.Controller.follow`), which can ask for our copies only, and for other Secrets' metadata
+only, and which spends a seventh of kopf's CPU on an event: that counts for the two events of
+every UserSecret.
 
 Only `on.event` handlers, on purpose: kopf then stores nothing on our objects, so no finalizer
 can get stuck and no last-handled-configuration annotation ever holds `spec.value`. Deletions
@@ -143,7 +144,8 @@ def settings() -> kopf.OperatorSettings:
     # We know our resources: no CRD discovery watch (and no RBAC for it).
     operator.scanning.disabled = True
     # A worker per object lives on this long after its last event (5 s by default): after a
-    # restart lists 100,000 objects, that was 100,000 idle tasks and queues at once.
+    # restart lists 100,000 objects, that was 100,000 idle tasks and queues at once (kopf
+    # listed UserSecrets then; it still lists every grant and namespace).
     operator.queueing.idle_timeout = 0.5
     # A restart lists every object: a page at a time, and no more workers than this at once,
     # or the whole list is parsed and held at once (most of a restart's peak of memory).

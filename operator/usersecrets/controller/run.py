@@ -122,13 +122,13 @@ class Controller:
     def follow(
         self, loop: asyncio.AbstractEventLoop, versions: dict[str, str]
     ) -> list[threading.Event]:
-        """UserSecrets and our copies in full (label-selected), every other Secret's metadata
-        for valueFrom sources and names held by others, from the relist's `versions`; and
-        quotas. Set the Events to stop.
+        """UserSecrets (a shard's only) and our copies (label-selected) in full, every other
+        Secret's metadata for valueFrom sources and names held by others, from the relist's
+        `versions`; and quotas. Set the Events to stop.
 
         UserSecrets are followed here, not by kopf: each secret brings two of their events
         (its creation, and our status coming back), and kopf spent 0.6-0.8 ms of CPU on each
-        against ~0.1 ms here (`make bench ARGS="--only events"`), most of what the operator
+        against ~0.15 ms here (`make bench ARGS="--only events"`), most of what the operator
         spent per secret beyond its two writes (issue 17)."""
         cache = self.cache
 

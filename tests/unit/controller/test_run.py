@@ -24,7 +24,9 @@ class Watches(FakeApi):
     given for it (by path and Accept header), then every connection drops. A list (the
     quotas are listed first) is empty, at version 7."""
 
-    def __init__(self, events: dict[tuple[str, str | None], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, events: dict[tuple[str, str | None], tuple[str, dict[str, Any]]] | None = None
+    ) -> None:
         super().__init__(lambda _: {"metadata": {"resourceVersion": "7"}, "items": []})
         self.events = dict(events or {})
         self.watched: list[tuple[str, str | None, str | None, str]] = []
@@ -38,24 +40,34 @@ class Watches(FakeApi):
         if len(kinds) == 4 and min(kinds.values()) >= 2:  # each thread is done with its first
             self.all.set()
         if (event := self.events.pop((path, accept), None)) is not None:
-            return watch_events(("ADDED", event))
+            return watch_events(event)
         raise ConnectionResetError("dropped")
 
 
 USERSECRETS = "/apis/usersecrets.io/v1alpha1/usersecrets"
 
 
-def following(api: Watches, shard: Shard = UNSHARDED) -> Controller:
+def following(
+    api: Watches,
+    shard: Shard = UNSHARDED,
+    controller: Controller | None = None,
+    apply: bool = False,
+) -> Controller:
     """The controller's watches, from the versions of a relist (41 for UserSecrets, 42 for
-    Secrets), until each was opened twice."""
-    controller = Controller(cast(Any, api), Settings(), shard)
+    Secrets), until each was opened twice; then, with `apply`, what they handed over to the
+    controller's loop is run there."""
+    controller = controller or Controller(cast(Any, api), Settings(), shard)
     versions = {"usersecret": "41", "grant": "40", "secret": "42"}
-    stops = controller.follow(asyncio.new_event_loop(), versions)
+    loop = asyncio.new_event_loop()
+    stops = controller.follow(loop, versions)
     try:
         assert api.all.wait(5)
     finally:
         for stop in stops:
             stop.set()
+    if apply:
+        loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
     return controller
 
 
@@ -79,24 +91,31 @@ def test_each_event_of_our_watches_is_counted_and_handed_to_the_controllers_loop
     meta = {"namespace": "alice-ns", "resourceVersion": "43"}
     api = Watches(
         {
-            (USERSECRETS, None): {
-                "metadata": {**meta, "name": "db", "uid": "u1", "generation": 1},
-                "spec": {"value": "dg=="},
-            },
-            ("/api/v1/secrets", None): {
-                "metadata": {
-                    **meta,
-                    "name": "usec-alice-db-9d8a53f9a3",
-                    "labels": copy_labels("alice", "db"),
-                }
-            },
-            ("/api/v1/secrets", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"): {
-                "metadata": {**meta, "name": "tokens"}
-            },
-            ("/api/v1/resourcequotas", None): {
-                "metadata": {**meta, "name": "q"},
-                "spec": {"hard": {"count/secrets": "10"}},
-            },
+            (USERSECRETS, None): (
+                "ADDED",
+                {
+                    "metadata": {**meta, "name": "db", "uid": "u1", "generation": 1},
+                    "spec": {"value": "dg=="},
+                },
+            ),
+            ("/api/v1/secrets", None): (
+                "ADDED",
+                {
+                    "metadata": {
+                        **meta,
+                        "name": "usec-alice-db-9d8a53f9a3",
+                        "labels": copy_labels("alice", "db"),
+                    }
+                },
+            ),
+            ("/api/v1/secrets", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"): (
+                "ADDED",
+                {"metadata": {**meta, "name": "tokens"}},
+            ),
+            ("/api/v1/resourcequotas", None): (
+                "ADDED",
+                {"metadata": {**meta, "name": "q"}, "spec": {"hard": {"count/secrets": "10"}}},
+            ),
         }
     )
     events = Growth("usersecrets_watch_events_total")
@@ -110,6 +129,33 @@ def test_each_event_of_our_watches_is_counted_and_handed_to_the_controllers_loop
     # Handed over, not applied in the watches' threads.
     assert controller.cache.room("alice-ns") is None
     assert controller.cache.usersecrets == {}
+
+
+def known(api: Watches) -> Controller:
+    """A controller whose cache has alice's UserSecret db."""
+    controller = Controller(cast(Any, api), Settings())
+    controller.cache.namespace("alice-ns", {"usersecrets.io/user": "alice"}, False)
+    body = {
+        "metadata": {"namespace": "alice-ns", "name": "db", "uid": "u", "generation": 1},
+        "spec": {"value": "dg=="},
+    }
+    controller.cache.usersecret(body, False)
+    return controller
+
+
+def test_a_usersecret_deleted_is_forgotten() -> None:
+    gone = {"metadata": {"namespace": "alice-ns", "name": "db", "resourceVersion": "43"}}
+    api = Watches({(USERSECRETS, None): ("DELETED", gone)})
+    controller = following(api, controller=known(api), apply=True)
+    assert controller.cache.usersecrets == {}
+    assert controller.queues.copies.queued == {OwnerKey("alice", "db")}
+
+
+def test_after_410_gone_the_usersecret_watch_lists_again_and_forgets_what_went() -> None:
+    api = Watches({(USERSECRETS, None): ("ERROR", {"code": 410})})
+    controller = following(api, controller=known(api), apply=True)
+    assert controller.cache.usersecrets == {}  # the list (the fake's) is empty
+    assert (USERSECRETS, None, None, "7") in api.watched  # then watched from the list's version
 
 
 def test_an_event_queues_the_pairs_it_dirtied() -> None:
