@@ -731,14 +731,25 @@ def table(results: dict[str, Any]) -> str:
         )
     if w := results.get("writes"):
         floor = {name: w[name] for name in ("usersecret", "copy", "status")}
+
+        def server(usage: dict[str, float]) -> float:
+            return usage["kube-apiserver"] + usage["etcd"]
+
+        three = round(sum(server(u) for u in floor.values()), 2)
         lines.append(
             f"| CPU ms of each write a secret makes, alone, N={w['n']} | "
             + "; ".join(
-                f"{name} apiserver {u['kube-apiserver']}, etcd {u['etcd']}, total "
-                f"{round(sum(u.values()), 2)}"
+                f"{name}: apiserver {u['kube-apiserver']}, etcd {u['etcd']}"
                 for name, u in floor.items()
             )
-            + f"; the three: {round(sum(sum(u.values()) for u in floor.values()), 2)} |"
+            + f"; apiserver and etcd for the three: {three}"
+            + (
+                f" (a UserSecret through the operator: {round(server(through), 2)})"
+                if (m := results.get("materialization"))
+                and (through := m["cpu_ms_per_secret"]["operator"])
+                else ""
+            )
+            + " |"
         )
     if s := results.get("steady_50_per_s"):
         lines.append(

@@ -58,7 +58,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert all(w["requests_per_s"] > 0 for w in results["webhook_servers"])
     assert "| materialization" in printed
     assert "| operator CPU per event that changes nothing, N=20 | through kopf" in printed
-    assert "| CPU ms of each write a secret makes, alone, N=20 | usersecret apiserver" in printed
+    assert "| CPU ms of each write a secret makes, alone, N=20 | usersecret: apiserver" in printed
 
 
 def test_bench_scale_smoke(tmp_path: Path) -> None:
