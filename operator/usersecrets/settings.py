@@ -5,12 +5,11 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from usersecrets import SHARD_SLOTS
+
 #: Secret types that are credentials of the cluster itself: a user may read a ServiceAccount
 #: token of their namespace, but sharing it hands out a workload's identity.
 CLUSTER_CREDENTIALS = ("kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token")
-#: Owners are hashed into this many slots, and shards take slots (rules.sharding): the most
-#: shards there can be.
-SHARD_SLOTS = 64
 
 
 class Settings(BaseSettings):

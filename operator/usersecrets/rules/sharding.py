@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from usersecrets.settings import SHARD_SLOTS
+from usersecrets import SHARD_SLOTS
 
 SLOT_LABEL = "usersecrets.io/slot"
 
