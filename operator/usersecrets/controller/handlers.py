@@ -2,7 +2,7 @@
 
 kopf follows SecretGrants and Namespaces. UserSecrets and Secrets are followed by `watching`
 (`run.Controller.follow`), which can ask for our copies only, and for other Secrets' metadata
-only, and which spends a seventh of kopf's CPU on an event: that counts for the two events of
+only, and which spends a fifth of the CPU kopf does on an event: that counts for the two events of
 every UserSecret.
 
 Only `on.event` handlers, on purpose: kopf then stores nothing on our objects, so no finalizer
