@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from usersecrets import metrics
@@ -26,6 +26,7 @@ from usersecrets.controller.writer import Writer
 from usersecrets.kube import paths, watching
 from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.kube.lease import LeaderElector, acquire_one
+from usersecrets.kube.watching import Changed, Listed
 from usersecrets.rules import naming
 from usersecrets.rules.desired import NO_OWNER
 from usersecrets.rules.sharding import UNSHARDED, Shard, all_shards
@@ -132,17 +133,19 @@ class Controller:
         spent per secret beyond its two writes (issue 17)."""
         cache = self.cache
 
-        def usersecret_changed(kind: str, body: dict[str, Any]) -> None:
-            metrics.WATCH_EVENTS.labels("usersecret").inc()
-            watching.hand_over(loop, self.handle, cache.usersecret, body, kind == "DELETED")
+        def recorded(kind: str, record: Callable[[Mapping[str, Any], bool], Pairs]) -> Changed:
+            """Counts each event of `kind` and has `record` note it on the loop."""
 
-        def copy_changed(kind: str, body: dict[str, Any]) -> None:
-            metrics.WATCH_EVENTS.labels("copy").inc()
-            watching.hand_over(loop, self.handle, cache.copy, body, kind == "DELETED")
+            def changed(event: str, body: dict[str, Any]) -> None:
+                metrics.WATCH_EVENTS.labels(kind).inc()
+                watching.hand_over(loop, self.handle, record, body, event == "DELETED")
 
-        def quota_changed(kind: str, body: dict[str, Any]) -> None:
-            metrics.WATCH_EVENTS.labels("quota").inc()
-            watching.hand_over(loop, self.handle, cache.quota, body, kind == "DELETED")
+            return changed
+
+        def relisted(record: Callable[[list[dict[str, Any]]], Pairs]) -> Listed:
+            """A fresh list, read here in the watch's thread (the loop never waits for the
+            apiserver), noted by `record` on the loop."""
+            return lambda items: watching.hand_over(loop, self.handle, record, list(items))
 
         def secret_changed(_: str, obj: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("secret").inc()
@@ -153,10 +156,8 @@ class Controller:
                 "reconciler-usersecrets",
                 self.api,
                 paths.custom("usersecrets"),
-                listed=lambda items: watching.hand_over(
-                    loop, self.handle, cache.usersecrets_listed, list(items)
-                ),
-                changed=usersecret_changed,
+                listed=relisted(cache.usersecrets_listed),
+                changed=recorded("usersecret", cache.usersecret),
                 label_selector=self.shard.narrowing(),
                 version=versions["usersecret"],
             ),
@@ -164,11 +165,8 @@ class Controller:
                 "reconciler-copies",
                 self.api,
                 paths.SECRETS,
-                # Read here, in the watch's thread: the loop never waits for the apiserver.
-                listed=lambda items: watching.hand_over(
-                    loop, self.handle, cache.copies_listed, list(items)
-                ),
-                changed=copy_changed,
+                listed=relisted(cache.copies_listed),
+                changed=recorded("copy", cache.copy),
                 label_selector=self.shard.narrowing(naming.MANAGED_SELECTOR),
                 version=versions["secret"],
             ),
@@ -188,10 +186,8 @@ class Controller:
                 "reconciler-quotas",
                 self.api,
                 paths.RESOURCE_QUOTAS,
-                listed=lambda items: watching.hand_over(
-                    loop, self.handle, cache.quotas_listed, list(items)
-                ),
-                changed=quota_changed,
+                listed=relisted(cache.quotas_listed),
+                changed=recorded("quota", cache.quota),
             ),
         ]
 

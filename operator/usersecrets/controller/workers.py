@@ -62,7 +62,8 @@ async def report_worker(
 
     While other copies wait to be written, a status waits too, until they have waited
     `patience` seconds without a break: in a burst the CPU goes to the copies pods wait for
-    (the burst's rate went from 0.29-0.40 to 0.38-0.45 of direct writes), and a steady stream
+    (the burst's rate went from 0.29-0.40 to 0.43-0.46 of direct writes, with UserSecrets off
+    kopf too; `make bench ARGS="--only materialization"`), and a steady stream
     of them does not hold the statuses back by more than that."""
     copies = queues.copies
 
