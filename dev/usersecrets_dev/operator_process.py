@@ -107,8 +107,16 @@ class OperatorProcess:
         return self
 
     def start(self, timeout: float = 60.0) -> OperatorProcess:
+        self.launch()
+        return self.ready(timeout)
+
+    def launch(self) -> None:
+        """Starts the process, not waiting: several start at once (`ready` for each after)."""
         # Set before it is ready: the fault tests kill it at any moment, startup included.
         self.process = spawn("usersecrets.main", self.env, self.log)
+
+    def ready(self, timeout: float = 60.0) -> OperatorProcess:
+        assert self.process is not None, "launch() first"
         url = f"http://127.0.0.1:{self.metrics_port}/readyz"
         wait_ready(self.process, self.log, url, "the operator", timeout)
         return self
