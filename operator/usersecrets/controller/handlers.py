@@ -71,6 +71,30 @@ class _NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+class _NoProgress(kopf.ProgressStorage):
+    """kopf keeps each on.create/update/delete handler's progress in annotations and status,
+    and on every event clears a deep copy of the diff base of those records. on.event handlers
+    have no progress: the clearing was ~7% of kopf's time per event when a restart lists every
+    grant and namespace (py-spy)."""
+
+    def fetch(self, *, key: Any, body: kopf.Body) -> kopf.ProgressRecord | None:
+        return None
+
+    def store(
+        self, *, key: Any, record: kopf.ProgressRecord, body: kopf.Body, patch: kopf.Patch
+    ) -> None:
+        return None
+
+    def purge(self, *, key: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        return None
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        return None
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        return essence
+
+
 @kopf.on.login(registry=registry)
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a pod its ServiceAccount, elsewhere the kubeconfig: as the rest of the operator.
@@ -152,4 +176,5 @@ def settings() -> kopf.OperatorSettings:
     operator.watching.chunk_size = 500
     operator.queueing.worker_limit = 1000
     operator.persistence.diffbase_storage = _NoDiffBase()
+    operator.persistence.progress_storage = _NoProgress()
     return operator

@@ -193,7 +193,9 @@ def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None
     assert events() == {'{kind="namespace"}': 1.0, '{kind="secretgrant"}': 1.0}
 
 
-def test_kopf_lists_a_page_at_a_time_paces_its_workers_and_neither_diffs_nor_stores() -> None:
+def test_kopf_lists_a_page_at_a_time_paces_its_workers_and_neither_diffs_nor_stores_progress() -> (
+    None
+):
     settings = handlers.settings()
     assert (settings.watching.chunk_size, settings.queueing.worker_limit) == (500, 1000)
     stored = '{"spec":{"value":"Y2FuYXJ5LTA0NTE="}}'
@@ -206,6 +208,12 @@ def test_kopf_lists_a_page_at_a_time_paces_its_workers_and_neither_diffs_nor_sto
     diffbase = settings.persistence.diffbase_storage
     assert diffbase.fetch(body=body) is None
     assert diffbase.build(body=body) == {}
+    progress, patch = settings.persistence.progress_storage, kopf.Patch()
+    progress.store(key="h", record={"started": "2026-11-30T00:00:00"}, body=body, patch=patch)
+    progress.touch(body=body, patch=patch, value="touched")
+    assert (progress.fetch(key="h", body=body), patch) == (None, {})
+    essence = kopf.BodyEssence({"metadata": {"annotations": {"kopf.zalando.org/h": "{}"}}})
+    assert progress.clear(essence=essence) is essence
 
 
 ODD_SLOTS = "usersecrets.io/slot in (" + ",".join(str(n) for n in range(1, 64, 2)) + ")"
@@ -245,3 +253,4 @@ def test_the_first_relist_is_tried_again_when_the_apiserver_is_not_ready() -> No
         "usersecret": "7",
     }
     assert answers[:2] == ["429", "200"]
+
