@@ -16,7 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from usersecrets import metrics
+from usersecrets import heap, metrics
 from usersecrets.controller import handlers, reads
 from usersecrets.controller.cache import RELISTED, Cache, Pairs
 from usersecrets.controller.reconciler import Reconciler
@@ -111,7 +111,8 @@ class Controller:
         delay = 1.0
         while True:
             try:
-                return await self.relist()
+                with heap.loading():
+                    return await self.relist()
             except ApiError as error:
                 said = f"HTTP {error.status} {error.reason}"
             except Exception as error:  # a connection, a timeout

@@ -14,6 +14,7 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from usersecrets import heap
 from usersecrets.kube import paths, watching
 from usersecrets.kube.client import KubeApi
 from usersecrets.rules import naming
@@ -45,10 +46,11 @@ class MetadataCache(Generic[T]):
 
     def load(self, items: Iterable[dict[str, Any]]) -> None:
         objects: dict[str, dict[str, T]] = {}
-        for item in items:
-            meta = item["metadata"]
-            kept = self.project(meta)
-            objects.setdefault(meta.get("namespace", ""), {})[meta["name"]] = kept
+        with heap.loading():
+            for item in items:
+                meta = item["metadata"]
+                kept = self.project(meta)
+                objects.setdefault(meta.get("namespace", ""), {})[meta["name"]] = kept
         self.objects = objects
         self.synced.set()
 

@@ -4,6 +4,7 @@ handlers bring is counted and queues what it dirtied."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections import Counter
 from typing import Any, cast
@@ -254,3 +255,21 @@ def test_the_first_relist_is_tried_again_when_the_apiserver_is_not_ready() -> No
     }
     assert answers[:2] == ["429", "200"]
 
+
+def test_the_first_relist_loads_without_the_garbage_collector_and_freezes_what_it_loaded() -> None:
+    collecting: list[bool] = []
+
+    def answer(request: Request) -> Any:
+        collecting.append(gc.isenabled())
+        return {"metadata": {"resourceVersion": "7"}, "items": []}
+
+    gc.unfreeze()
+    try:
+        asyncio.run(Controller(cast(Any, FakeApi(answer)), Settings()).first_relist())
+        assert collecting
+        assert not any(collecting)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()

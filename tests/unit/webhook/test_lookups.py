@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any, cast
 
@@ -59,6 +60,25 @@ def test_list_then_events() -> None:
     cache.apply("ADDED", {"metadata": meta("b", "ns")})
     cache.apply("DELETED", {"metadata": meta("a", "ns")})
     assert cache.objects == {"ns": {"b": {}}}
+
+
+def test_a_list_is_loaded_without_the_garbage_collector_then_frozen() -> None:
+    collecting = []
+
+    def items() -> Any:
+        collecting.append(gc.isenabled())
+        yield {"metadata": meta("a", "ns")}
+
+    cache = MetadataCache(listing(), "/things", labels_of)
+    gc.unfreeze()
+    try:
+        cache.load(items())
+        assert collecting == [False]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 def test_an_empty_list_is_null_in_go() -> None:
