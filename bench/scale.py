@@ -209,31 +209,46 @@ def converged(benches: list[Bench], copies: int, timeout: float) -> None:
 
 
 def failover(
-    api: KubeApi, leader: OperatorProcess, benches: list[Bench], copies: int
+    api: KubeApi, leader: OperatorProcess, benches: list[Bench], copies: int, used: Usage
 ) -> dict[str, Any]:
     """Stops `leader` (it hands its Lease back): until the standby leads its shard with every
     copy accounted for, `benches` being the leaders then."""
     with copies_changed(api, now(api)) as written:
-        started = time.monotonic()
+        started, before = time.monotonic(), used()
         leader.stop()
         converged(benches, copies, 3600)
         took = round(time.monotonic() - started, 1)
-    return {"failover_converged_s": took, "copies_written_by_the_failover": len(written)}
+    return {
+        "failover_converged_s": took,
+        "copies_written_by_the_failover": len(written),
+        "failover_cpu_s": spent(used, before),
+    }
 
 
 def restart(
-    api: KubeApi, benches: list[Bench], operators: list[OperatorProcess], copies: int
+    api: KubeApi,
+    benches: list[Bench],
+    operators: list[OperatorProcess],
+    copies: int,
+    used: Usage,
 ) -> dict[str, Any]:
     """Starts `operators` (stopped) again, all at once: until every shard leads, converged."""
     with copies_changed(api, now(api)) as written:
-        started = time.monotonic()
+        started, before = time.monotonic(), used()
         for operator in operators:
             operator.launch()
         for operator in operators:
             operator.ready(600)
         converged(benches, copies, 3600)
         took = round(time.monotonic() - started, 1)
-    return {"restart_converged_s": took, "copies_written_by_the_restart": len(written)}
+    return {
+        "restart_converged_s": took,
+        "copies_written_by_the_restart": len(written),
+        "restart_cpu_s": spent(used, before),
+    }
+
+
+Usage = Callable[[], dict[str, float]]
 
 
 def usage(plane: ControlPlane, operators: list[OperatorProcess]) -> dict[str, float]:
@@ -244,7 +259,12 @@ def usage(plane: ControlPlane, operators: list[OperatorProcess]) -> dict[str, fl
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
-def settled(used: Callable[[], dict[str, float]], idle: float = 0.1, timeout: float = 300) -> float:
+def spent(used: Usage, before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds of each process since `before` (all of it for a process started since)."""
+    return {name: round(now - before.get(name, 0.0), 2) for name, now in used().items()}
+
+
+def settled(used: Usage, idle: float = 0.1, timeout: float = 300) -> float:
     """Waits until the cluster's processes together use less than `idle` of a core over 2 s,
     `timeout` at most; returns the seconds waited. After 100,000 objects were written, the
     apiserver, etcd and the controller-manager (its garbage collector's graph) go on working
@@ -260,17 +280,13 @@ def settled(used: Callable[[], dict[str, float]], idle: float = 0.1, timeout: fl
     return round(time.monotonic() - started, 1)
 
 
-def webhook_load(
-    bench: Bench, used: Callable[[], dict[str, float]], reviews: int
-) -> dict[str, Any]:
+def webhook_load(bench: Bench, used: Usage, reviews: int) -> dict[str, Any]:
     """The webhook's p99 at concurrency 16 on a settled cluster, with the CPU seconds each
     process used meanwhile (the measured leader's is the load itself)."""
     waited = settled(used)
     before = used()
     measured = bench.webhook_direct(reviews, 16, "u0", "u0")
-    after = used()
-    cpu = {name: round(after[name] - before[name], 2) for name in before if name in after}
-    return {**measured, "settled_after_s": waited, "cpu_s_meanwhile": cpu}
+    return {**measured, "settled_after_s": waited, "cpu_s_meanwhile": spent(used, before)}
 
 
 def timed(what: Callable[[], None]) -> float:
@@ -326,11 +342,11 @@ def run(scale: Scale) -> dict[str, Any]:
                 out["webhook_at_full_size"] = webhook_load(bench, used, scale.reviews)
                 if standby:
                     step("a leader stops, and the standby takes its shard over")
-                    out.update(failover(api, leaders[0], benches[1:], cluster.copies))
+                    out.update(failover(api, leaders[0], benches[1:], cluster.copies, used))
                 step("a restart of every leader at once")
                 for operator in operators:
                     operator.stop()
-                out.update(restart(api, benches[: scale.shards], leaders, cluster.copies))
+                out.update(restart(api, benches[: scale.shards], leaders, cluster.copies, used))
                 out["after_restart"] = rss(leaders)
                 step("value changes reaching every copy")
                 out["value_change_to_every_copy"] = value_changes(api, cluster)

@@ -75,6 +75,14 @@ def test_bench_scale_smoke(tmp_path: Path) -> None:
     assert results["failover_converged_s"] > 0
     assert results["value_change_to_every_copy"]["changes"] == 5
     assert results["webhook_at_full_size"]["concurrency"] == 16
+    # Where the time went, by process: the control plane's and each operator's.
+    for cpu in (
+        results["webhook_at_full_size"]["cpu_s_meanwhile"],
+        results["failover_cpu_s"],
+        results["restart_cpu_s"],
+    ):
+        assert {"kube-apiserver", "etcd", "operator-1"} <= set(cpu)
+    assert results["restart_cpu_s"]["operator-0"] > 0  # started since: all of its CPU
 
 
 def test_bench_peers_table() -> None:
