@@ -387,26 +387,17 @@ class Cache:
         waiting = self.collisions.get(ref)
         return self._readers([ref]) | ({waiting} if waiting is not None else set())
 
-    def copies_listed(self, items: list[dict[str, Any]]) -> Pairs:
-        """The copies watch listed again (after 410 Gone or a failure): what it missed."""
-        return self._listed_anew("secret", items, self.copies.refs(), self.copy)
+    def listed_anew(self, kind: str, page: list[dict[str, Any]]) -> Pairs:
+        """A page of the list a watch of copies ("secret") or of UserSecrets ("usersecret")
+        read again, after 410 Gone or a failure: what it missed."""
+        record = self.copy if kind == "secret" else self.usersecret
+        return set().union(*(record(item, False) for item in page))
 
-    def usersecrets_listed(self, items: list[dict[str, Any]]) -> Pairs:
-        """The UserSecrets watch listed again: what it missed."""
-        return self._listed_anew("usersecret", items, self.usersecrets.keys(), self.usersecret)
-
-    def _listed_anew(
-        self,
-        kind: str,
-        items: list[dict[str, Any]],
-        cached: Iterable[Ref],
-        record: Callable[[Mapping[str, Any], bool], Pairs],
-    ) -> Pairs:
-        dirty: Pairs = set()
-        for item in items:
-            dirty |= record(item, False)
-        listed = {ref_of(item) for item in items}
-        return dirty | self._forget_unlisted(kind, cached, listed, record)
+    def listed_anew_in_full(self, kind: str, listed: set[Ref]) -> Pairs:
+        """That list's end: what it did not have went while the watch was away."""
+        if kind == "secret":
+            return self._forget_unlisted(kind, self.copies.refs(), listed, self.copy)
+        return self._forget_unlisted(kind, self.usersecrets.keys(), listed, self.usersecret)
 
     def secrets_listed(self) -> Pairs:
         """The Secrets watch listed again: any source may have changed, any Secret holding a

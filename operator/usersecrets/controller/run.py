@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from usersecrets import heap, metrics
 from usersecrets.controller import handlers, reads
-from usersecrets.controller.cache import RELISTED, Cache, Pairs
+from usersecrets.controller.cache import RELISTED, Cache, Pairs, Ref, ref_of
 from usersecrets.controller.reconciler import Reconciler
 from usersecrets.controller.reporter import Reporter
 from usersecrets.controller.workers import Queues, copy_worker, report_worker
@@ -143,10 +144,19 @@ class Controller:
 
             return changed
 
-        def relisted(record: Callable[[list[dict[str, Any]]], Pairs]) -> Listed:
+        def relisted(kind: str) -> Listed:
             """A fresh list, read here in the watch's thread (the loop never waits for the
-            apiserver), noted by `record` on the loop."""
-            return lambda items: watching.hand_over(loop, self.handle, record, list(items))
+            apiserver) and noted on the loop a page at a time (never a shard's whole list
+            held, nor admissions held up while all of it is recorded), then its end."""
+
+            def listed(items: Iterator[dict[str, Any]]) -> None:
+                present: set[Ref] = set()
+                while page := list(itertools.islice(items, watching.PAGE)):
+                    present.update(map(ref_of, page))
+                    watching.hand_over(loop, self.handle, cache.listed_anew, kind, page)
+                watching.hand_over(loop, self.handle, cache.listed_anew_in_full, kind, present)
+
+            return listed
 
         def secret_changed(_: str, obj: dict[str, Any]) -> None:
             metrics.WATCH_EVENTS.labels("secret").inc()
@@ -157,7 +167,7 @@ class Controller:
                 "reconciler-usersecrets",
                 self.api,
                 paths.custom("usersecrets"),
-                listed=relisted(cache.usersecrets_listed),
+                listed=relisted("usersecret"),
                 changed=recorded("usersecret", cache.usersecret),
                 label_selector=self.shard.narrowing(),
                 version=versions["usersecret"],
@@ -166,7 +176,7 @@ class Controller:
                 "reconciler-copies",
                 self.api,
                 paths.SECRETS,
-                listed=relisted(cache.copies_listed),
+                listed=relisted("secret"),
                 changed=recorded("copy", cache.copy),
                 label_selector=self.shard.narrowing(naming.MANAGED_SELECTOR),
                 version=versions["secret"],
@@ -187,7 +197,9 @@ class Controller:
                 "reconciler-quotas",
                 self.api,
                 paths.RESOURCE_QUOTAS,
-                listed=relisted(cache.quotas_listed),
+                listed=lambda items: watching.hand_over(
+                    loop, self.handle, cache.quotas_listed, list(items)
+                ),
                 changed=recorded("quota", cache.quota),
             ),
         ]

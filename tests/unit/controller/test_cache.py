@@ -136,18 +136,21 @@ def test_a_copy_event_dirties_the_pair_its_labels_name_before_and_after() -> Non
 def test_a_relisted_copies_watch_forgets_what_was_deleted_meanwhile() -> None:
     found = cache()
     found.copy(copy_body("bob-ns", "alice", "db", "1"), deleted=False)
-    assert found.copies_listed([]) == {OwnerKey("alice", "db")}
+    assert found.listed_anew("secret", []) == set()
+    assert found.listed_anew_in_full("secret", set()) == {OwnerKey("alice", "db")}
     assert len(found.copies) == 0
 
 
 def test_a_relisted_usersecrets_watch_records_what_it_missed_and_forgets_what_went() -> None:
     found = cache(("alice-ns", "alice"))
     found.usersecret(usersecret("alice-ns", "old"), deleted=False)
-    assert found.usersecrets_listed([usersecret("alice-ns", "new")]) == {
-        OwnerKey("alice", "old"),
-        OwnerKey("alice", "new"),
-    }
-    assert list(found.usersecrets) == [("alice-ns", "new")]
+    found.usersecret(usersecret("alice-ns", "kept"), deleted=False)
+    new = [usersecret("alice-ns", "kept"), usersecret("alice-ns", "new")]
+    assert found.listed_anew("usersecret", new[:1]) == set()  # unchanged
+    assert found.listed_anew("usersecret", new[1:]) == {OwnerKey("alice", "new")}
+    listed = {("alice-ns", "kept"), ("alice-ns", "new")}
+    assert found.listed_anew_in_full("usersecret", listed) == {OwnerKey("alice", "old")}
+    assert sorted(found.usersecrets) == [("alice-ns", "kept"), ("alice-ns", "new")]
     assert found.world.secret("alice-ns", "old") is None
 
 

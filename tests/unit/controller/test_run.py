@@ -10,11 +10,14 @@ from collections import Counter
 from typing import Any, cast
 
 import kopf
+import pytest
 
 from fakes import FakeApi, Request, copy_labels, refusal, watch_events
 from samples import Growth
 from usersecrets.controller import handlers
+from usersecrets.controller.cache import Cache
 from usersecrets.controller.run import Controller
+from usersecrets.kube import watching
 from usersecrets.rules.desired import OwnerKey
 from usersecrets.rules.sharding import UNSHARDED, Shard
 from usersecrets.settings import Settings
@@ -157,6 +160,41 @@ def test_after_410_gone_the_usersecret_watch_lists_again_and_forgets_what_went()
     controller = following(api, controller=known(api), apply=True)
     assert controller.cache.usersecrets == {}  # the list (the fake's) is empty
     assert (USERSECRETS, None, None, "7") in api.watched  # then watched from the list's version
+
+
+class PagesNoted(Cache):
+    """Notes the size of each page of a list a watch read again."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.pages: list[tuple[str, int]] = []
+
+    def listed_anew(self, kind: str, page: list[dict[str, Any]]) -> set[OwnerKey]:
+        self.pages.append((kind, len(page)))
+        return super().listed_anew(kind, page)
+
+
+def test_after_410_gone_the_list_is_recorded_a_page_at_a_time_then_what_went_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def usersecret(name: str) -> dict[str, Any]:
+        meta = {"namespace": "alice-ns", "name": name, "uid": name, "generation": 1}
+        return {"metadata": meta, "spec": {"value": "dg=="}}
+
+    def answer(request: Request) -> Any:
+        items = [usersecret(n) for n in ("a", "b", "c")] if request.path == USERSECRETS else []
+        return {"metadata": {"resourceVersion": "7"}, "items": items}
+
+    monkeypatch.setattr(watching, "PAGE", 2)
+    api = Watches({(USERSECRETS, None): ("ERROR", {"code": 410})})
+    api.answer = answer
+    controller = Controller(cast(Any, api), Settings())
+    controller.cache = noted = PagesNoted(Settings())
+    noted.namespace("alice-ns", {"usersecrets.io/user": "alice"}, False)
+    noted.usersecret(usersecret("db"), False)
+    following(api, controller=controller, apply=True)
+    assert noted.pages == [("usersecret", 2), ("usersecret", 1)]
+    assert sorted(name for _, name in noted.usersecrets) == ["a", "b", "c"]  # db went
 
 
 def test_an_event_queues_the_pairs_it_dirtied() -> None:
