@@ -264,20 +264,19 @@ def spent(used: Usage, before: dict[str, float]) -> dict[str, float]:
     return {name: round(now - before.get(name, 0.0), 2) for name, now in used().items()}
 
 
-def settled(used: Usage, idle: float = 0.1, timeout: float = 300) -> float:
-    """Waits until the cluster's processes together use less than `idle` of a core over 2 s,
-    `timeout` at most; returns the seconds waited. After 100,000 objects were written, the
-    apiserver, etcd and the controller-manager (its garbage collector's graph) go on working
-    for a while: a p99 at 16 concurrent requests on 2 cores, measured meanwhile, measures them."""
+def settled(used: Usage, idle: float = 0.1, timeout: float = 300) -> float | None:
+    """Seconds until the cluster's processes together used less than `idle` of a core over
+    2 s (None: not within `timeout`). After 100,000 writes the control plane may go on
+    working for a while, and a p99 measured meanwhile would measure it."""
     started = time.monotonic()
     before = used()
     while time.monotonic() - started < timeout:
         time.sleep(2)
         after = used()
         if sum(after.values()) - sum(before.values()) < idle * 2:
-            break
+            return round(time.monotonic() - started, 1)
         before = after
-    return round(time.monotonic() - started, 1)
+    return None
 
 
 ANSWERED = (
@@ -287,18 +286,16 @@ ANSWERED = (
 
 
 def webhook_load(bench: Bench, used: Usage, reviews: int) -> dict[str, Any]:
-    """The webhook's p99 at concurrency 16 on a settled cluster, the median of 7 runs (a p99
-    of 16 requests in flight on 2 shared cores moves by a third from one run to the next);
-    with the mean time the webhook itself measured per review, which the host's stalls do
-    not reach, and the CPU seconds each process used meanwhile (the measured leader's is the
-    load itself)."""
+    """The webhook's p99 at concurrency 16 on a settled cluster: the median of 7 runs, as it
+    moves by a third from one run to the next; its own mean time per review, which the host's
+    stalls do not reach; and each process's CPU meanwhile (the measured leader's is the load)."""
     waited = settled(used)
     before, answered = used(), bench.metrics(*ANSWERED)
     measured = bench.webhook_direct(reviews, 16, "u0", "u0", runs=7)
     seconds, count = (bench.metrics(*ANSWERED)[m] - answered[m] for m in ANSWERED)
     return {
         **measured,
-        "in_webhook_mean_ms": round(seconds / count * 1000, 3),
+        "in_webhook_mean_ms": round(seconds / max(count, 1) * 1000, 3),
         "settled_after_s": waited,
         "cpu_s_meanwhile": spent(used, before),
     }

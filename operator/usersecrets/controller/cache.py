@@ -390,14 +390,23 @@ class Cache:
     def listed_anew(self, kind: str, page: list[dict[str, Any]]) -> Pairs:
         """A page of the list a watch of copies ("secret") or of UserSecrets ("usersecret")
         read again, after 410 Gone or a failure: what it missed."""
-        record = self.copy if kind == "secret" else self.usersecret
+        record, _ = self._watched(kind)
         return set().union(*(record(item, False) for item in page))
 
     def listed_anew_in_full(self, kind: str, listed: set[Ref]) -> Pairs:
         """That list's end: what it did not have went while the watch was away."""
+        record, cached = self._watched(kind)
+        return self._forget_unlisted(kind, cached, listed, record)
+
+    def _watched(
+        self, kind: str
+    ) -> tuple[Callable[[Mapping[str, Any], bool], Pairs], Iterable[Ref]]:
+        """How an object of a kind our watches list again is recorded; what the cache holds."""
         if kind == "secret":
-            return self._forget_unlisted(kind, self.copies.refs(), listed, self.copy)
-        return self._forget_unlisted(kind, self.usersecrets.keys(), listed, self.usersecret)
+            return self.copy, self.copies.refs()
+        if kind == "usersecret":
+            return self.usersecret, self.usersecrets.keys()
+        raise ValueError(kind)
 
     def secrets_listed(self) -> Pairs:
         """The Secrets watch listed again: any source may have changed, any Secret holding a

@@ -112,7 +112,7 @@ class Controller:
         delay = 1.0
         while True:
             try:
-                with heap.loading():
+                with heap.loading(freeze=True):
                     return await self.relist()
             except ApiError as error:
                 said = f"HTTP {error.status} {error.reason}"
@@ -146,14 +146,16 @@ class Controller:
 
         def relisted(kind: str) -> Listed:
             """A fresh list, read here in the watch's thread (the loop never waits for the
-            apiserver) and noted on the loop a page at a time (never a shard's whole list
-            held, nor admissions held up while all of it is recorded), then its end."""
+            apiserver) and noted on the loop a page at a time, the next page read once the
+            last was noted: never a shard's whole list held, nor admissions held up while
+            all of it is recorded. Then its end."""
 
             def listed(items: Iterator[dict[str, Any]]) -> None:
                 present: set[Ref] = set()
                 while page := list(itertools.islice(items, watching.PAGE)):
                     present.update(map(ref_of, page))
                     watching.hand_over(loop, self.handle, cache.listed_anew, kind, page)
+                    watching.caught_up(loop)
                 watching.hand_over(loop, self.handle, cache.listed_anew_in_full, kind, present)
 
             return listed

@@ -196,3 +196,13 @@ def hand_over(loop: asyncio.AbstractEventLoop, update: Callable[..., None], *arg
             logger.error("a watch event could not be recorded: %s", type(error).__name__)
 
     loop.call_soon_threadsafe(apply)
+
+
+def caught_up(loop: asyncio.AbstractEventLoop, timeout: float = 30.0) -> None:
+    """Returns once `loop` has run what was handed over before (`timeout` at most; at once if
+    it is not running): a list handed over a page at a time is then never queued whole."""
+    if not loop.is_running():
+        return
+    done = threading.Event()
+    loop.call_soon_threadsafe(done.set)
+    done.wait(timeout)

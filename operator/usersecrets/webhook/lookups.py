@@ -46,7 +46,7 @@ class MetadataCache(Generic[T]):
 
     def load(self, items: Iterable[dict[str, Any]]) -> None:
         objects: dict[str, dict[str, T]] = {}
-        with heap.loading():
+        with heap.loading(freeze=not self.synced.is_set()):  # a first load only
             for item in items:
                 meta = item["metadata"]
                 kept = self.project(meta)

@@ -136,6 +136,32 @@ def test_a_failing_update_logs_its_type_only(caplog: pytest.LogCaptureFixture) -
     assert "canary-0451" not in caplog.text
 
 
+def test_a_thread_waits_until_the_loop_has_run_what_it_handed_over() -> None:
+    ran: list[str] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        def thread() -> None:
+            watching.hand_over(loop, ran.append, "page 1")
+            watching.caught_up(loop)
+            ran.append("page 2 read")
+
+        reader = threading.Thread(target=thread)
+        reader.start()
+        while reader.is_alive():
+            await asyncio.sleep(0.001)
+
+    asyncio.run(scenario())
+    assert ran == ["page 1", "page 2 read"]
+    # A loop that is not running runs nothing: no wait for it.
+    idle = asyncio.new_event_loop()
+    watching.hand_over(idle, ran.append, "page 3")
+    watching.caught_up(idle, timeout=60)
+    idle.close()
+    assert ran[-1] == "page 2 read"
+
+
 def test_a_list_comes_in_pages() -> None:
     class Pages:
         def __init__(self) -> None:
