@@ -74,6 +74,7 @@ def test_bench_scale_smoke(tmp_path: Path) -> None:
     assert results["copies_written_by_the_failover"] == 0
     assert results["failover_converged_s"] > 0
     assert results["value_change_to_every_copy"]["changes"] == 5
+    assert results["value_change_just_after_restart"]["changes"] == 5
     assert results["webhook_at_full_size"]["concurrency"] == 16
     assert len(results["webhook_at_full_size"]["p99_ms_runs"]) == 7
     assert results["webhook_at_baseline"]["in_webhook_mean_ms"] > 0
