@@ -390,20 +390,20 @@ class Cache:
     def listed_anew(self, kind: str, page: list[dict[str, Any]]) -> Pairs:
         """A page of the list a watch of copies ("secret") or of UserSecrets ("usersecret")
         read again, after 410 Gone or a failure: what it missed."""
-        record, _ = self._watched(kind)
+        record, _ = self._kind(kind)
         return set().union(*(record(item, False) for item in page))
 
     def listed_anew_in_full(self, kind: str, listed: set[Ref]) -> Pairs:
         """That list's end: what it did not have went while the watch was away."""
-        record, cached = self._watched(kind)
+        record, cached = self._kind(kind)
         return self._forget_unlisted(kind, cached, listed, record)
 
-    def _watched(
-        self, kind: str
-    ) -> tuple[Callable[[Mapping[str, Any], bool], Pairs], Iterable[Ref]]:
-        """How an object of a kind our watches list again is recorded; what the cache holds."""
+    def _kind(self, kind: str) -> tuple[Callable[[Mapping[str, Any], bool], Pairs], Iterable[Ref]]:
+        """How an object of a listed kind (one of RELISTED) is recorded; what the cache holds."""
         if kind == "secret":
             return self.copy, self.copies.refs()
+        if kind == "grant":
+            return self.secretgrant, self.grants.keys()
         if kind == "usersecret":
             return self.usersecret, self.usersecrets.keys()
         raise ValueError(kind)
@@ -440,9 +440,7 @@ class Cache:
 
     def relisted(self, kind: str, page: list[dict[str, Any]]) -> Pairs:
         """A page of a list of `kind` (one of RELISTED)."""
-        record = {"secret": self.copy, "grant": self.secretgrant, "usersecret": self.usersecret}[
-            kind
-        ]
+        record, _ = self._kind(kind)
         touched = self._touched or set()
         self._listed[kind].update(ref_of(o) for o in page)
         return set().union(*(record(o, False) for o in page if (kind, ref_of(o)) not in touched))
@@ -462,11 +460,8 @@ class Cache:
                     if ("namespace", ("", name)) not in touched
                 )
             )
-            for kind, cached, forget in (
-                ("secret", self.copies.refs(), self.copy),
-                ("grant", self.grants.keys(), self.secretgrant),
-                ("usersecret", self.usersecrets.keys(), self.usersecret),
-            ):
+            for kind in RELISTED:
+                forget, cached = self._kind(kind)
                 yield self._forget_unlisted(kind, cached, self._listed[kind], forget, touched)
         finally:
             self._touched = None
