@@ -82,6 +82,19 @@ def watch_events(*events: tuple[str, dict[str, Any]]) -> Stream:
     return Stream([{"type": kind, "object": obj} for kind, obj in events], broken=True)
 
 
+def streamed_list(listing: dict[str, Any]) -> Stream:
+    """A list answer (items and version) as the apiserver streams it to a watch with
+    sendInitialEvents: an ADDED event per object, then the bookmark that ends them."""
+    end = {
+        "metadata": {
+            "resourceVersion": listing["metadata"]["resourceVersion"],
+            "annotations": {"k8s.io/initial-events-end": "true"},
+        }
+    }
+    events = [{"type": "ADDED", "object": item} for item in listing.get("items") or []]
+    return Stream([*events, {"type": "BOOKMARK", "object": end}])
+
+
 def refusal(status: int, message: str = "", reason: str = "Refused") -> ApiError:
     """An ApiError as the client raises it for a Status answer with `message`."""
     return ApiError(
@@ -114,6 +127,11 @@ class FakeApi:
 
     def call(self, method: str, path: str, **kwargs: Any) -> bytes:
         return json.dumps(self.json(method, path, **kwargs)).encode()
+
+    def stream(self, method: str, path: str, **kwargs: Any) -> Stream:
+        """A streamed list (a watch with sendInitialEvents) of what `answer` lists."""
+        assert kwargs["query"].get("sendInitialEvents") == "true", "a watch: not faked here"
+        return streamed_list(self.json(method, path, **kwargs))
 
     def sent(self, method: str | None = None) -> list[tuple[str, str]]:
         """(method, path) of each request so far, of one method if given."""

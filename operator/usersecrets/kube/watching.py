@@ -33,6 +33,8 @@ LIST_TIMEOUT = 300
 MAX_BACKOFF = 30.0
 #: Objects per page of a list.
 PAGE = 500
+#: The annotation of the bookmark that ends a streamed list.
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 #: Takes a fresh list, as an iterator that reads it a page at a time as it goes.
 Listed = Callable[[Iterator[dict[str, Any]]], None]
@@ -42,11 +44,69 @@ Changed = Callable[[str, dict[str, Any]], None]
 def pages(
     core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
 ) -> Iterator[tuple[list[dict[str, Any]], str]]:
-    """A list, one page of `PAGE` objects (plain dicts) at a time, each with the version of
-    the list (every page is of the same snapshot).
+    """A full list, one page of `PAGE` objects (plain dicts) at a time; the version of the
+    list comes with its last page (the others have "").
 
-    One answer of a hundred thousand would be parsed in one go, holding the GIL (and so the
-    event loop that answers admissions) for a second or more."""
+    Streamed as a watch's initial events (`sendInitialEvents`, Kubernetes' "streaming
+    lists"), from the apiserver's watch cache. A paginated list with a label selector made the
+    cache go through every object after the page's start for each page of 500, and most
+    pages of Secrets were read from etcd: at 30,000 UserSecrets, a shard's list cost the
+    apiserver 0.5-8.6 s of CPU paginated, ~1 s streamed (issue 17). Where the apiserver has
+    no streaming lists (the WatchList feature: off in 1.33 and before 1.32), it answers 422
+    or 400, and the list is paginated.
+
+    A page at a time: one answer of a hundred thousand would be parsed in one go, holding the
+    GIL (and so the event loop that answers admissions) for a second or more."""
+    try:
+        response = core.stream(
+            "GET",
+            path,
+            query={
+                "labelSelector": label_selector,
+                "watch": "true",
+                "sendInitialEvents": "true",
+                "resourceVersionMatch": "NotOlderThan",  # no version given: a consistent read
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": LIST_TIMEOUT,
+            },
+            headers={"Accept": METADATA} if metadata_only else {},
+            timeout=(10, LIST_TIMEOUT),
+        )
+    except ApiError as error:
+        if error.status not in (400, 422):
+            raise
+        yield from _paginated(core, path, label_selector, metadata_only)
+        return
+    try:
+        page: list[dict[str, Any]] = []
+        for line in _lines(response):
+            if not line.strip():
+                continue
+            event = orjson.loads(line)
+            obj = event["object"]
+            if event["type"] == "ERROR":
+                raise ApiError(status=obj.get("code"))
+            if event["type"] == "BOOKMARK":
+                if (obj["metadata"].get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
+                    yield page, str(obj["metadata"]["resourceVersion"])
+                    return
+                continue
+            obj["metadata"].pop("managedFields", None)  # a third of an object, and unread here
+            page.append(obj)
+            if len(page) == PAGE:
+                yield page, ""
+                page = []
+        raise ApiError(status=None, reason="the list ended before its last object")
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def _paginated(
+    core: KubeApi, path: str, label_selector: str | None, metadata_only: bool
+) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """A list a page at a time, each page with the list's version: `pages` where the
+    apiserver has no streaming lists."""
     token: str | None = None
     while True:
         listing = core.json(
@@ -58,7 +118,6 @@ def pages(
         )
         page = listing.get("items") or []  # an empty list is null (a nil slice in Go)
         for item in page:
-            # A third of a listed object, and unread here.
             item["metadata"].pop("managedFields", None)
         yield page, str(listing["metadata"]["resourceVersion"])
         token = listing["metadata"].get("continue")
@@ -69,10 +128,12 @@ def pages(
 def list_objects(
     core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
 ) -> tuple[list[dict[str, Any]], str]:
-    """The objects and the resourceVersion to watch from."""
+    """A short list whole (namespaces, quotas; no selector), and the resourceVersion to watch
+    from. Paginated: streaming a few objects costs a watch's setup, and a namespace's quotas,
+    read before a decision, took 3.0 ms streamed against 1.3 ms listed (p50 of 30)."""
     items: list[dict[str, Any]] = []
     version = ""
-    for page, page_version in pages(core, path, label_selector, metadata_only):
+    for page, page_version in _paginated(core, path, label_selector, metadata_only):
         items.extend(page)
         version = page_version
     return items, version

@@ -38,6 +38,8 @@ class Watches(FakeApi):
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         query, headers = kwargs["query"], kwargs["headers"]
+        if query.get("sendInitialEvents"):  # a list (after 410 Gone)
+            return super().stream(method, path, **kwargs)
         accept = headers.get("Accept")
         self.watched.append((path, query.get("labelSelector"), accept, query["resourceVersion"]))
         kinds = Counter((p, a) for p, _, a, _ in self.watched)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import threading
 from typing import Any, cast
 
 import pytest
 
-from fakes import Stream
+from fakes import Stream, refusal, streamed_list
 from usersecrets.kube import watching
+from usersecrets.kube.client import ApiError
 
 
 def obj(name: str, version: str) -> dict[str, Any]:
@@ -19,8 +21,8 @@ def obj(name: str, version: str) -> dict[str, Any]:
 
 
 class FakeApi:
-    """KubeApi's two calls: `json` answers lists, `call` answers watches with a Stream. Each
-    call is recorded as its query plus its headers."""
+    """KubeApi's `stream`: a Stream for each list (streamed) and each watch. Each is recorded
+    as its query plus its headers."""
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
@@ -31,15 +33,16 @@ class FakeApi:
         self.listed: list[dict[str, Any]] = []
         self.held_while_watching: list[int] = []
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        assert (method, path) == ("GET", "/things")
-        self.lists.append({**kwargs["query"], "headers": kwargs["headers"]})
-        version = str(10 * len(self.lists))
-        self.listed = [obj("a", version)]
-        return {"metadata": {"resourceVersion": version}, "items": self.listed[:]}
-
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         assert (method, path, kwargs["query"]["watch"]) == ("GET", "/things", "true")
+        if kwargs["query"].get("sendInitialEvents"):  # a list
+            self.lists.append({**kwargs["query"], "headers": kwargs["headers"]})
+            version = str(10 * len(self.lists))
+            self.listed = [obj("a", version)]
+            self.streams.append(
+                streamed_list({"metadata": {"resourceVersion": version}, "items": self.listed[:]})
+            )
+            return self.streams[-1]
         # What still holds the objects of the last list, now that its watch begins.
         gc.collect()
         held = [r for o in self.listed for r in gc.get_referrers(o) if r is not self.listed]
@@ -82,7 +85,7 @@ def test_events_in_order_then_a_new_list_after_gone() -> None:
     assert [w["resourceVersion"] for w in api.watches] == ["10", "20"]
     assert all(w["labelSelector"] == "x=y" for w in api.lists + api.watches)
     assert api.lists[0]["headers"] == {
-        "Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+        "Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
     }
     assert api.watches[0]["headers"] == {
         "Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
@@ -186,28 +189,132 @@ def test_a_list_comes_in_pages() -> None:
     ]
 
 
-def test_a_list_is_handed_over_a_page_at_a_time_and_its_version_is_the_last_pages() -> None:
+class Lines:
+    """A streamed list whose events are read one line at a time, counting the lines read."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events, self.read, self.released = events, 0, False
+
+    def stream(self, **_: Any) -> Any:
+        for event in self.events:
+            self.read += 1
+            yield (json.dumps(event) + "\n").encode()
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
+def bookmark(version: str, end: bool = True) -> dict[str, Any]:
+    notes = {"k8s.io/initial-events-end": "true"} if end else {}
+    return {
+        "type": "BOOKMARK",
+        "object": {"metadata": {"resourceVersion": version, "annotations": notes}},
+    }
+
+
+class Streamed:
+    """`stream` answers with `answer` (raises it, if an exception), recording each query."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer, self.queries = answer, []
+
+    def stream(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.queries.append({**kwargs["query"], **kwargs["headers"]})
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_a_list_is_streamed_in_pages_with_its_version_on_the_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(watching, "PAGE", 2)
+    added = [{"type": "ADDED", "object": obj(n, "3")} for n in "abc"]
+    lines = Lines([*added, bookmark("6", end=False), bookmark("7")])
+    api = Streamed(lines)
+    got = [
+        ([o["metadata"]["name"] for o in p], v)
+        for p, v in watching.pages(cast(Any, api), "/things", "x=y", True)
+    ]
+    assert got == [(["a", "b"], ""), (["c"], "7")]
+    assert api.queries == [
+        {
+            "labelSelector": "x=y",
+            "watch": "true",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": 300,
+            "Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        }
+    ]
+    assert lines.released
+
+
+def test_a_list_handed_over_is_read_a_page_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The webhook's caches take every copy's metadata: a page is read when the one before
     it has been taken in, never the whole list at once. What `listed` leaves unread is read
     anyway, for the version the watch starts from."""
-    requested: list[str | None] = []
+    monkeypatch.setattr(watching, "PAGE", 1)
+    lines = Lines([{"type": "ADDED", "object": obj(n, "5")} for n in "ab"] + [bookmark("7")])
+    seen: list[tuple[str, int]] = []
+
+    def listed(items: Any) -> None:
+        seen.extend((i["metadata"]["name"], lines.read) for i in items)
+
+    assert watching._list_into(listed, cast(Any, Streamed(lines)), "/things", None, True) == "7"
+    assert seen == [("a", 1), ("b", 2)]
+    lines = Lines([{"type": "ADDED", "object": obj(n, "5")} for n in "ab"] + [bookmark("7")])
+    assert (
+        watching._list_into(lambda _: None, cast(Any, Streamed(lines)), "/things", None, True)
+        == "7"
+    )
+    assert lines.read == 3
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_without_streaming_lists_the_list_is_paginated(status: int) -> None:
+    """Kubernetes 1.33, and before 1.32, refuse sendInitialEvents (the WatchList feature)."""
     pages = {
         None: {"metadata": {"resourceVersion": "7", "continue": "p2"}, "items": [obj("a", "5")]},
         "p2": {"metadata": {"resourceVersion": "7"}, "items": [obj("b", "6")]},
     }
 
-    class Paged:
+    class Paged(Streamed):
         def json(self, method: str, path: str, **kwargs: Any) -> Any:
-            requested.append(kwargs["query"]["continue"])
+            self.queries.append(kwargs["query"])
             return pages[kwargs["query"]["continue"]]
 
-    seen: list[tuple[str, int]] = []
+    api = Paged(refusal(status, "sendInitialEvents is forbidden"))
+    got = [
+        ([o["metadata"]["name"] for o in p], v)
+        for p, v in watching.pages(cast(Any, api), "/things")
+    ]
+    assert got == [(["a"], "7"), (["b"], "7")]
+    assert [q.get("continue", "-") for q in api.queries] == ["-", None, "p2"]
 
-    def listed(items: Any) -> None:
-        seen.extend((i["metadata"]["name"], len(requested)) for i in items)
 
-    assert watching._list_into(listed, cast(Any, Paged()), "/things", None, True) == "7"
-    assert seen == [("a", 1), ("b", 2)]
-    requested.clear()
-    assert watching._list_into(lambda _: None, cast(Any, Paged()), "/things", None, True) == "7"
-    assert requested == [None, "p2"]
+def test_another_refusal_of_a_list_is_raised() -> None:
+    with pytest.raises(ApiError) as raised:
+        list(watching.pages(cast(Any, Streamed(refusal(403))), "/things"))
+    assert raised.value.status == 403
+
+
+@pytest.mark.parametrize(
+    ("events", "status"),
+    [
+        ([{"type": "ADDED", "object": obj("a", "5")}], None),  # ended before its bookmark
+        ([{"type": "ERROR", "object": {"kind": "Status", "code": 500}}], 500),
+    ],
+)
+def test_a_streamed_list_that_breaks_off_is_an_error(
+    events: list[dict[str, Any]], status: int | None
+) -> None:
+    lines = Lines(events)
+    with pytest.raises(ApiError) as raised:
+        list(watching.pages(cast(Any, Streamed(lines)), "/things"))
+    assert raised.value.status == status
+    assert lines.released
