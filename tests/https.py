@@ -7,7 +7,7 @@ import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 from cryptography import x509
@@ -39,12 +39,20 @@ async def echo_review(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class Limits(TypedDict, total=False):
+    """`server.serve`'s limits; the server's own defaults for any not given."""
+
+    max_body: int
+    timeout: float
+    idle: float
+
+
 @contextlib.asynccontextmanager
 async def served(
     context: ssl.SSLContext,
     answer: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] = echo_review,
     peer_check: server.PeerCheck | None = None,
-    **limits: float,
+    **limits: Unpack[Limits],
 ) -> AsyncIterator[str]:
     served = await server.serve(
         review.routes(answer), context, "127.0.0.1", 0, peer_check=peer_check, **limits

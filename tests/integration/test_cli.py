@@ -265,7 +265,7 @@ def test_completion_from_the_cluster_as_the_user(
 
     # Where she may list them, the users are those the operator sees.
     rbac = client.RbacAuthorizationV1Api(admin)
-    role = {
+    role: dict[str, Any] = {
         "metadata": {"name": f"list-namespaces-{alice}"},
         "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]}],
     }

@@ -113,6 +113,7 @@ def test_create_materializes_a_copy_with_status(
     assert status["copies"] == 2
     assert status["observedGeneration"] == obj["metadata"]["generation"]
     ready = ready_condition(obj)
+    assert ready is not None
     assert ready["status"] == "True"
     assert not obj["metadata"].get("finalizers")
 
@@ -176,7 +177,9 @@ def test_value_from_follows_its_source_secret(
     # The source goes away: the UserSecret says so; it comes back: copies follow again.
     core.delete_namespaced_secret(source, home)
     obj = wait_reason(alice.api, USERSECRETS, home, key, "SourceMissing")
-    message = ready_condition(obj)["message"]
+    ready = ready_condition(obj)
+    assert ready is not None
+    message = ready["message"]
     assert source in message
     assert "token" in message
     assert "from-source" not in message
@@ -333,6 +336,7 @@ def test_namespace_created_after_the_grant_gets_the_copy(
     create_grant(alice.api, home, "early", key, bob.name)
     grant = wait_reason(alice.api, SECRETGRANTS, home, "early", "Granted", copies=0)
     ready = ready_condition(grant)
+    assert ready is not None
     assert ready["status"] == "True"
     assert "no namespace yet" in ready["message"]
 
@@ -356,6 +360,7 @@ def test_grant_of_a_missing_usersecret_waits_for_it(
     create_grant(alice.api, home, "premature", key, bob.name)
     grant = wait_reason(alice.api, SECRETGRANTS, home, "premature", "SecretNotFound", copies=0)
     ready = ready_condition(grant)
+    assert ready is not None
     assert ready["status"] == "False"
     assert key in ready["message"]
     assert copy_value(admin, bobs, alice.name, key) is None
@@ -471,6 +476,7 @@ def test_a_users_own_secret_with_the_copy_name_is_left_alone(
     wait_copy(admin, home, alice.name, key, b"operator's")
     obj = wait_reason(alice.api, USERSECRETS, home, key, "NameCollision", namespaces=[home])
     ready = ready_condition(obj)
+    assert ready is not None
     assert ready["status"] == "False"
     assert taken in ready["message"]
     after = core.read_namespaced_secret(copy_name(alice.name, key), taken)
@@ -586,6 +592,7 @@ def test_the_older_of_two_usersecrets_with_one_key_wins(
     wait_reason(alice.api, USERSECRETS, older_ns, key, MATERIALIZED, namespaces=both)
     conflict = wait_reason(alice.api, USERSECRETS, younger_ns, key, "Conflict", namespaces=[])
     ready = ready_condition(conflict)
+    assert ready is not None
     assert ready["status"] == "False"
     assert older_ns in ready["message"]
     assert conflict["status"]["uri"] == f"secret://{CLUSTER_NAME}/{alice.name}/{key}"

@@ -67,6 +67,13 @@ def lease_of(admin: client.ApiClient, replica: OperatorProcess) -> str:
     )
 
 
+def existing_copy(admin: client.ApiClient, namespace: str, owner: str, key: str) -> client.V1Secret:
+    """The copy of (owner, key) in `namespace`, which the test expects there."""
+    copy = read_copy(admin, namespace, owner, key)
+    assert copy is not None, f"no copy of {owner}/{key} in {namespace}"
+    return copy
+
+
 def slot_of_object(admin: client.ApiClient, namespace: str, name: str) -> str | None:
     labels = get_object(admin, USERSECRETS, namespace, name)["metadata"].get("labels") or {}
     return labels.get(SLOT)
@@ -124,7 +131,7 @@ def test_two_shards_share_the_owners_and_a_namespace_takes_its_secrets_to_its_ne
     core.patch_namespaced_secret(
         copy_name(alice, "before"), bobs, {"metadata": {"labels": {SLOT: None}}}
     )
-    uids = {ns: read_copy(admin, ns, alice, "before").metadata.uid for ns in (alices, bobs)}
+    uids = {ns: existing_copy(admin, ns, alice, "before").metadata.uid for ns in (alices, bobs)}
 
     shards = two_shards()
     wait_for(lambda: all(map(leading, shards)), timeout=60, what="both shards to lead")
@@ -138,11 +145,12 @@ def test_two_shards_share_the_owners_and_a_namespace_takes_its_secrets_to_its_ne
     )
     wait_for(
         lambda: (
-            (read_copy(admin, bobs, alice, "before").metadata.labels or {}).get(SLOT) == slot(alice)
+            (existing_copy(admin, bobs, alice, "before").metadata.labels or {}).get(SLOT)
+            == slot(alice)
         ),
         what="the copy from before slots to have one",
     )
-    assert {ns: read_copy(admin, ns, alice, "before").metadata.uid for ns in uids} == uids
+    assert {ns: existing_copy(admin, ns, alice, "before").metadata.uid for ns in uids} == uids
     set_value(as_alice, alices, "before", b"v2")
     wait_copy(admin, bobs, alice, "before", b"v2")
 

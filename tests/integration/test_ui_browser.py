@@ -154,7 +154,8 @@ def refused_by_webhook(
     try:
         client.CoreV1Api(admin).create_namespaced_pod(namespace, pod, dry_run="All")
     except ApiException as error:
-        return error.status == 403
+        status: int | None = error.status  # the client is not type-checked (Any)
+        return status == 403
     return False
 
 

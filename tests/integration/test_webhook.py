@@ -812,7 +812,7 @@ def test_only_writes_that_may_expose_a_value_depend_on_the_webhook(
     """With the operator down, an inline UserSecret and a grant's label edit are admitted; a
     new grant, which may share what its author may not read, is not."""
     core = client.CoreV1Api(admin)
-    grant = {
+    grant: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "SecretGrant",
         "metadata": {"name": f"to-bob-{uid()}"},

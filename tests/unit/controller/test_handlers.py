@@ -11,7 +11,8 @@ from usersecrets.controller import handlers
 
 def test_kopf_keeps_no_memory_of_an_object_after_its_event() -> None:
     memories = handlers._Forgetful()
-    body = {"metadata": {"uid": "u1", "namespace": "alice-ns", "name": "db"}}
+    body: kopf.RawBody = {"metadata": {"uid": "u1", "namespace": "alice-ns", "name": "db"}}
     memory = asyncio.run(memories.recall(body, memobase=kopf.Memo(controller="c")))
+    assert isinstance(memory.memo, kopf.Memo)  # kopf types it as any object (AnyMemo)
     assert memory.memo["controller"] == "c"  # the handlers still get the shared memo
     assert list(memories.iter_all_memories()) == []

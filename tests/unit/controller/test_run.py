@@ -7,7 +7,8 @@ import asyncio
 import gc
 import threading
 from collections import Counter
-from typing import Any, cast
+from collections.abc import Awaitable
+from typing import Any, Protocol, cast
 
 import kopf
 import pytest
@@ -214,17 +215,34 @@ def test_an_event_queues_the_pairs_it_dirtied() -> None:
     assert asyncio.run(scenario()) == {OwnerKey("alice", "db")}
 
 
+class EventHandler(Protocol):
+    """Our `on.event` handlers as they are written: kopf's decorator types each as any
+    watching handler, which takes every argument kopf has and may or may not be async."""
+
+    def __call__(
+        self, *, type: str | None, body: kopf.Body, memo: kopf.Memo
+    ) -> Awaitable[None]: ...
+
+
+def on_event(handler: object) -> EventHandler:
+    return cast(EventHandler, handler)
+
+
 def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None:
     async def scenario() -> set[OwnerKey]:
         controller = Controller(cast(Any, FakeApi()), Settings())
         memo = kopf.Memo(controller=controller, loop=asyncio.get_running_loop())
-        namespace = {"metadata": {"name": "alice-ns", "labels": {"usersecrets.io/user": "bob"}}}
-        await handlers.namespace(type="ADDED", body=kopf.Body(namespace), memo=memo)
+        namespace: kopf.RawBody = {
+            "metadata": {"name": "alice-ns", "labels": {"usersecrets.io/user": "bob"}}
+        }
+        await on_event(handlers.namespace)(type="ADDED", body=kopf.Body(namespace), memo=memo)
         grant = {
             "metadata": {"namespace": "alice-ns", "name": "g", "uid": "u2", "generation": 1},
             "spec": {"secretName": "db", "user": "carol"},
         }
-        await handlers.secretgrant(type="ADDED", body=kopf.Body(grant), memo=memo)
+        # An object as the apiserver sends it: kopf's RawBody names no metadata.generation.
+        body = kopf.Body(cast(kopf.RawBody, grant))
+        await on_event(handlers.secretgrant)(type="ADDED", body=body, memo=memo)
         assert controller.queues.copies.queued == set()  # not yet: on the loop, in order
         await asyncio.sleep(0)
         return set(controller.queues.copies.queued)
@@ -250,9 +268,11 @@ def test_kopf_lists_a_page_at_a_time_paces_its_workers_and_neither_diffs_nor_sto
     assert diffbase.fetch(body=body) is None
     assert diffbase.build(body=body) == {}
     progress, patch = settings.persistence.progress_storage, kopf.Patch()
-    progress.store(key="h", record={"started": "2026-11-30T00:00:00"}, body=body, patch=patch)
+    progress.store(
+        key=kopf.HandlerId("h"), record={"started": "2026-11-30T00:00:00"}, body=body, patch=patch
+    )
     progress.touch(body=body, patch=patch, value="touched")
-    assert (progress.fetch(key="h", body=body), patch) == (None, {})
+    assert (progress.fetch(key=kopf.HandlerId("h"), body=body), patch) == (None, {})
     essence = kopf.BodyEssence({"metadata": {"annotations": {"kopf.zalando.org/h": "{}"}}})
     assert progress.clear(essence=essence) is essence
 

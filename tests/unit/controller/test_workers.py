@@ -100,7 +100,7 @@ def test_refused_copies_are_reported_while_the_pair_waits_for_its_retry() -> Non
 
 def test_in_a_burst_a_status_waits_while_other_copies_wait() -> None:
     async def scenario() -> list[OwnerKey]:
-        queues, reported = Queues(), []
+        queues, reported = Queues(), list[OwnerKey]()
         queues.copies.add(A)
         queues.reports.add(B)
         workers = [asyncio.create_task(report_worker(queues, recorder(reported), {}))]
@@ -115,7 +115,7 @@ def test_in_a_burst_a_status_waits_while_other_copies_wait() -> None:
 
 def test_a_status_waits_for_other_copies_no_longer_than_its_patience() -> None:
     async def scenario() -> list[OwnerKey]:
-        queues, reported = Queues(), []
+        queues, reported = Queues(), list[OwnerKey]()
         queues.copies.add(A)  # and no copy worker takes it
         queues.reports.add(B)
         worker = asyncio.create_task(report_worker(queues, recorder(reported), {}, 0.05))

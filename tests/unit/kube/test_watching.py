@@ -219,7 +219,8 @@ class Streamed:
     """`stream` answers with `answer` (raises it, if an exception), recording each query."""
 
     def __init__(self, answer: Any) -> None:
-        self.answer, self.queries = answer, []
+        self.answer = answer
+        self.queries: list[dict[str, Any]] = []
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         self.queries.append({**kwargs["query"], **kwargs["headers"]})

@@ -15,7 +15,9 @@ def test_the_policy_is_the_annotation_or_the_platforms_default() -> None:
     annotation = "usersecrets.io/accept-shares-from"
     assert accepted_owners(None, everyone) is None
     assert accepted_owners(None, nobody) == frozenset()
-    assert accepted_owners({annotation: " alice, carol ,"}, everyone) == {"alice", "carol"}
+    assert accepted_owners({annotation: " alice, carol ,"}, everyone) == frozenset(
+        {"alice", "carol"}
+    )
     assert accepted_owners({annotation: "*"}, nobody) is None
 
 

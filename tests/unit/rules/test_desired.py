@@ -727,7 +727,7 @@ _GRANT_NAMES = st.sampled_from(["g1", "g2"])
 SMALL = Limits(secrets_per_user=1, bytes_per_user=3, grants_per_user=1, shares_per_user=1)
 
 
-def observed(world: World) -> dict[str, object]:
+def observed(world: World) -> dict[object, object]:
     """Every answer a World gives about its contents, and what it computes."""
     users = ["alice", "bob", "carol", "dave"]
     found: dict[object, object] = {"compute": compute(world, CLUSTER), "all": world.namespaces()}

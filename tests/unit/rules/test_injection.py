@@ -25,7 +25,8 @@ VOLUMES = {DB_SECRET: DB_VOLUME, ALICE_SECRET: "usersecrets-ea4c3a2253"}
 
 
 def make_pod(*containers: dict[str, Any], init: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
-    return pods.pod(containers=list(containers), **({"initContainers": list(init)} if init else {}))
+    spec: dict[str, Any] = {"initContainers": list(init)} if init else {}
+    return pods.pod(containers=list(containers), **spec)
 
 
 def refs(volumes: str = "", env: str = "", containers: str | None = None) -> References:
@@ -374,7 +375,7 @@ def test_random_pods_patch_consistently(
 
 def test_a_patch_past_the_bound_is_not_built() -> None:
     env = ",".join(f"V{i}=secret:k" for i in range(100))
-    pod = {
+    pod: dict[str, Any] = {
         "metadata": {"annotations": {"usersecrets.io/env": env}},
         "spec": {"containers": [{"name": f"c{i}"} for i in range(41)]},
     }
@@ -406,7 +407,7 @@ def test_an_unknown_container_message_lists_ten_names() -> None:
 def test_the_bounds_themselves_are_within() -> None:
     """4096 additions are made; ten container names are listed without 'and 0 more'."""
     env = ",".join(f"V{i}=secret:k" for i in range(64))
-    pod = {
+    pod: dict[str, Any] = {
         "metadata": {"annotations": {"usersecrets.io/env": env}},
         "spec": {"containers": [{"name": f"c{i:02}"} for i in range(64)]},
     }

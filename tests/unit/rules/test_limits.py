@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from usersecrets.rules.desired import (
     GrantState,
     GrantView,
@@ -20,7 +22,7 @@ def day(n: int) -> str:
     return f"2026-01-{n:02}T00:00:00Z"
 
 
-def world(limits: Limits, secrets: list[SecretView], grants: list[GrantView] = ()) -> World:
+def world(limits: Limits, secrets: Iterable[SecretView], grants: Iterable[GrantView] = ()) -> World:
     return World(secrets, grants, NAMESPACES, limits)
 
 

@@ -9,10 +9,12 @@ import pytest
 import yaml
 
 from usersecrets.user import completion
+from usersecrets.user.space import Space
 
 
-class Listing:
-    """A Space that answers the list calls completion makes."""
+class Listing(Space):
+    """A Space that answers the list calls completion makes, and has no API client: every
+    method completion calls is one of these."""
 
     def __init__(self, **objects: list[dict[str, Any]]) -> None:
         self.objects = objects
@@ -20,8 +22,23 @@ class Listing:
     def list_objects(self, plural: str) -> list[dict[str, Any]]:
         return self.objects[plural]
 
-    def request(self, verb: str, resource: str, method: str, path: str) -> dict[str, Any]:
-        assert (verb, resource, method, path) == ("list", "namespaces", "GET", "/api/v1/namespaces")
+    def request(
+        self,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        assert (verb, resource, method, path, name, kwargs) == (
+            "list",
+            "namespaces",
+            "GET",
+            "/api/v1/namespaces",
+            None,
+            {},
+        )
         return {"items": self.objects["namespaces"]}
 
 

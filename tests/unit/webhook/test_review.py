@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 import https
 from fakes import Answer, FakeApi, Request, copy_labels, refusal
 from samples import Growth
+from usersecrets.kube.client import KubeApi
 from usersecrets.settings import Settings
 from usersecrets.webhook import review, tls
 from usersecrets.webhook.lookups import Lookups
@@ -57,7 +58,7 @@ DB_COPY = {
 def reviewing(answer: Answer | None = None) -> review.Review:
     """A reviewer whose caches know alice-ns (alice's, with her "db") and kube-system; any
     other namespace is asked of the API, which answers with `answer`."""
-    lookups = Lookups(FakeApi(answer), Settings(cluster_name="c"))
+    lookups = Lookups(cast(KubeApi, FakeApi(answer)), Settings(cluster_name="c"))
     lookups.namespaces.load([{"metadata": ALICE_NS}, {"metadata": {"name": "kube-system"}}])
     lookups.copies.load([{"metadata": DB_COPY}])
     return review.reviewer(lookups, Settings(cluster_name="c"))
@@ -68,7 +69,10 @@ def pod_review(namespace: str, env: str) -> dict[str, Any]:
 
 
 def answered(reviewer: review.Review, body: dict[str, Any]) -> dict[str, Any]:
-    response: dict[str, Any] = asyncio.run(reviewer(body))["response"]
+    async def answer() -> dict[str, Any]:  # a Review is awaitable; asyncio.run takes a coroutine
+        return await reviewer(body)
+
+    response: dict[str, Any] = asyncio.run(answer())["response"]
     return response
 
 
@@ -153,7 +157,7 @@ def test_a_namespace_newer_than_the_cache_is_read_once_and_a_failed_read_denies(
 
 
 def labelling(answer: Answer | None = None) -> review.Review:
-    lookups = Lookups(FakeApi(answer), Settings(cluster_name="c"))
+    lookups = Lookups(cast(KubeApi, FakeApi(answer)), Settings(cluster_name="c"))
     lookups.namespaces.load([{"metadata": ALICE_NS}, {"metadata": {"name": "kube-system"}}])
     return review.labeller(lookups)
 

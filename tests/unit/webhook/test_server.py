@@ -139,7 +139,7 @@ def test_the_next_request_keeps_its_own_deadline_after_an_answer() -> None:
 
 def test_a_request_must_arrive_in_time_and_idle_connections_close() -> None:
     bundle = https.bundle()
-    limits = {"timeout": 0.3, "idle": 0.3}
+    limits: https.Limits = {"timeout": 0.3, "idle": 0.3}
 
     async def scenario() -> None:
         async with https.served(tls.ssl_context_from_bundle(bundle), **limits) as url:
