@@ -221,7 +221,9 @@ def test_a_refusal_that_echoes_the_copy_is_scrubbed_everywhere(
         create_usersecret(as_alice, home, key, value_of(canary))
         create_grant(as_alice, home, "share", key, bob)
         found = wait_reason(as_alice, SECRETGRANTS, home, "share", "CopyFailed")
-        message = ready_condition(found)["message"]  # type: ignore[index]
+        ready = ready_condition(found)
+        assert ready is not None
+        message = ready["message"]
         assert message.startswith(
             "The copy could not be written in 1 namespace (1 namespace of users it is shared "
             "with: HTTP 403 Forbidden: exceeded quota: {'value': '<redacted>'} in {"

@@ -52,7 +52,9 @@ def test_past_the_secret_limit_the_newest_waits_until_there_is_room(
     time.sleep(1.1)  # creation times have whole seconds: this one is the newest
     create_usersecret(as_alice, home, "latest", b"v")
     found = wait_reason(as_alice, USERSECRETS, home, "latest", "LimitExceeded", timeout=60)
-    assert ready_condition(found)["message"] == (  # type: ignore[index]
+    ready = ready_condition(found)
+    assert ready is not None
+    assert ready["message"] == (
         f"User '{alice}' has more than the 250 UserSecrets a user may have: the newest are "
         "not copied, and this is one of them"
     )
@@ -80,7 +82,9 @@ def test_past_the_share_limit_a_users_namespaces_get_no_more(
     create_usersecret(as_alice, home, "one-more", b"v")
     create_grant(as_alice, home, "one-more", "one-more", bob)
     found = wait_reason(as_alice, SECRETGRANTS, home, "one-more", "LimitExceeded", copies=0)
-    assert ready_condition(found)["message"] == (  # type: ignore[index]
+    ready = ready_condition(found)
+    assert ready is not None
+    assert ready["message"] == (
         f"User '{bob}' has more than the 12 shares a user may receive: the newest have no "
         "effect, and this is one of them"
     )

@@ -58,7 +58,9 @@ def test_shared_copies_never_take_the_last_slot_of_a_quota(
     wait_reason(as_alice, SECRETGRANTS, home, "one", "Granted", copies=1)
     wait_reason(as_alice, SECRETGRANTS, home, "two", "Granted", copies=1)
     held = wait_reason(as_alice, SECRETGRANTS, home, "three", "CopyFailed", copies=0)
-    assert ready_condition(held)["message"] == (  # type: ignore[index]
+    ready = ready_condition(held)
+    assert ready is not None
+    assert ready["message"] == (
         "The copy could not be written in 1 namespace (1 namespace of users it is shared with: "
         "its Secret quota (2 of 3 used) keeps its last 1 slot for the user's own Secrets). "
         f"User '{bob}' can use secret://testcluster/{alice}/three in 0 namespaces."
@@ -93,7 +95,9 @@ def test_a_namespace_takes_only_the_shares_its_policy_accepts(
     create_usersecret(as_carol, carols, "k", b"carol's")
     create_grant(as_carol, carols, "to-bob", "k", bob)
     refused = wait_reason(as_alice, SECRETGRANTS, home, "to-bob", "NotAccepted", copies=0)
-    assert ready_condition(refused)["message"] == (  # type: ignore[index]
+    ready = ready_condition(refused)
+    assert ready is not None
+    assert ready["message"] == (
         f"User '{bob}' can use secret://testcluster/{alice}/k in 0 namespaces (1 namespace of "
         f"theirs does not take shares from '{alice}')"
     )

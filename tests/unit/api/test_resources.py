@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -101,7 +102,7 @@ def test_errors_and_repr_never_show_the_value() -> None:
     assert info.value.__cause__ is None
 
 
-def _usersecret(name: str) -> dict[str, object]:
+def _usersecret(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "usersecrets.io/v1alpha1",
         "kind": "UserSecret",
@@ -112,7 +113,7 @@ def _usersecret(name: str) -> dict[str, object]:
 
 def test_whole_object_parses_and_ignores_unknown_metadata() -> None:
     body = _usersecret("db-pass")
-    body["metadata"] = {**body["metadata"], "managedFields": [{}]}  # type: ignore[dict-item]
+    body["metadata"] = {**body["metadata"], "managedFields": [{}]}
     obj = UserSecret.model_validate(body)
     assert obj.metadata.name == "db-pass"
     assert obj.metadata.generation == 2

@@ -321,10 +321,10 @@ OP = errors.Operation("list", "usersecrets.usersecrets.io", "alice-ns")
         (ApiError(0, "Unsupported content type"), 1, "Unsupported"),
         (
             urllib3.exceptions.MaxRetryError(
-                None,  # type: ignore[arg-type]
+                None,  # type: ignore[arg-type]  # no pool: the test's error only
                 "/api",
                 urllib3.exceptions.NewConnectionError(
-                    None,  # type: ignore[arg-type]
+                    None,  # type: ignore[arg-type]  # no connection: the test's error only
                     "Failed to establish a new connection: [Errno 111] Connection refused",
                 ),
             ),
@@ -351,7 +351,7 @@ class FakeKube:
 
     def __init__(self, namespace: str = "alice-ns", user: str = "alice") -> None:
         self.namespace = namespace
-        self._user = user
+        self._user: str | None = user
         self.store: dict[str, dict[str, dict[str, Any]]] = {"usersecrets": {}, "secretgrants": {}}
         self.copies: list[Any] = []
         self.fail: dict[str, BaseException] = {}
@@ -410,7 +410,7 @@ class FakeKube:
             c for c in self.copies if c["metadata"]["labels"]["usersecrets.io/reason"] == reason
         ]
 
-    def user(self) -> str:
+    def user(self) -> str | None:
         return self._user
 
 
@@ -629,7 +629,7 @@ def test_user_from_evidence() -> None:
 
 
 def test_share_by_full_reference_needs_a_known_owner(kube: FakeKube) -> None:
-    kube._user = None  # type: ignore[assignment]
+    kube._user = None
     run("secret", "add", "k", "v")
     result = run("share", "secret:/alice/k", "bob")
     assert result.exit_code == 2
@@ -751,7 +751,7 @@ def test_completion_of_users_where_namespaces_may_be_listed(kube: FakeKube) -> N
             "items": [{"metadata": {"name": "bob"}}, {"metadata": {"name": "x", "labels": labels}}]
         }
 
-    kube.request = request  # type: ignore[attr-defined]
+    kube.request = request  # type: ignore[attr-defined]  # FakeKube has none by default
     assert complete(["share", "k"], "") == ["bob", "carol"]
     assert complete(["-n"], "") == ["bob", "x"]
 
@@ -760,7 +760,7 @@ def test_completion_says_nothing_when_the_cluster_refuses(kube: FakeKube) -> Non
     def refused(verb: str, resource: str, method: str, path: str) -> dict[str, Any]:
         raise errors.from_exception(_api_exc(403, "namespaces is forbidden"))
 
-    kube.request = refused  # type: ignore[attr-defined]
+    kube.request = refused  # type: ignore[attr-defined]  # FakeKube has none by default
     kube.fail["list"] = _api_exc(403, "usersecrets is forbidden")
     assert complete(["share", "k"], "") == []
     assert complete(["secret", "rm"], "") == []

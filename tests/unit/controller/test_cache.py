@@ -73,7 +73,9 @@ def test_a_valuefrom_source_is_followed_and_forgotten() -> None:
     source = {"valueFrom": {"secretKeyRef": {"name": "tokens", "key": "wandb"}}}
     found.usersecret(usersecret("alice-ns", "wandb", value=None, spec=source), deleted=False)
     assert found.sources == {("alice-ns", "tokens"): {("alice-ns", "wandb")}}
-    assert found.world.secret("alice-ns", "wandb").value is None  # type: ignore[union-attr]
+    view = found.world.secret("alice-ns", "wandb")
+    assert view is not None
+    assert view.value is None
     meta = {"namespace": "alice-ns", "name": "tokens"}
     assert found.secret(meta) == {OwnerKey("alice", "wandb")}
     found.usersecret(usersecret("alice-ns", "wandb", 2), deleted=False)  # now inline
@@ -270,7 +272,8 @@ def test_one_value_is_kept_once_however_many_usersecrets_hold_it() -> None:
         found.put_secret(("alice-ns", key), SecretView("alice-ns", key, "", bytes(b"x" * 1000)))
     views = [found.world.secret("alice-ns", key) for key in ("a", "b", "c")]
     assert all(v is not None for v in views)
-    assert views[0].value is views[1].value is views[2].value  # type: ignore[union-attr]
+    a, b, c = (v.value for v in views if v is not None)
+    assert a is b is c
     found.put_secret(("alice-ns", "a"), None)
     found.put_secret(("alice-ns", "b"), None)
     found.put_secret(("alice-ns", "c"), SecretView("alice-ns", "c", "", b"y"))

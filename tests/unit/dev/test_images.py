@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tarfile
 from pathlib import Path
+from typing import IO
 
 from usersecrets_dev.images import (
     DOCKERFILE,
@@ -46,6 +47,13 @@ ENTRYPOINT ["run", "--flag"]
     )
 
 
+def member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
+    """A regular file of the archive, which the test expects there."""
+    found = tar.extractfile(name)
+    assert found is not None, name
+    return found
+
+
 def test_an_archive_has_the_layer_the_config_and_the_name(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)
@@ -55,10 +63,10 @@ def test_an_archive_has_the_layer_the_config_and_the_name(tmp_path: Path) -> Non
         tmp_path / "image.tar", "example.local/tool:1", [layer], ImageConfig(user="7")
     )
     with tarfile.open(archive) as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        manifest = json.load(member(tar, "manifest.json"))
         (entry,) = manifest
         assert entry["RepoTags"] == ["example.local/tool:1"]
-        config = json.load(tar.extractfile(entry["Config"]))  # type: ignore[arg-type]
+        config = json.load(member(tar, entry["Config"]))
         assert config["config"]["User"] == "7"
         assert len(config["rootfs"]["diff_ids"]) == 1
         (path,) = entry["Layers"]

@@ -107,7 +107,7 @@ def parse(written: bytes) -> list[tuple[int, bytes, bool]]:
 async def drive(stream: bytes, cuts: list[int]) -> Transport:
     transport = Transport()
     connection = server._Connection(ROUTES, set(), max_body=3 * 1024 * 1024, timeout=30, idle=30)
-    connection.connection_made(transport)  # type: ignore[arg-type]
+    connection.connection_made(transport)  # type: ignore[arg-type]  # a fake: what it writes
     edges = [0, *sorted(c % (len(stream) + 1) for c in cuts), len(stream)]
     for start, end in itertools.pairwise(edges):
         for _ in range(1000):  # as a socket: nothing is read while paused
