@@ -51,7 +51,7 @@ def pages(
     lists"), from the apiserver's watch cache. A paginated list with a label selector made the
     cache go through every object after the page's start for each page of 500, and most
     pages of Secrets were read from etcd: at 30,000 UserSecrets, a shard's list cost the
-    apiserver 0.5-8.6 s of CPU paginated, ~1 s streamed (issue 17). Where the apiserver has
+    apiserver 0.5-8.6 s of CPU paginated, 0.6-1.7 s streamed (issue 17; README). Where the apiserver has
     no streaming lists (the WatchList feature: off in 1.33 and before 1.32), it answers 422
     or 400, and the list is paginated.
 
