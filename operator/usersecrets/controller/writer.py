@@ -211,7 +211,8 @@ class Writer:
 
 
 def _metadata(api: KubeApi, path: str, selector: str) -> Iterator[dict[str, Any]]:
-    """The metadata of what a list finds, a page at a time."""
-    for page, _ in watching.pages(api, path, selector, metadata_only=True):
+    """The metadata of what a list finds, a page at a time: paginated, as each page is
+    labelled before the next is read (and the list is mostly empty)."""
+    for page, _ in watching.paginated(api, path, selector, metadata_only=True):
         for item in page:
             yield item["metadata"]

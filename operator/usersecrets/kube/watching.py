@@ -51,12 +51,35 @@ def pages(
     lists"), from the apiserver's watch cache. A paginated list with a label selector made the
     cache go through every object after the page's start for each page of 500, and most
     pages of Secrets were read from etcd: at 30,000 UserSecrets, a shard's list cost the
-    apiserver 0.5-8.6 s of CPU paginated, 0.6-1.7 s streamed (issue 17; README). Where the apiserver has
-    no streaming lists (the WatchList feature: off in 1.33 and before 1.32), it answers 422
-    or 400, and the list is paginated.
+    apiserver 0.5-8.6 s of CPU paginated, 0.6-1.7 s streamed (issue 17; README).
+
+    Paginated instead where a stream is refused or breaks off before its first page: the
+    WatchList feature is off (422 or 400: Kubernetes 1.33, before 1.32, or switched off), the
+    watch cache is still loading (429, where lists are read from etcd), or etcd cannot tell
+    the cache that it is current (an ERROR event).
 
     A page at a time: one answer of a hundred thousand would be parsed in one go, holding the
     GIL (and so the event loop that answers admissions) for a second or more."""
+    streamed = _streamed(core, path, label_selector, metadata_only)
+    try:
+        first = next(streamed)
+    except _NotStreamed:
+        first = None
+    if first is None:
+        yield from paginated(core, path, label_selector, metadata_only)
+        return
+    yield first
+    yield from streamed
+
+
+class _NotStreamed(Exception):
+    """The apiserver would not stream this list."""
+
+
+def _streamed(
+    core: KubeApi, path: str, label_selector: str | None, metadata_only: bool
+) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """`pages` as a stream; _NotStreamed if refused, or broken off before its first page."""
     try:
         response = core.stream(
             "GET",
@@ -73,19 +96,19 @@ def pages(
             timeout=(10, LIST_TIMEOUT),
         )
     except ApiError as error:
-        if error.status not in (400, 422):
-            raise
-        yield from _paginated(core, path, label_selector, metadata_only)
-        return
+        if error.status in (400, 422, 429):
+            raise _NotStreamed from None
+        raise
     try:
         page: list[dict[str, Any]] = []
+        yielded = False
         for line in _lines(response):
             if not line.strip():
                 continue
             event = orjson.loads(line)
             obj = event["object"]
             if event["type"] == "ERROR":
-                raise ApiError(status=obj.get("code"))
+                raise ApiError(status=obj.get("code")) if yielded else _NotStreamed
             if event["type"] == "BOOKMARK":
                 if (obj["metadata"].get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
                     yield page, str(obj["metadata"]["resourceVersion"])
@@ -95,18 +118,20 @@ def pages(
             page.append(obj)
             if len(page) == PAGE:
                 yield page, ""
-                page = []
-        raise ApiError(status=None, reason="the list ended before its last object")
+                page, yielded = [], True
+        ended = ApiError(status=None, reason="the list ended before its last object")
+        raise ended if yielded else _NotStreamed
     finally:
         response.close()
         response.release_conn()
 
 
-def _paginated(
-    core: KubeApi, path: str, label_selector: str | None, metadata_only: bool
+def paginated(
+    core: KubeApi, path: str, label_selector: str | None = None, metadata_only: bool = False
 ) -> Iterator[tuple[list[dict[str, Any]], str]]:
     """A list a page at a time, each page with the list's version: `pages` where the
-    apiserver has no streaming lists."""
+    apiserver will not stream it, and a list read by a caller that writes between pages
+    (a streamed list would hold the watch open meanwhile)."""
     token: str | None = None
     while True:
         listing = core.json(
@@ -133,7 +158,7 @@ def list_objects(
     read before a decision, took 3.0 ms streamed against 1.3 ms listed (p50 of 30)."""
     items: list[dict[str, Any]] = []
     version = ""
-    for page, page_version in _paginated(core, path, label_selector, metadata_only):
+    for page, page_version in paginated(core, path, label_selector, metadata_only):
         items.extend(page)
         version = page_version
     return items, version

@@ -207,7 +207,7 @@ def test_what_has_no_slot_is_labelled_with_its_owners_by_the_owners_shard() -> N
     w, api = writer(answer)
     odd = Shard(1, 2)  # alice's slot is 9, bob's 24
     assert w.label_unlabelled({"alice-ns": "alice", "bob-ns": "bob"}, odd) == 2
-    metadata = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"  # streamed lists
+    metadata = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
     assert [(r.method, r.path, r.query.get("labelSelector")) for r in api.requests] == [
         ("GET", "/apis/usersecrets.io/v1alpha1/usersecrets", "!usersecrets.io/slot"),
         ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db", None),

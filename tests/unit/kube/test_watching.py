@@ -7,6 +7,7 @@ import gc
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -30,6 +31,7 @@ class FakeApi:
         self.watches: list[dict[str, Any]] = []
         self.streams: list[Stream] = []
         self.script: list[Stream] = []  # answers to the next watches, before the default ones
+        #: The objects `listed` was handed last, as the code parsed them.
         self.listed: list[dict[str, Any]] = []
         self.held_while_watching: list[int] = []
 
@@ -38,10 +40,8 @@ class FakeApi:
         if kwargs["query"].get("sendInitialEvents"):  # a list
             self.lists.append({**kwargs["query"], "headers": kwargs["headers"]})
             version = str(10 * len(self.lists))
-            self.listed = [obj("a", version)]
-            self.streams.append(
-                streamed_list({"metadata": {"resourceVersion": version}, "items": self.listed[:]})
-            )
+            listing = {"metadata": {"resourceVersion": version}, "items": [obj("a", version)]}
+            self.streams.append(streamed_list(listing))
             return self.streams[-1]
         # What still holds the objects of the last list, now that its watch begins.
         gc.collect()
@@ -70,11 +70,16 @@ def test_events_in_order_then_a_new_list_after_gone() -> None:
     api = FakeApi(stop)
     listed: list[list[str]] = []
     changed: list[tuple[str, str]] = []
+
+    def take(items: Iterator[dict[str, Any]]) -> None:
+        api.listed = list(items)
+        listed.append([i["metadata"]["name"] for i in api.listed])
+
     watching.follow(
         cast(Any, api),
         "/things",
         stop,
-        listed=lambda items: listed.append([i["metadata"]["name"] for i in items]),
+        listed=take,
         changed=lambda kind, o: changed.append((kind, o["metadata"]["resourceVersion"])),
         label_selector="x=y",
         metadata_only=True,
@@ -276,20 +281,34 @@ def test_a_list_handed_over_is_read_a_page_at_a_time(monkeypatch: pytest.MonkeyP
     assert lines.read == 3
 
 
-@pytest.mark.parametrize("status", [400, 422])
-def test_without_streaming_lists_the_list_is_paginated(status: int) -> None:
-    """Kubernetes 1.33, and before 1.32, refuse sendInitialEvents (the WatchList feature)."""
-    pages = {
-        None: {"metadata": {"resourceVersion": "7", "continue": "p2"}, "items": [obj("a", "5")]},
-        "p2": {"metadata": {"resourceVersion": "7"}, "items": [obj("b", "6")]},
-    }
+PAGES = {
+    None: {"metadata": {"resourceVersion": "7", "continue": "p2"}, "items": [obj("a", "5")]},
+    "p2": {"metadata": {"resourceVersion": "7"}, "items": [obj("b", "6")]},
+}
 
-    class Paged(Streamed):
-        def json(self, method: str, path: str, **kwargs: Any) -> Any:
-            self.queries.append(kwargs["query"])
-            return pages[kwargs["query"]["continue"]]
 
-    api = Paged(refusal(status, "sendInitialEvents is forbidden"))
+class Paged(Streamed):
+    """`json` answers a paginated list of a, then b."""
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.queries.append(kwargs["query"])
+        return PAGES[kwargs["query"]["continue"]]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # The WatchList feature off: Kubernetes 1.33, and before 1.32.
+        refusal(422, "sendInitialEvents is forbidden"),
+        refusal(400),
+        refusal(429, "storage is (re)initializing"),  # the watch cache still loading
+        # etcd that cannot tell the cache it is current; a stream cut short.
+        Lines([{"type": "ERROR", "object": {"kind": "Status", "code": 500}}]),
+        Lines([{"type": "ADDED", "object": obj("x", "5")}]),
+    ],
+)
+def test_a_stream_refused_or_broken_off_before_its_first_page_is_paginated(answer: Any) -> None:
+    api = Paged(answer)
     got = [
         ([o["metadata"]["name"] for o in p], v)
         for p, v in watching.pages(cast(Any, api), "/things")
@@ -300,22 +319,31 @@ def test_without_streaming_lists_the_list_is_paginated(status: int) -> None:
 
 def test_another_refusal_of_a_list_is_raised() -> None:
     with pytest.raises(ApiError) as raised:
-        list(watching.pages(cast(Any, Streamed(refusal(403))), "/things"))
+        list(watching.pages(cast(Any, Paged(refusal(403))), "/things"))
     assert raised.value.status == 403
 
 
 @pytest.mark.parametrize(
-    ("events", "status"),
+    ("last", "status"),
     [
-        ([{"type": "ADDED", "object": obj("a", "5")}], None),  # ended before its bookmark
+        ([], None),  # ended before its bookmark
         ([{"type": "ERROR", "object": {"kind": "Status", "code": 500}}], 500),
     ],
 )
-def test_a_streamed_list_that_breaks_off_is_an_error(
-    events: list[dict[str, Any]], status: int | None
+def test_a_stream_broken_off_after_a_page_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, last: list[dict[str, Any]], status: int | None
 ) -> None:
-    lines = Lines(events)
+    """What was handed over cannot be taken back: the caller lists again."""
+    monkeypatch.setattr(watching, "PAGE", 1)
+    lines = Lines([{"type": "ADDED", "object": obj(n, "5")} for n in "ab"] + last)
+    read: list[str] = []
+
+    def read_all() -> None:
+        for page, _ in watching.pages(cast(Any, Paged(lines)), "/things"):
+            read.extend(o["metadata"]["name"] for o in page)
+
     with pytest.raises(ApiError) as raised:
-        list(watching.pages(cast(Any, Streamed(lines)), "/things"))
+        read_all()
     assert raised.value.status == status
+    assert read == ["a", "b"]
     assert lines.released
