@@ -133,6 +133,24 @@ class FakeApi:
         assert kwargs["query"].get("sendInitialEvents") == "true", "a watch: not faked here"
         return streamed_list(self.json(method, path, **kwargs))
 
+    @property
+    def aio(self) -> FakeAsyncApi:
+        """The same fake as the async client: the same answers, one record of requests."""
+        return FakeAsyncApi(self)
+
     def sent(self, method: str | None = None) -> list[tuple[str, str]]:
         """(method, path) of each request so far, of one method if given."""
         return [(r.method, r.path) for r in self.requests if method in (None, r.method)]
+
+
+class FakeAsyncApi:
+    """`AsyncKubeApi`'s face on a `FakeApi`."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+
+    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.api.json(method, path, **kwargs)
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> bytes:
+        return self.api.call(method, path, **kwargs)

@@ -1,20 +1,23 @@
 """What the controller reads besides its watches: full lists for a relist, valueFrom sources,
 and quotas before a decision.
 
-Blocking calls, made in worker threads; their results go back to the event loop.
+Lists are read in worker threads, a page at a time back to the event loop; a source, one
+object, is read from the loop.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from usersecrets.api.resources import SecretKeySelector
 from usersecrets.controller.cache import Labelled
 from usersecrets.kube import paths, watching
+from usersecrets.kube.async_client import AsyncKubeApi
 from usersecrets.kube.client import ApiError, KubeApi
-from usersecrets.rules import naming
+from usersecrets.rules import naming, sharding
 from usersecrets.rules.sharding import Shard
 
 
@@ -39,19 +42,52 @@ def pages_of(api: KubeApi, kind: str, shard: Shard) -> Iterator[tuple[list[dict[
     return watching.pages(api, path, selector)
 
 
+def unlabelled(
+    api: KubeApi, owners: Mapping[str, str], shard: Shard
+) -> Iterator[list[tuple[str, str]]]:
+    """Pages of the shard's UserSecrets and copies that have no slot (written before shards, or
+    past the webhook), each as (path, owner) to label; `owners` are the namespaces'. Paginated
+    lists of metadata, as each page is labelled before the next is read (and they are mostly
+    empty)."""
+    without = f"!{sharding.SLOT_LABEL}"
+    kinds: list[tuple[str, str, Callable[[str], str], Callable[[dict[str, Any]], str | None]]] = [
+        (
+            paths.custom("usersecrets"),
+            without,
+            functools.partial(paths.custom, "usersecrets"),
+            lambda meta: owners.get(meta["namespace"]),
+        ),
+        (
+            paths.SECRETS,
+            f"{naming.MANAGED_SELECTOR},{without}",
+            paths.secrets_in,
+            lambda meta: meta["labels"].get(naming.OWNER_LABEL),
+        ),
+    ]
+    for listed, selector, place, owner_of in kinds:
+        for page, _ in watching.paginated(api, listed, selector, metadata_only=True):
+            found = []
+            for item in page:
+                meta = item["metadata"]
+                owner = owner_of(meta)
+                if owner is not None and shard.owns(owner):
+                    found.append((f"{place(meta['namespace'])}/{meta['name']}", owner))
+            yield found
+
+
 def read_quotas(api: KubeApi, namespace: str) -> list[dict[str, Any]]:
     """A namespace's quotas as they are now. Their watch may still be telling a status from
     before our last copy there, and a room counted from it would give that slot away again."""
     return watching.list_objects(api, paths.resource_quotas_in(namespace))[0]
 
 
-def read_source(
-    api: KubeApi, namespace: str, selector: SecretKeySelector
+async def read_source(
+    api: AsyncKubeApi, namespace: str, selector: SecretKeySelector
 ) -> tuple[bytes | None, str]:
     """The bytes a valueFrom names (None when its Secret or key does not exist), and the
     Secret's type."""
     try:
-        source = api.json("GET", f"{paths.secrets_in(namespace)}/{selector.name}")
+        source = await api.json("GET", f"{paths.secrets_in(namespace)}/{selector.name}")
     except ApiError as error:
         if error.status == 404:
             return None, ""

@@ -1,8 +1,8 @@
 """Reconciling one secret, (owner, key): its copies to the desired state, then its statuses.
 
 The cache is read and changed on the event loop only, where the watch events change it too;
-the writer and the reporter make their API calls in threads with what they are handed, and
-hand back what they did.
+the writer and the reporter make their API calls with what they are handed, and hand back what
+they did.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import datetime
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from usersecrets.api.resources import SecretKeySelector
@@ -27,7 +27,7 @@ from usersecrets.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ReadSource = Callable[[str, SecretKeySelector], tuple[bytes | None, str]]
+ReadSource = Callable[[str, SecretKeySelector], Awaitable[tuple[bytes | None, str]]]
 ReadQuotas = Callable[[str], list[dict[str, Any]]]
 
 
@@ -61,7 +61,7 @@ class Reconciler:
             secrets = [(s.namespace, s.key) for s in self.cache.world.secrets_of(pair)]
             copies = [(c.namespace, c.name) for c in self.cache.copies.of_pair(pair)]
             if secrets or copies:
-                await asyncio.to_thread(self.writer.move, secrets, copies, pair.owner)
+                await self.writer.move(secrets, copies, pair.owner)
             return
         await self._resolve(pair)
         cache = self.cache
@@ -83,7 +83,7 @@ class Reconciler:
             touched = [(c.namespace, c.name) for c in plan.updates]
             touched += [(s.namespace, s.name) for s in plan.deletes]
             versions = {r: v for r in touched if (v := cache.copies.version(r)) is not None}
-            outcome = await asyncio.to_thread(self.writer.apply, plan, versions)
+            outcome = await self.writer.apply(plan, versions)
         refused = {namespace: said for (namespace, _), said in outcome.refused}
         cache.found(pair, outcome.collisions, {**held, **refused}, held)
         if not self.dry_run:  # a dry run changed nothing: the cache still says what exists
@@ -131,7 +131,7 @@ class Reconciler:
             now=datetime.datetime.now(datetime.UTC),
         )
         if writes and not self.dry_run:
-            await asyncio.to_thread(self.reporter.write, writes)
+            await self.reporter.write(writes)
             for write in writes:
                 write.tracked.status = {**write.tracked.status, **write.status}
 
@@ -147,7 +147,7 @@ class Reconciler:
             tracked = self.cache.usersecrets.get((namespace, pair.key))
             if tracked is None or tracked.value_from is None:
                 continue
-            value, kind = await asyncio.to_thread(self.read_source, namespace, tracked.value_from)
+            value, kind = await self.read_source(namespace, tracked.value_from)
             refused = kind if kind in self.settings.value_from_refused_types else None
             if refused:
                 value = None  # not even kept: a credential of the cluster is never copied

@@ -1,7 +1,7 @@
 """Reports: the statuses of UserSecrets and grants that differ from what they say, and Events.
 
 `status_writes` is pure: it decides which statuses to write and which Event each one posts;
-`Reporter` writes them (in a worker thread). A status is a report, so it never delays a copy.
+`Reporter` writes them. A status is a report, so it never delays a copy.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from usersecrets import API_VERSION
 from usersecrets.api.resources import Condition
 from usersecrets.controller.cache import Ref, Tracked
 from usersecrets.kube import paths
-from usersecrets.kube.client import MERGE_PATCH, ApiError, KubeApi
+from usersecrets.kube.async_client import AsyncKubeApi
+from usersecrets.kube.client import MERGE_PATCH, ApiError
 from usersecrets.rules import conditions, status
 from usersecrets.rules.desired import Desired
 
@@ -101,14 +102,14 @@ def status_writes(
 class Reporter:
     """Writes statuses through the status subresource, and the Events they call for."""
 
-    def __init__(self, api: KubeApi) -> None:
+    def __init__(self, api: AsyncKubeApi) -> None:
         self.api = api
 
-    def write(self, writes: list[StatusWrite]) -> None:
+    async def write(self, writes: list[StatusWrite]) -> None:
         for write in writes:
             namespace, name = write.ref
             try:
-                self.api.call(
+                await self.api.call(
                     "PATCH",
                     f"{paths.custom(write.plural, namespace)}/{name}/status",
                     body={"status": write.status},
@@ -119,9 +120,9 @@ class Reporter:
                     continue
                 raise
             if write.changed is not None:
-                self._event(write.plural, write.ref, write.tracked.uid, write.changed)
+                await self._event(write.plural, write.ref, write.tracked.uid, write.changed)
 
-    def _event(self, plural: str, ref: Ref, uid: str, ready: Condition) -> None:
+    async def _event(self, plural: str, ref: Ref, uid: str, ready: Condition) -> None:
         """Tells the user what changed, on the object, as `kubectl describe` shows it."""
         kind = "UserSecret" if plural == "usersecrets" else "SecretGrant"
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -143,6 +144,6 @@ class Reporter:
             "source": {"component": "usersecrets"},
         }
         try:
-            self.api.call("POST", paths.events_in(ref[0]), body=event)
+            await self.api.call("POST", paths.events_in(ref[0]), body=event)
         except ApiError as error:  # an Event is best effort; the status already says it
             logger.warning("could not post an Event on %s/%s: %s", ref[0], ref[1], error.reason)

@@ -25,6 +25,7 @@ from usersecrets.controller.reporter import Reporter
 from usersecrets.controller.workers import Queues, copy_worker, report_worker
 from usersecrets.controller.writer import Writer
 from usersecrets.kube import paths, watching
+from usersecrets.kube.async_client import AsyncKubeApi
 from usersecrets.kube.client import ApiError, KubeApi
 from usersecrets.kube.lease import LeaderElector, acquire_one
 from usersecrets.kube.watching import Changed, Listed
@@ -43,16 +44,20 @@ MAX_RELIST_DELAY = 30.0
 class Controller:
     """The cache, the queues and the reconciler of one leader: of one shard's owners."""
 
-    def __init__(self, api: KubeApi, settings: Settings, shard: Shard = UNSHARDED) -> None:
+    def __init__(
+        self, api: KubeApi, writes: AsyncKubeApi, settings: Settings, shard: Shard = UNSHARDED
+    ) -> None:
+        """`api` lists and watches in threads; `writes` makes the reconciles' requests from
+        the loop."""
         self.api, self.settings, self.shard = api, settings, shard
         self.cache = Cache(settings)
         self.queues = Queues()
-        self.writer = Writer(api, settings.dry_run)
+        self.writer = Writer(writes, settings.dry_run)
         self.reconciler = Reconciler(
             self.cache,
             self.writer,
-            Reporter(api),
-            functools.partial(reads.read_source, api),
+            Reporter(writes),
+            functools.partial(reads.read_source, writes),
             functools.partial(reads.read_quotas, api),
             settings,
             settings.dry_run,
@@ -81,7 +86,9 @@ class Controller:
             dirty(cache.quotas_listed(quotas))
             if shard.count > 1:  # what has no slot yet is in no shard's lists
                 owners = {n: cache.world.user_of(n) or NO_OWNER for n in cache.world.namespaces()}
-                labelled = await asyncio.to_thread(self.writer.label_unlabelled, owners, shard)
+                unlabelled, labelled = reads.unlabelled(self.api, owners, shard), 0
+                while (found := await asyncio.to_thread(next, unlabelled, None)) is not None:
+                    labelled += await self.writer.label(found)
                 if labelled:
                     logger.info("labelled %d user secrets and copies with their slots", labelled)
             for kind in RELISTED:
@@ -258,7 +265,8 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
         tasks.append(asyncio.create_task(elector.keep()))
     if shard.count > 1:
         logger.info("leading %s", shard)
-    controller = Controller(api, settings, shard)
+    writes = AsyncKubeApi(api.credentials)
+    controller = Controller(api, writes, settings, shard)
     loop = asyncio.get_running_loop()
     kopf_stop = threading.Event()
     watches: list[threading.Event] = []
@@ -293,6 +301,7 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
         for task in [*tasks, stopped]:
             task.cancel()
         await asyncio.gather(*tasks, *kopf, stopped, return_exceptions=True)
+        await writes.close()
         if elector is not None:
             await asyncio.to_thread(elector.release)
 

@@ -1,8 +1,8 @@
 """Writes copies: what a plan says to create, update and delete, and what came of each write;
 and, with shards, the slot label that sends a UserSecret to its owner's shard.
 
-Runs in a worker thread and touches no cache: the reconciler hands it a plan and the versions
-it knows, and records the `Outcome` back on the event loop. Only Secrets carrying our
+Touches no cache: the reconciler hands it a plan and the versions it knows, and records the
+`Outcome`. Only Secrets carrying our
 managed-by label are ever written over or deleted.
 """
 
@@ -16,8 +16,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from usersecrets.kube import paths, watching
-from usersecrets.kube.client import MERGE_PATCH, ApiError, KubeApi
+from usersecrets.kube import paths
+from usersecrets.kube.async_client import AsyncKubeApi
+from usersecrets.kube.client import MERGE_PATCH, ApiError
 from usersecrets.rules import naming, sharding, status
 from usersecrets.rules.desired import ActualSecret, DesiredCopy, Plan
 
@@ -83,28 +84,28 @@ def secret_body(copy: DesiredCopy) -> dict[str, Any]:
 class Writer:
     """Applies plans with `api`; with `dry_run`, every write is a server-side dry run."""
 
-    def __init__(self, api: KubeApi, dry_run: bool = False) -> None:
+    def __init__(self, api: AsyncKubeApi, dry_run: bool = False) -> None:
         self.api = api
         self.query = {"dryRun": "All"} if dry_run else {}
 
-    def apply(self, plan: Plan, versions: Mapping[Ref, str]) -> Outcome:
+    async def apply(self, plan: Plan, versions: Mapping[Ref, str]) -> Outcome:
         """Every write of `plan` is tried; `versions` are those of the copies as we know them."""
         outcome = Outcome()
         for copy in plan.creates:
             with outcome.trying((copy.namespace, copy.name), copy.value):
-                self._create(copy, outcome)
+                await self._create(copy, outcome)
         for copy in plan.updates:
             with outcome.trying((copy.namespace, copy.name), copy.value):
-                self._update(copy, versions.get((copy.namespace, copy.name)), outcome)
+                await self._update(copy, versions.get((copy.namespace, copy.name)), outcome)
         for stale in plan.deletes:  # not a place the secret is meant to be: nothing to tell
             with outcome.trying((stale.namespace, stale.name)):
-                self._delete(stale, versions.get((stale.namespace, stale.name)), outcome)
+                await self._delete(stale, versions.get((stale.namespace, stale.name)), outcome)
         return outcome
 
-    def _create(self, copy: DesiredCopy, outcome: Outcome) -> None:
+    async def _create(self, copy: DesiredCopy, outcome: Outcome) -> None:
         """Creates the copy, unless a Secret we do not manage has its name: then, a collision."""
         try:
-            created = self.api.json(
+            created = await self.api.json(
                 "POST", paths.secrets_in(copy.namespace), body=secret_body(copy), query=self.query
             )
         except ApiError as error:
@@ -115,17 +116,17 @@ class Writer:
                 return
             if error.status != 409:
                 raise
-            self._rewrite(copy, outcome)
+            await self._rewrite(copy, outcome)
             return
         outcome.written.append((copy, created["metadata"]["resourceVersion"]))
 
-    def _update(
+    async def _update(
         self, copy: DesiredCopy, version: str | None, outcome: Outcome, retry: bool = True
     ) -> None:
         body = secret_body(copy)
         body["metadata"]["resourceVersion"] = version  # optimistic: a conflict retries
         try:
-            updated = self.api.json(
+            updated = await self.api.json(
                 "PATCH",
                 f"{paths.secrets_in(copy.namespace)}/{copy.name}",
                 body=body,
@@ -137,21 +138,21 @@ class Writer:
                 raise
             # Changed since the version we hold (our cache can lag behind the watch, e.g. when
             # someone edits the copy while we write it): write on top of what is there now.
-            self._rewrite(copy, outcome)
+            await self._rewrite(copy, outcome)
             return
         outcome.written.append((copy, updated["metadata"]["resourceVersion"]))
 
-    def _rewrite(self, copy: DesiredCopy, outcome: Outcome) -> None:
+    async def _rewrite(self, copy: DesiredCopy, outcome: Outcome) -> None:
         """Writes `copy` over the Secret of that name as it is now, unless we do not manage it:
         then it is a collision, left alone."""
         path = f"{paths.secrets_in(copy.namespace)}/{copy.name}"
-        existing = self.api.json("GET", path)["metadata"]
+        existing = (await self.api.json("GET", path))["metadata"]
         if (existing.get("labels") or {}).get(naming.MANAGED_BY_LABEL) != naming.MANAGED_BY:
             outcome.collisions.append((copy.namespace, copy.name))
             return
-        self._update(copy, existing["resourceVersion"], outcome, retry=False)
+        await self._update(copy, existing["resourceVersion"], outcome, retry=False)
 
-    def _delete(self, stale: ActualSecret, version: str | None, outcome: Outcome) -> None:
+    async def _delete(self, stale: ActualSecret, version: str | None, outcome: Outcome) -> None:
         """Deletes a copy. One with finalizers (its owner's namespace's user may put them there
         to keep it) is first emptied and freed of them: a DELETE would otherwise only mark it,
         and a copy on its way out is no share, value and all."""
@@ -162,57 +163,38 @@ class Writer:
                 if version:
                     meta["resourceVersion"] = version
                 emptied = {"metadata": meta, "data": None}
-                version = self.api.json(
+                emptied_now = await self.api.json(
                     "PATCH", path, body=emptied, content_type=MERGE_PATCH, query=self.query
-                )["metadata"].get("resourceVersion")
+                )
+                version = emptied_now["metadata"].get("resourceVersion")
             options = {"preconditions": {"resourceVersion": version}} if version else {}
-            self.api.call("DELETE", path, body=options, query=self.query)
+            await self.api.call("DELETE", path, body=options, query=self.query)
         except ApiError as error:
             if error.status != 404:
                 raise
         outcome.deleted.append((stale.namespace, stale.name))
 
-    def move(self, usersecrets: Iterable[Ref], copies: Iterable[Ref], owner: str) -> None:
+    async def move(self, usersecrets: Iterable[Ref], copies: Iterable[Ref], owner: str) -> None:
         """Labels UserSecrets and copies with their owner's slot: they leave this shard's
         watches (the apiserver tells them as deleted) for the owner's shard's. For UserSecrets
         whose namespace changed hands, and for either kind whose label someone edited."""
-        for namespace, name in usersecrets:
-            self._label(f"{paths.custom('usersecrets', namespace)}/{name}", owner)
-        for namespace, name in copies:
-            self._label(f"{paths.secrets_in(namespace)}/{name}", owner)
+        found = [(f"{paths.custom('usersecrets', ns)}/{name}", owner) for ns, name in usersecrets]
+        found += [(f"{paths.secrets_in(ns)}/{name}", owner) for ns, name in copies]
+        await self.label(found)
 
-    def label_unlabelled(self, owners: Mapping[str, str], shard: sharding.Shard) -> int:
-        """Labels the shard's UserSecrets and copies that have no slot (written before
-        shards, or past the webhook) with their owner's; `owners` are the namespaces'. Each
-        shard labels its own, before it lists them. How many it labelled."""
-        unlabelled, done = f"!{sharding.SLOT_LABEL}", 0
-        for meta in _metadata(self.api, paths.custom("usersecrets"), unlabelled):
-            owner = owners.get(meta["namespace"])
-            if owner is not None and shard.owns(owner):
-                where = paths.custom("usersecrets", meta["namespace"])
-                done += self._label(f"{where}/{meta['name']}", owner)
-        copies = f"{naming.MANAGED_SELECTOR},{unlabelled}"
-        for meta in _metadata(self.api, paths.SECRETS, copies):
-            owner = meta["labels"].get(naming.OWNER_LABEL)
-            if owner is not None and shard.owns(owner):
-                done += self._label(f"{paths.secrets_in(meta['namespace'])}/{meta['name']}", owner)
+    async def label(self, found: Iterable[tuple[str, str]]) -> int:
+        """Labels each object (its path) with its owner's slot; how many, the gone ones not
+        counted."""
+        done = 0
+        for path, owner in found:
+            body = {"metadata": {"labels": sharding.slot_label(owner)}}
+            try:
+                await self.api.json(
+                    "PATCH", path, body=body, content_type=MERGE_PATCH, query=self.query
+                )
+            except ApiError as error:
+                if error.status != 404:
+                    raise
+                continue
+            done += 1
         return done
-
-    def _label(self, path: str, owner: str) -> bool:
-        """False if it is gone."""
-        body = {"metadata": {"labels": sharding.slot_label(owner)}}
-        try:
-            self.api.json("PATCH", path, body=body, content_type=MERGE_PATCH, query=self.query)
-        except ApiError as error:
-            if error.status != 404:
-                raise
-            return False
-        return True
-
-
-def _metadata(api: KubeApi, path: str, selector: str) -> Iterator[dict[str, Any]]:
-    """The metadata of what a list finds, a page at a time: paginated, as each page is
-    labelled before the next is read (and the list is mostly empty)."""
-    for page, _ in watching.paginated(api, path, selector, metadata_only=True):
-        for item in page:
-            yield item["metadata"]

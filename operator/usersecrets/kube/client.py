@@ -42,6 +42,28 @@ class ApiError(Exception):
         return f"HTTP {self.status} {self.reason}".rstrip()
 
 
+def request(
+    credentials: Credentials,
+    path: str,
+    query: Mapping[str, Any] | None,
+    body: Any,
+    headers: Mapping[str, str] | None,
+    content_type: str | None,
+) -> tuple[str, dict[str, str], bytes | None]:
+    """A request's URL (from the path on), headers and body, whichever client sends it."""
+    sent = {"Accept": "application/json", **credentials.headers(), **(headers or {})}
+    data = None
+    if body is not None:
+        sent["Content-Type"] = content_type or "application/json"
+        data = orjson.dumps(body)
+    params = {
+        k: str(v).lower() if isinstance(v, bool) else v
+        for k, v in (query or {}).items()
+        if v is not None
+    }
+    return path + (f"?{urllib.parse.urlencode(params)}" if params else ""), sent, data
+
+
 def _timeout(value: Timeout) -> urllib3.Timeout:
     if value is None:
         return urllib3.Timeout(connect=10.0, read=60.0)
@@ -78,17 +100,9 @@ class KubeApi:
     ) -> urllib3.BaseHTTPResponse:
         """The answer with its body unread, for a watch to stream; the caller releases it.
         ApiError unless 2xx."""
-        sent = {"Accept": "application/json", **self.credentials.headers(), **(headers or {})}
-        data = None
-        if body is not None:
-            sent["Content-Type"] = content_type or "application/json"
-            data = orjson.dumps(body)
-        params = {
-            k: str(v).lower() if isinstance(v, bool) else v
-            for k, v in (query or {}).items()
-            if v is not None
-        }
-        url = self.base + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        url, sent, data = request(
+            self.credentials, self.base + path, query, body, headers, content_type
+        )
         response = self.pool.urlopen(
             method,
             url,

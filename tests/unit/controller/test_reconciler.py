@@ -36,7 +36,7 @@ def setup(
     settings = Settings(cluster_name="c", dry_run=dry_run)
     cache, api, reads = Cache(settings), FakeApi(answer), []
 
-    def read_source(namespace: str, selector: SecretKeySelector) -> tuple[bytes | None, str]:
+    async def read_source(namespace: str, selector: SecretKeySelector) -> tuple[bytes | None, str]:
         reads.append((namespace, selector.name))
         return source, source_type
 
@@ -44,7 +44,7 @@ def setup(
         reads.append((namespace, "resourcequotas"))
         return [q for q in quotas or () if q["metadata"]["namespace"] == namespace]
 
-    kube = cast(Any, api)
+    kube = cast(Any, api.aio)
     reconciler = Reconciler(
         cache,
         Writer(kube, dry_run),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any, cast
 
@@ -58,7 +59,7 @@ def test_a_status_is_patched_through_the_subresource_and_an_event_told() -> None
     write = StatusWrite(
         "usersecrets", ("alice-ns", "db"), Tracked("uid-1", 3, "{}"), {"uri": "u"}, problem
     )
-    Reporter(cast(Any, api)).write([write])
+    asyncio.run(Reporter(cast(Any, api.aio)).write([write]))
     assert api.sent() == [
         ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/alice-ns/usersecrets/db/status"),
         ("POST", "/api/v1/namespaces/alice-ns/events"),
@@ -87,7 +88,7 @@ def test_a_status_of_an_object_deleted_meanwhile_is_skipped() -> None:
     api = FakeApi(answer)
     problem = conditions.ready(False, "SecretNotFound", "m", 1, NOW)
     grant = StatusWrite("secretgrants", ("a", "g"), Tracked("u", 1, "{}"), {}, problem)
-    Reporter(cast(Any, api)).write([grant])
+    asyncio.run(Reporter(cast(Any, api.aio)).write([grant]))
     assert api.sent() == [
         ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/a/secretgrants/g/status")
     ]

@@ -63,7 +63,7 @@ def following(
     """The controller's watches, from the versions of a relist (41 for UserSecrets, 42 for
     Secrets), until each was opened twice; then, with `apply`, what they handed over to the
     controller's loop is run there."""
-    controller = controller or Controller(cast(Any, api), Settings(), shard)
+    controller = controller or Controller(cast(Any, api), cast(Any, api.aio), Settings(), shard)
     versions = {"usersecret": "41", "grant": "40", "secret": "42"}
     loop = asyncio.new_event_loop()
     stops = controller.follow(loop, versions)
@@ -140,7 +140,7 @@ def test_each_event_of_our_watches_is_counted_and_handed_to_the_controllers_loop
 
 def known(api: Watches) -> Controller:
     """A controller whose cache has alice's UserSecret db."""
-    controller = Controller(cast(Any, api), Settings())
+    controller = Controller(cast(Any, api), cast(Any, api.aio), Settings())
     controller.cache.namespace("alice-ns", {"usersecrets.io/user": "alice"}, False)
     body = {
         "metadata": {"namespace": "alice-ns", "name": "db", "uid": "u", "generation": 1},
@@ -191,7 +191,7 @@ def test_after_410_gone_the_list_is_recorded_a_page_at_a_time_then_what_went_for
     monkeypatch.setattr(watching, "PAGE", 2)
     api = Watches({(USERSECRETS, None): ("ERROR", {"code": 410})})
     api.answer = answer
-    controller = Controller(cast(Any, api), Settings())
+    controller = Controller(cast(Any, api), cast(Any, api.aio), Settings())
     controller.cache = noted = PagesNoted(Settings())
     noted.namespace("alice-ns", {"usersecrets.io/user": "alice"}, False)
     noted.usersecret(usersecret("db"), False)
@@ -202,7 +202,8 @@ def test_after_410_gone_the_list_is_recorded_a_page_at_a_time_then_what_went_for
 
 def test_an_event_queues_the_pairs_it_dirtied() -> None:
     async def scenario() -> set[OwnerKey]:
-        controller = Controller(cast(Any, FakeApi()), Settings())
+        api = FakeApi()
+        controller = Controller(cast(Any, api), cast(Any, api.aio), Settings())
         cache = controller.cache
         controller.handle(cache.namespace, "alice-ns", {"usersecrets.io/user": "alice"}, False)
         body = {
@@ -230,7 +231,8 @@ def on_event(handler: object) -> EventHandler:
 
 def test_kopfs_events_are_counted_and_recorded_on_the_controllers_loop() -> None:
     async def scenario() -> set[OwnerKey]:
-        controller = Controller(cast(Any, FakeApi()), Settings())
+        api = FakeApi()
+        controller = Controller(cast(Any, api), cast(Any, api.aio), Settings())
         memo = kopf.Memo(controller=controller, loop=asyncio.get_running_loop())
         namespace: kopf.RawBody = {
             "metadata": {"name": "alice-ns", "labels": {"usersecrets.io/user": "bob"}}
@@ -307,7 +309,8 @@ def test_the_first_relist_is_tried_again_when_the_apiserver_is_not_ready() -> No
         answers.append("200")
         return {"metadata": {"resourceVersion": "7"}, "items": []}
 
-    controller = Controller(cast(Any, FakeApi(answer)), Settings())
+    api = FakeApi(answer)
+    controller = Controller(cast(Any, api), cast(Any, api.aio), Settings())
     assert asyncio.run(controller.first_relist()) == {
         "secret": "7",
         "grant": "7",
@@ -323,7 +326,8 @@ def test_the_first_relist_loads_without_the_garbage_collector_and_freezes_what_i
         collecting.append(gc.isenabled())
         return {"metadata": {"resourceVersion": "7"}, "items": []}
 
-    controller = Controller(cast(Any, FakeApi(answer)), Settings())
+    api = FakeApi(answer)
+    controller = Controller(cast(Any, api), cast(Any, api.aio), Settings())
     asyncio.run(controller.first_relist())
     assert collecting
     assert not any(collecting)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import pytest
 
 from fakes import FakeApi, Request, refusal
-from usersecrets.controller.writer import Writer
+from usersecrets.controller import reads
+from usersecrets.controller.writer import Outcome, Writer
 from usersecrets.rules.desired import ActualSecret, DesiredCopy, Plan
 from usersecrets.rules.sharding import Shard
 
@@ -35,7 +37,11 @@ def copy(namespace: str = "alice") -> DesiredCopy:
 
 def writer(answer: Any, dry_run: bool = False) -> tuple[Writer, FakeApi]:
     api = FakeApi(answer)
-    return Writer(cast(Any, api), dry_run), api
+    return Writer(cast(Any, api.aio), dry_run), api
+
+
+def apply(write: Writer, plan: Plan, versions: dict[tuple[str, str], str]) -> Outcome:
+    return asyncio.run(write.apply(plan, versions))
 
 
 def a_secret_at_version_2(labels: dict[str, str]) -> Any:
@@ -57,7 +63,7 @@ def a_secret_at_version_2(labels: dict[str, str]) -> Any:
 
 def test_a_create_sends_the_value_base64_under_one_key() -> None:
     write, api = writer(lambda _: {"metadata": {"resourceVersion": "1"}})
-    outcome = write.apply(Plan(creates=(copy(),)), {})
+    outcome = apply(write, Plan(creates=(copy(),)), {})
     assert api.sent() == [("POST", "/api/v1/namespaces/alice/secrets")]
     body = api.requests[0].body
     assert body["type"] == "Opaque"
@@ -71,14 +77,14 @@ def test_a_create_sends_the_value_base64_under_one_key() -> None:
 def test_a_dry_run_asks_the_apiserver_for_a_dry_run_of_every_write() -> None:
     write, api = writer(lambda _: {"metadata": {"resourceVersion": "1"}}, dry_run=True)
     stale = ActualSecret("bob", NAME, LABELS, {}, "digest")
-    write.apply(Plan(creates=(copy(),), updates=(copy("x"),), deletes=(stale,)), {})
+    apply(write, Plan(creates=(copy(),), updates=(copy("x"),), deletes=(stale,)), {})
     assert [r.query for r in api.requests] == [{"dryRun": "All"}] * 3
 
 
 def test_a_conflict_writes_over_the_current_version() -> None:
     """Our cached version can lag behind the watch: a 409 reads the Secret and writes again."""
     write, api = writer(a_secret_at_version_2(LABELS))
-    outcome = write.apply(Plan(updates=(copy(),)), {("alice", NAME): "1"})
+    outcome = apply(write, Plan(updates=(copy(),)), {("alice", NAME): "1"})
     versions = [r.body["metadata"]["resourceVersion"] for r in api.requests if r.method == "PATCH"]
     assert versions == ["1", "2"]
     assert outcome.written == [(copy(), "3")]
@@ -87,7 +93,7 @@ def test_a_conflict_writes_over_the_current_version() -> None:
 
 def test_a_conflict_with_a_secret_no_longer_ours_is_a_collision() -> None:
     write, api = writer(a_secret_at_version_2({"app": "theirs"}))
-    outcome = write.apply(Plan(updates=(copy(),)), {("alice", NAME): "1"})
+    outcome = apply(write, Plan(updates=(copy(),)), {("alice", NAME): "1"})
     assert api.sent("PATCH") == [("PATCH", f"/api/v1/namespaces/alice/secrets/{NAME}")]
     assert outcome.collisions == [("alice", NAME)]
     assert outcome.written == []
@@ -95,7 +101,7 @@ def test_a_conflict_with_a_secret_no_longer_ours_is_a_collision() -> None:
 
 def test_a_create_that_meets_a_secret_of_someone_else_leaves_it_alone() -> None:
     write, api = writer(a_secret_at_version_2({"app": "theirs"}))
-    outcome = write.apply(Plan(creates=(copy(),)), {})
+    outcome = apply(write, Plan(creates=(copy(),)), {})
     assert api.sent() == [
         ("POST", "/api/v1/namespaces/alice/secrets"),
         ("GET", f"/api/v1/namespaces/alice/secrets/{NAME}"),
@@ -115,7 +121,7 @@ def test_a_refused_copy_does_not_keep_the_others_from_theirs() -> None:
 
     write, api = writer(answer)
     plan = Plan(creates=tuple(copy(ns) for ns in ("full", "home", "slow", "x")))
-    outcome = write.apply(plan, {})
+    outcome = apply(write, plan, {})
     assert [c.namespace for c, _ in outcome.written] == ["home", "x"]
     assert outcome.refused == [
         (("full", NAME), "HTTP 403 Refused: exceeded quota: q, requested: secrets=1")
@@ -130,7 +136,7 @@ def test_a_namespace_being_deleted_is_no_refusal() -> None:
         error.body = '{"details": {"causes": [{"reason": "NamespaceTerminating"}]}, "message": "x"}'
         raise error
 
-    outcome = writer(answer)[0].apply(Plan(creates=(copy(),)), {})
+    outcome = apply(writer(answer)[0], Plan(creates=(copy(),)), {})
     assert (outcome.written, outcome.refused, outcome.errors) == ([], [], [])
 
 
@@ -143,7 +149,7 @@ def test_a_delete_is_done_when_the_copy_is_gone(status: int) -> None:
 
     write, api = writer(answer)
     stale = ActualSecret("bob", NAME, LABELS, {}, "digest")
-    outcome = write.apply(Plan(deletes=(stale,)), {("bob", NAME): "5"})
+    outcome = apply(write, Plan(deletes=(stale,)), {("bob", NAME): "5"})
     assert api.requests[0].body == {"preconditions": {"resourceVersion": "5"}}
     assert outcome.deleted == [("bob", NAME)]
 
@@ -153,7 +159,7 @@ def test_a_refused_delete_is_retried_but_not_told() -> None:
         raise refusal(403, "forbidden")
 
     stale = ActualSecret("bob", NAME, LABELS, {}, "digest")
-    outcome = writer(answer)[0].apply(Plan(deletes=(stale,)), {})
+    outcome = apply(writer(answer)[0], Plan(deletes=(stale,)), {})
     assert outcome.refused == []
     assert [e.status for e in outcome.errors] == [403]
 
@@ -166,7 +172,7 @@ def test_a_copy_with_finalizers_is_emptied_and_freed_before_its_delete() -> None
 
     write, api = writer(answer)
     kept = ActualSecret("bob", NAME, LABELS, {}, "digest", ("bob.example/keep",), deleting=True)
-    outcome = write.apply(Plan(deletes=(kept,)), {("bob", NAME): "7"})
+    outcome = apply(write, Plan(deletes=(kept,)), {("bob", NAME): "7"})
     assert api.sent() == [
         ("PATCH", f"/api/v1/namespaces/bob/secrets/{NAME}"),
         ("DELETE", f"/api/v1/namespaces/bob/secrets/{NAME}"),
@@ -206,7 +212,15 @@ def test_what_has_no_slot_is_labelled_with_its_owners_by_the_owners_shard() -> N
 
     w, api = writer(answer)
     odd = Shard(1, 2)  # alice's slot is 9, bob's 24
-    assert w.label_unlabelled({"alice-ns": "alice", "bob-ns": "bob"}, odd) == 2
+
+    async def relist() -> int:
+        """As a relist labels them: each page before the next is read."""
+        done = 0
+        for found in reads.unlabelled(cast(Any, api), {"alice-ns": "alice", "bob-ns": "bob"}, odd):
+            done += await w.label(found)
+        return done
+
+    assert asyncio.run(relist()) == 2
     metadata = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
     assert [(r.method, r.path, r.query.get("labelSelector")) for r in api.requests] == [
         ("GET", "/apis/usersecrets.io/v1alpha1/usersecrets", "!usersecrets.io/slot"),

@@ -1,7 +1,9 @@
-"""The API client against a local HTTP server: what is sent, what comes back, one connection."""
+"""The API clients against a local HTTP server: what is sent, what comes back, one connection.
+Both clients, the threads' (urllib3) and the event loop's (aiohttp), pass the same tests."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from usersecrets.kube.async_client import AsyncKubeApi
 from usersecrets.kube.client import ApiError, KubeApi, for_token
 from usersecrets.kube.credentials import Credentials, bearer, tls_context
 
@@ -60,12 +63,41 @@ def server() -> Iterator[str]:
         found.server_close()
 
 
-def client(server: str, token: str = "t0k3n") -> KubeApi:
-    return KubeApi(Credentials(server, tls_context(), bearer(token)))
+class _OnALoop:
+    """An AsyncKubeApi's calls, each run to its end on a loop of its own."""
+
+    def __init__(self, api: AsyncKubeApi) -> None:
+        self.api, self.loop = api, asyncio.new_event_loop()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> bytes:
+        return self.loop.run_until_complete(self.api.call(method, path, **kwargs))
+
+    def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self.loop.run_until_complete(self.api.json(method, path, **kwargs))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.api.close())
+        self.loop.close()
 
 
-def test_a_request_carries_its_query_body_type_and_credentials(server: str) -> None:
-    answer = client(server).json(
+Client = KubeApi | _OnALoop
+
+
+@pytest.fixture(params=["urllib3", "aiohttp"])
+def client(request: pytest.FixtureRequest, server: str) -> Iterator[Client]:
+    credentials = Credentials(server, tls_context(), bearer("t0k3n"))
+    if request.param == "urllib3":
+        yield KubeApi(credentials)
+        return
+    api = _OnALoop(AsyncKubeApi(credentials))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def test_a_request_carries_its_query_body_type_and_credentials(client: Client) -> None:
+    answer = client.json(
         "PATCH",
         "/apis/usersecrets.io/v1alpha1/namespaces/alice/usersecrets/db/status",
         body={"status": {"uri": "u"}},
@@ -83,17 +115,17 @@ def test_a_request_carries_its_query_body_type_and_credentials(server: str) -> N
     }
 
 
-def test_a_refusal_is_an_api_error_that_never_prints_its_body(server: str) -> None:
+def test_a_refusal_is_an_api_error_that_never_prints_its_body(client: Client) -> None:
     with pytest.raises(ApiError) as info:
-        client(server).call("POST", "/refuse", body={"data": {"value": "c2VjcmV0"}})
+        client.call("POST", "/refuse", body={"data": {"value": "c2VjcmV0"}})
     assert (info.value.status, info.value.reason) == (409, "Conflict")
     assert json.loads(info.value.body)["body"] == {"data": {"value": "c2VjcmV0"}}
     assert str(info.value) == "HTTP 409 Conflict"
 
 
-def test_one_connection_serves_call_after_call(server: str) -> None:
+def test_one_connection_serves_call_after_call(client: Client) -> None:
     """Every answer is read, even one nobody looks at, so its connection is used again."""
-    api = client(server)
+    api = client
     _Echo.connections = 0
     for _ in range(5):
         api.call("PATCH", "/x/status", body={}, content_type="application/merge-patch+json")
