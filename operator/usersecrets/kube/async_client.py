@@ -9,6 +9,7 @@ imported by the operator only, never by the CLI.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ import yarl
 
 from usersecrets.kube.client import ApiError, Timeout, request
 from usersecrets.kube.credentials import Credentials
+
+logger = logging.getLogger(__name__)
 
 
 def _timeout(value: Timeout) -> aiohttp.ClientTimeout:
@@ -66,6 +69,8 @@ class AsyncKubeApi:
             timeout=_timeout(timeout),
         ) as response:
             answer = await response.read()
+        # As urllib3 logs the threads' requests: the path names objects, never their values.
+        logger.debug("%s %s: %s", method, path, response.status)
         if not 200 <= response.status <= 299:
             raise ApiError(response.status, response.reason or "", answer)
         return answer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -141,3 +142,16 @@ def test_a_client_for_a_token_carries_that_token_and_nothing_from_the_environmen
     monkeypatch.setenv("KUBECONFIG", "/nonexistent")
     api = for_token(server + "/", "alices-token", None)
     assert api.json("GET", "/version")["authorization"] == "Bearer alices-token"
+
+
+def test_a_request_is_logged_at_debug_by_its_path_never_by_its_body(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        client.call("POST", "/api/v1/namespaces/alice/secrets", body={"data": {"v": "c2VjcmV0"}})
+        with pytest.raises(ApiError):
+            client.call("PATCH", "/refuse/db", body={"data": {"v": "c2VjcmV0"}})
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/api/v1/namespaces/alice/secrets" in logged
+    assert "/refuse/db" in logged
+    assert "c2VjcmV0" not in logged
