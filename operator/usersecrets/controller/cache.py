@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 from collections.abc import Callable, Collection, Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import orjson
 
 from usersecrets.api.resources import SecretKeySelector, UserSecretSpec
 from usersecrets.rules import naming
@@ -48,7 +49,7 @@ class Tracked:
 
     uid: str
     generation: int | None
-    status_json: str
+    status_json: bytes
     value_from: SecretKeySelector | None = None
 
     @classmethod
@@ -58,7 +59,7 @@ class Tracked:
 
     @property
     def status(self) -> dict[str, Any]:
-        status: dict[str, Any] = json.loads(self.status_json)
+        status: dict[str, Any] = orjson.loads(self.status_json)
         return status
 
     @status.setter
@@ -70,8 +71,8 @@ class Tracked:
         return (self.uid, self.generation) == (meta["uid"], meta.get("generation"))
 
 
-def _compact(status: Mapping[str, Any] | None) -> str:
-    return json.dumps(status or {}, separators=(",", ":"))
+def _compact(status: Mapping[str, Any] | None) -> bytes:
+    return orjson.dumps(status or {})
 
 
 def _chunks(items: list[T]) -> Iterator[list[T]]:

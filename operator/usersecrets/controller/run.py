@@ -144,9 +144,10 @@ class Controller:
 
         def recorded(kind: str, record: Callable[[Mapping[str, Any], bool], Pairs]) -> Changed:
             """Counts each event of `kind` and has `record` note it on the loop."""
+            counted = metrics.WATCH_EVENTS.labels(kind)  # found once, not at each event
 
             def changed(event: str, body: dict[str, Any]) -> None:
-                metrics.WATCH_EVENTS.labels(kind).inc()
+                counted.inc()
                 watching.hand_over(loop, self.handle, record, body, event == "DELETED")
 
             return changed
@@ -167,8 +168,10 @@ class Controller:
 
             return listed
 
+        secrets_counted = metrics.WATCH_EVENTS.labels("secret")
+
         def secret_changed(_: str, obj: dict[str, Any]) -> None:
-            metrics.WATCH_EVENTS.labels("secret").inc()
+            secrets_counted.inc()
             watching.hand_over(loop, self.handle, cache.secret, obj["metadata"])
 
         return [
