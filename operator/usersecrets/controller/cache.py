@@ -49,7 +49,7 @@ class Tracked:
 
     uid: str
     generation: int | None
-    status_json: bytes
+    status_json: str
     value_from: SecretKeySelector | None = None
 
     @classmethod
@@ -71,8 +71,10 @@ class Tracked:
         return (self.uid, self.generation) == (meta["uid"], meta.get("generation"))
 
 
-def _compact(status: Mapping[str, Any] | None) -> bytes:
-    return orjson.dumps(status or {})
+def _compact(status: Mapping[str, Any] | None) -> str:
+    # A str: the bytes orjson returns keep its whole buffer, ~4 KiB each (35 MiB more RSS at
+    # 10,000 UserSecrets in `make bench`).
+    return orjson.dumps(status or {}).decode()
 
 
 def _chunks(items: list[T]) -> Iterator[list[T]]:

@@ -34,7 +34,7 @@ def test_events_tell_of_problems_and_changes_only() -> None:
 def writes_for(current: dict[str, Any]) -> list[StatusWrite]:
     world = World([SecretView("alice-ns", "db", "", b"v")], [], {"alice-ns": "alice"})
     want = compute(world, "c")
-    tracked = {("alice-ns", "db"): Tracked("uid-1", 3, b"{}")}
+    tracked = {("alice-ns", "db"): Tracked("uid-1", 3, "{}")}
     tracked[("alice-ns", "db")].status = current
     return status_writes(
         want, tracked, {}, collisions=[], refused={}, no_owner_hint="none", now=NOW
@@ -57,7 +57,7 @@ def test_a_status_is_patched_through_the_subresource_and_an_event_told() -> None
     api = FakeApi()
     problem = conditions.ready(False, "SourceMissing", "gone", 3, NOW)
     write = StatusWrite(
-        "usersecrets", ("alice-ns", "db"), Tracked("uid-1", 3, b"{}"), {"uri": "u"}, problem
+        "usersecrets", ("alice-ns", "db"), Tracked("uid-1", 3, "{}"), {"uri": "u"}, problem
     )
     asyncio.run(Reporter(cast(Any, api.aio)).write([write]))
     assert api.sent() == [
@@ -87,7 +87,7 @@ def test_a_status_of_an_object_deleted_meanwhile_is_skipped() -> None:
 
     api = FakeApi(answer)
     problem = conditions.ready(False, "SecretNotFound", "m", 1, NOW)
-    grant = StatusWrite("secretgrants", ("a", "g"), Tracked("u", 1, b"{}"), {}, problem)
+    grant = StatusWrite("secretgrants", ("a", "g"), Tracked("u", 1, "{}"), {}, problem)
     asyncio.run(Reporter(cast(Any, api.aio)).write([grant]))
     assert api.sent() == [
         ("PATCH", "/apis/usersecrets.io/v1alpha1/namespaces/a/secretgrants/g/status")
