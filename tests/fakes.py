@@ -108,6 +108,7 @@ class FakeApi:
     def __init__(self, answer: Answer | None = None) -> None:
         self.answer = answer or (lambda _: {})
         self.requests: list[Request] = []
+        self.streams_lists = True
 
     def json(
         self,

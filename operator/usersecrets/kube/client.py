@@ -86,6 +86,9 @@ class KubeApi:
             credentials.server, maxsize=pool, block=False, **tls
         )
         self.base = urllib.parse.urlsplit(credentials.server).path.rstrip("/")
+        #: False once the apiserver refused to stream a list (`watching.pages`): its WatchList
+        #: feature is off, and the lists after it are paginated without asking again.
+        self.streams_lists = True
 
     def stream(
         self,

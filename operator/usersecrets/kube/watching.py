@@ -12,6 +12,7 @@ two events of each secret, come here too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -60,11 +61,10 @@ def pages(
 
     A page at a time: one answer of a hundred thousand would be parsed in one go, holding the
     GIL (and so the event loop that answers admissions) for a second or more."""
-    streamed = _streamed(core, path, label_selector, metadata_only)
-    try:
-        first = next(streamed)
-    except _NotStreamed:
-        first = None
+    first, streamed = None, _streamed(core, path, label_selector, metadata_only)
+    if core.streams_lists:
+        with contextlib.suppress(_NotStreamed):
+            first = next(streamed)
     if first is None:
         yield from paginated(core, path, label_selector, metadata_only)
         return
@@ -96,6 +96,8 @@ def _streamed(
             timeout=(10, LIST_TIMEOUT),
         )
     except ApiError as error:
+        if error.status in (400, 422):  # for good: the feature is off
+            core.streams_lists = False
         if error.status in (400, 422, 429):
             raise _NotStreamed from None
         raise

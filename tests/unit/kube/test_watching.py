@@ -34,6 +34,7 @@ class FakeApi:
         #: The objects `listed` was handed last, as the code parsed them.
         self.listed: list[dict[str, Any]] = []
         self.held_while_watching: list[int] = []
+        self.streams_lists = True
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         assert (method, path, kwargs["query"]["watch"]) == ("GET", "/things", "true")
@@ -226,6 +227,7 @@ class Streamed:
     def __init__(self, answer: Any) -> None:
         self.answer = answer
         self.queries: list[dict[str, Any]] = []
+        self.streams_lists = True
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         self.queries.append({**kwargs["query"], **kwargs["headers"]})
@@ -315,6 +317,20 @@ def test_a_stream_refused_or_broken_off_before_its_first_page_is_paginated(answe
     ]
     assert got == [(["a"], "7"), (["b"], "7")]
     assert [q.get("continue", "-") for q in api.queries] == ["-", None, "p2"]
+
+
+@pytest.mark.parametrize(("status", "again"), [(422, False), (400, False), (429, True)])
+def test_once_streams_are_refused_for_good_lists_are_paginated_without_asking(
+    status: int, again: bool
+) -> None:
+    """The WatchList feature off (422, 400) stays off; a watch cache still loading (429)
+    does not."""
+    api = Paged(refusal(status))
+    list(watching.pages(cast(Any, api), "/things"))
+    api.queries.clear()
+    list(watching.pages(cast(Any, api), "/things"))
+    asked = [q.get("sendInitialEvents") == "true" for q in api.queries]
+    assert asked == ([True, False, False] if again else [False, False])
 
 
 def test_another_refusal_of_a_list_is_raised() -> None:
