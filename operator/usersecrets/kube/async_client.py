@@ -17,18 +17,10 @@ import aiohttp
 import orjson
 import yarl
 
-from usersecrets.kube.client import ApiError, Timeout, request
+from usersecrets.kube.client import CONNECT_SECONDS, READ_SECONDS, ApiError, request
 from usersecrets.kube.credentials import Credentials
 
 logger = logging.getLogger(__name__)
-
-
-def _timeout(value: Timeout) -> aiohttp.ClientTimeout:
-    if value is None:
-        return aiohttp.ClientTimeout(sock_connect=10.0, sock_read=60.0)
-    if isinstance(value, tuple):
-        return aiohttp.ClientTimeout(sock_connect=value[0], sock_read=value[1])
-    return aiohttp.ClientTimeout(total=value)
 
 
 class AsyncKubeApi:
@@ -44,7 +36,7 @@ class AsyncKubeApi:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self.credentials.ssl_context, limit=self.pool),
-                timeout=_timeout(None),
+                timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_SECONDS, sock_read=READ_SECONDS),
             )
         return self._session
 
@@ -57,7 +49,6 @@ class AsyncKubeApi:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         content_type: str | None = None,
-        timeout: Timeout = None,
     ) -> bytes:
         """The whole answer; ApiError unless 2xx."""
         url, sent, data = request(self.credentials, path, query, body, headers, content_type)
@@ -66,7 +57,6 @@ class AsyncKubeApi:
             yarl.URL(self.server + url, encoded=True),  # quoted once, by `request`
             data=data,
             headers=sent,
-            timeout=_timeout(timeout),
         ) as response:
             answer = await response.read()
         # As urllib3 logs the threads' requests: the path names objects, never their values.

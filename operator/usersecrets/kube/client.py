@@ -27,6 +27,8 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 Timeout = float | tuple[float, float] | None
+#: Unless a caller says otherwise: seconds to connect, and to wait for each read.
+CONNECT_SECONDS, READ_SECONDS = 10.0, 60.0
 
 
 class ApiError(Exception):
@@ -66,7 +68,7 @@ def request(
 
 def _timeout(value: Timeout) -> urllib3.Timeout:
     if value is None:
-        return urllib3.Timeout(connect=10.0, read=60.0)
+        return urllib3.Timeout(connect=CONNECT_SECONDS, read=READ_SECONDS)
     if isinstance(value, tuple):
         return urllib3.Timeout(connect=value[0], read=value[1])
     return urllib3.Timeout(total=value)
