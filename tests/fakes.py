@@ -150,8 +150,19 @@ class FakeAsyncApi:
     def __init__(self, api: FakeApi) -> None:
         self.api = api
 
-    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.api.json(method, path, **kwargs)
+    async def json(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> Any:
+        return self.api.json(
+            method, path, query=query, body=body, headers=headers, content_type=content_type
+        )
 
     async def call(self, method: str, path: str, **kwargs: Any) -> bytes:
-        return self.api.call(method, path, **kwargs)
+        return json.dumps(await self.json(method, path, **kwargs)).encode()

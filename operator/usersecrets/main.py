@@ -41,7 +41,7 @@ def probe_routes(ready: Callable[[], bool]) -> Routes:
 
 
 async def run(settings: Settings) -> None:
-    # Workers, admissions' rare lookups and the controller's source reads block in API calls.
+    # Admissions' rare lookups, quota reads and the relist's pages block in API calls.
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(settings.workers + settings.status_workers + 4, thread_name_prefix="api")
     )

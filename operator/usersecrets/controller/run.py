@@ -275,14 +275,13 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
     watches: list[threading.Event] = []
     kopf: list[asyncio.Task[None]] = []
     stopped = asyncio.create_task(stop.wait())
+    # The Lease is kept meanwhile, and may be lost: then the process ends, as below.
+    listing = asyncio.create_task(controller.first_relist())
     try:
-        # The Lease is kept meanwhile, and may be lost: then the process ends, as below.
-        listing = asyncio.create_task(controller.first_relist())
         done, _ = await asyncio.wait(
             [listing, *tasks, stopped], return_when=asyncio.FIRST_COMPLETED
         )
         if listing not in done:
-            listing.cancel()
             _raise_ended(done - {stopped})
             return
         watches = controller.follow(loop, listing.result())
@@ -301,12 +300,14 @@ async def lead(api: KubeApi, settings: Settings, stop: asyncio.Event) -> None:
         kopf_stop.set()
         for watch in watches:
             watch.set()
-        for task in [*tasks, stopped]:
+        for task in [*tasks, listing, stopped]:
             task.cancel()
-        await asyncio.gather(*tasks, *kopf, stopped, return_exceptions=True)
-        await writes.close()
-        if elector is not None:
-            await asyncio.to_thread(elector.release)
+        try:  # every task that may write has ended before the client closes
+            await asyncio.gather(*tasks, *kopf, listing, stopped, return_exceptions=True)
+        finally:
+            await writes.close()
+            if elector is not None:
+                await asyncio.to_thread(elector.release)
 
 
 def _raise_ended(ended: set[asyncio.Task[Any]]) -> None:

@@ -2,8 +2,7 @@
 and, with shards, the slot label that sends a UserSecret to its owner's shard.
 
 Touches no cache: the reconciler hands it a plan and the versions it knows, and records the
-`Outcome`. Only Secrets carrying our
-managed-by label are ever written over or deleted.
+`Outcome`. Only Secrets carrying our managed-by label are ever written over or deleted.
 """
 
 from __future__ import annotations

@@ -45,15 +45,16 @@ class ApiError(Exception):
 
 
 def request(
-    credentials: Credentials,
+    auth: Mapping[str, str],
     path: str,
     query: Mapping[str, Any] | None,
     body: Any,
     headers: Mapping[str, str] | None,
     content_type: str | None,
 ) -> tuple[str, dict[str, str], bytes | None]:
-    """A request's URL (from the path on), headers and body, whichever client sends it."""
-    sent = {"Accept": "application/json", **credentials.headers(), **(headers or {})}
+    """A request's URL (from the path on), headers and body, whichever client sends it;
+    `auth`: the credentials' headers."""
+    sent = {"Accept": "application/json", **auth, **(headers or {})}
     data = None
     if body is not None:
         sent["Content-Type"] = content_type or "application/json"
@@ -106,7 +107,7 @@ class KubeApi:
         """The answer with its body unread, for a watch to stream; the caller releases it.
         ApiError unless 2xx."""
         url, sent, data = request(
-            self.credentials, self.base + path, query, body, headers, content_type
+            self.credentials.headers(), self.base + path, query, body, headers, content_type
         )
         response = self.pool.urlopen(
             method,

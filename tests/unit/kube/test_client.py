@@ -19,7 +19,8 @@ from usersecrets.kube.credentials import Credentials, bearer, tls_context
 
 
 class _Echo(BaseHTTPRequestHandler):
-    """Answers with what it received, as JSON, on a kept-alive connection; /refuse is a 409."""
+    """Answers with what it received, as JSON, on a kept-alive connection; /refuse is a 409,
+    /moved a redirect."""
 
     protocol_version = "HTTP/1.1"
     connections = 0
@@ -30,6 +31,12 @@ class _Echo(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/moved"):
+            self.send_response(302, "Found")
+            self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         status = 409 if self.path.startswith("/refuse") else 201
         body = json.dumps(
             {
@@ -155,3 +162,39 @@ def test_a_request_is_logged_at_debug_by_its_path_never_by_its_body(
     assert "/api/v1/namespaces/alice/secrets" in logged
     assert "/refuse/db" in logged
     assert "c2VjcmV0" not in logged
+
+
+def test_a_redirect_is_an_answer_not_followed(client: Client) -> None:
+    """A create redirected and followed would be a GET, read as the object created."""
+    with pytest.raises(ApiError) as info:
+        client.call("POST", "/moved", body={"metadata": {"name": "x"}})
+    assert info.value.status == 302
+
+
+def test_the_loops_client_reads_its_credentials_in_a_thread_now_and_then(server: str) -> None:
+    """Reading them may run a kubeconfig's exec plugin: never on the loop, nor per request."""
+    threads: list[threading.Thread] = []
+
+    def headers() -> dict[str, str]:
+        threads.append(threading.current_thread())
+        return {"Authorization": "Bearer t"}
+
+    api = _OnALoop(AsyncKubeApi(Credentials(server, tls_context(), headers)))
+    try:
+        for _ in range(3):
+            assert api.json("GET", "/x")["authorization"] == "Bearer t"
+    finally:
+        api.close()
+    assert len(threads) == 1
+    assert threads[0] is not threading.current_thread()  # the loop's thread, here
+
+
+def test_the_loops_client_once_closed_sends_nothing(server: str) -> None:
+    api = _OnALoop(AsyncKubeApi(Credentials(server, tls_context(), bearer("t"))))
+    api.close()
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(RuntimeError, match="closed"):
+            loop.run_until_complete(api.api.call("GET", "/x"))
+    finally:
+        loop.close()
