@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -197,6 +198,7 @@ class ControlPlane:
     ) -> None:
         """`address`: where the apiserver listens; loopback, or a node's bridge address."""
         self.bin_dir = bin_dir
+        self._made_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="usersecrets-cp-"))
         self.logs = self.workdir / "logs"
         self.kubeconfig = self.workdir / "admin.kubeconfig"
@@ -501,4 +503,8 @@ class ControlPlane:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        """Stops; the directory it made (etcd's data, hundreds of MB after a bench) is removed,
+        unless the block failed: its logs then tell why."""
         self.stop()
+        if self._made_workdir and exc[0] is None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
