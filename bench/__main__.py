@@ -569,12 +569,6 @@ class Bench:
             "added_p99_ms": round((quantile(annotated, 0.99) - quantile(plain, 0.99)) * 1000, 2),
         }
 
-    def rss_mib(self) -> float:
-        assert self.operator.process is not None
-        status = Path(f"/proc/{self.operator.process.pid}/status").read_text()
-        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        return round(kib / 1024, 1)
-
     def converged(self, timeout: float) -> None:
         """The operator leads and its queues are empty. One scrape every half second: a scrape
         costs the operator CPU, which the bench would count against each secret."""
@@ -588,7 +582,7 @@ class Bench:
     def memory_and_cold_start(self, sizes: tuple[int, ...]) -> dict[str, Any]:
         """RSS idle and with many UserSecrets; then a restart with all of them existing."""
         self.converged(60)
-        out: dict[str, Any] = {"idle_rss_mib": self.rss_mib()}
+        out: dict[str, Any] = {"idle_rss_mib": self.operator.memory_mib()[0]}
         user = f"c{uuid.uuid4().hex[:6]}"
         namespace = self.namespace(user)
         have = 0
@@ -604,7 +598,7 @@ class Bench:
                 self.wait(lambda: len(seen) >= new, 600, f"{size} copies")  # noqa: B023
             have = size
             self.converged(600)
-            out[f"rss_mib_at_{size}"] = self.rss_mib()
+            out[f"rss_mib_at_{size}"] = self.operator.memory_mib()[0]
         self.operator.stop()
         started = time.monotonic()
         self.operator.start()

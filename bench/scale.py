@@ -173,12 +173,7 @@ def now(api: KubeApi) -> str:
 
 def rss(operators: list[OperatorProcess]) -> dict[str, Any]:
     """The largest leader's RSS and peak (VmHWM), and each leader's."""
-    each = []
-    for operator in operators:
-        assert operator.process is not None
-        status = Path(f"/proc/{operator.process.pid}/status").read_text().splitlines()
-        fields = {line.split(":")[0]: int(line.split()[1]) for line in status if "kB" in line}
-        each.append([round(fields["VmRSS"] / 1024, 1), round(fields["VmHWM"] / 1024, 1)])
+    each = [list(operator.memory_mib()) for operator in operators]
     return {
         "rss_mib": max(rss for rss, _ in each),
         "peak_rss_mib": max(peak for _, peak in each),

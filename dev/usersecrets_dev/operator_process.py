@@ -121,6 +121,13 @@ class OperatorProcess:
         wait_ready(self.process, self.log, url, "the operator", timeout)
         return self
 
+    def memory_mib(self) -> tuple[float, float]:
+        """Its resident memory now and at its peak (VmRSS, VmHWM), in MiB."""
+        assert self.process is not None, "launch() first"
+        status = Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+        kib = {line.split(":")[0]: int(line.split()[1]) for line in status if line.endswith("kB")}
+        return round(kib["VmRSS"] / 1024, 1), round(kib["VmHWM"] / 1024, 1)
+
     def stop(self, kill: bool = False) -> None:
         if self.process is None:
             return

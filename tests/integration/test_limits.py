@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -29,13 +28,6 @@ from usersecrets_dev.operator_process import OperatorProcess
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def test_past_the_secret_limit_the_newest_waits_until_there_is_room(
@@ -115,8 +107,7 @@ def test_one_big_source_named_many_times_is_held_once_and_copied_within_the_byte
             data={"v": base64.b64encode(b"x" * MIB).decode()},
         ),
     )
-    assert operator.process is not None
-    before = rss_mib(operator.process.pid)
+    before = operator.memory_mib()[0]
     for i in range(30):
         create_usersecret(as_alice, home, f"b{i:02}", source=("big", "v"))
     for i in range(30):
@@ -128,7 +119,7 @@ def test_one_big_source_named_many_times_is_held_once_and_copied_within_the_byte
             "Materialized" if i < 8 else "LimitExceeded",
             timeout=60,
         )
-    grown = rss_mib(operator.process.pid) - before
+    grown = operator.memory_mib()[0] - before
     print(f"30 UserSecrets of one 1 MiB source: RSS +{grown:.1f} MiB")
     assert len(managed_copies(admin, alice)) == 8
     assert grown < 20
